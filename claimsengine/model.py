@@ -1,0 +1,690 @@
+"""The core's values: the tenant configuration, the requests and the decisions.
+
+Everything here is a frozen pydantic model. Sequences are tuples, so a value can be
+shared, hashed where it matters and compared byte for byte in golden files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
+
+from claimsengine.auth0 import MANAGEMENT_API_SCOPES
+from claimsengine.rules import ErrorCode, Rule
+
+
+class Frozen(BaseModel):
+    """Base of every core value: immutable, and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------
+# Enumerations (wire values, exactly as Auth0 spells them)
+# ---------------------------------------------------------------------------------------
+
+
+class SigningAlg(StrEnum):
+    """An API's access-token signing algorithm (R64)."""
+
+    RS256 = "RS256"
+    PS256 = "PS256"
+    HS256 = "HS256"
+
+
+class TokenDialect(StrEnum):
+    """An API's access-token profile (R53)."""
+
+    ACCESS_TOKEN = "access_token"
+    ACCESS_TOKEN_AUTHZ = "access_token_authz"
+    RFC9068_PROFILE = "rfc9068_profile"
+    RFC9068_PROFILE_AUTHZ = "rfc9068_profile_authz"
+
+
+class ClientPolicy(StrEnum):
+    """``subject_type_authorization.client.policy`` (R23)."""
+
+    REQUIRE_CLIENT_GRANT = "require_client_grant"
+    DENY_ALL = "deny_all"
+
+
+class UserPolicy(StrEnum):
+    """``subject_type_authorization.user.policy`` (R23)."""
+
+    ALLOW_ALL = "allow_all"
+    REQUIRE_CLIENT_GRANT = "require_client_grant"
+    DENY_ALL = "deny_all"
+
+
+class OrganizationUsage(StrEnum):
+    """How a grant or a client uses organizations (R34, R40)."""
+
+    DENY = "deny"
+    ALLOW = "allow"
+    REQUIRE = "require"
+
+
+class AuthMethod(StrEnum):
+    """``token_endpoint_auth_method`` (R3)."""
+
+    NONE = "none"
+    CLIENT_SECRET_POST = "client_secret_post"
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+class SubjectType(StrEnum):
+    """Whom a client grant is for (R24)."""
+
+    CLIENT = "client"
+    USER = "user"
+
+
+class TokenFormat(StrEnum):
+    """The issued access token's format (R44)."""
+
+    OPAQUE = "opaque"
+    JWT = "jwt"
+
+
+class GrantType(StrEnum):
+    """The grant types the engine decides."""
+
+    CLIENT_CREDENTIALS = "client_credentials"
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"
+
+
+# Public application types default to no client authentication (R11, R14).
+PUBLIC_APP_TYPES = frozenset({"spa", "native"})
+
+# R14: grant types a client gets when its record does not list any.
+CONFIDENTIAL_DEFAULT_GRANTS = ("implicit", "authorization_code", "refresh_token", "client_credentials")
+PUBLIC_DEFAULT_GRANTS = ("implicit", "authorization_code", "refresh_token")
+
+
+# ---------------------------------------------------------------------------------------
+# Choices where Auth0's behaviour is unknown or has changed over time
+# ---------------------------------------------------------------------------------------
+
+
+class Behaviour(Frozen):
+    """Switches for behaviour the catalogue marks as inferred, era-dependent or unclear.
+
+    The defaults are the choices recorded in ``specs/choices.md``.
+    """
+
+    # R25: the no-grant wording changed in 2018 → 2024 → 2025.
+    no_grant_wording: Literal["2018", "2024", "2025"] = "2025"
+    # R8 / open question 3: live tenants answer access_denied "Unauthorized"; the docs say
+    # invalid_client "Client authentication failed".
+    client_auth_error: Literal["observed", "documented"] = "observed"
+    # R6: the OAS text, or the form naming the value.
+    unsupported_grant_wording: Literal["oas", "named"] = "oas"
+    # R30 / open question 1: client credentials returns every granted scope ("grant"), or
+    # honours a requested subset ("requested").
+    client_credentials_scopes: Literal["grant", "requested"] = "grant"
+    # Open question 2: how several missing scopes are joined in the R31 message.
+    missing_scope_separator: str = " "
+    # R73 / open question 17: the refresh-token error as observed, or as the legacy docs say.
+    refresh_error: Literal["observed", "legacy"] = "observed"
+    # R4: a client that authenticates with another method than the registered one fails.
+    strict_auth_method: bool = True
+    # Open question 13: with RBAC off, requested scopes the API does not define are dropped.
+    keep_undefined_user_scopes: bool = False
+    # A Host that is none of the tenant's domains: served as `default_domain`, or refused.
+    unknown_host: Literal["default", "reject"] = "default"
+    # Which domain serves unknown hosts; None means the canonical domain.
+    default_domain: str | None = None
+    # How long an authorization code stays valid, in seconds.
+    authorization_code_lifetime: int = Field(default=600, ge=1)
+    # ID-token lifetime when the client does not set one (R14: 36000 s).
+    id_token_lifetime: int = Field(default=36000, ge=1)
+
+
+# ---------------------------------------------------------------------------------------
+# The tenant
+# ---------------------------------------------------------------------------------------
+
+
+class Permission(Frozen):
+    """One API permission, as Deploy CLI role exports spell it."""
+
+    resource_server_identifier: str
+    permission_name: str
+
+
+class Role(Frozen):
+    """A role: a name and the permissions it carries."""
+
+    name: str
+    permissions: tuple[Permission, ...] = ()
+
+
+class Api(Frozen):
+    """A resource server (custom API). Defaults follow R93."""
+
+    identifier: Annotated[str, Field(min_length=1)]
+    name: str = ""
+    scopes: tuple[str, ...] = ()
+    signing_alg: SigningAlg = SigningAlg.RS256
+    signing_secret: SecretStr | None = None
+    token_lifetime: int = Field(default=86400, ge=1, le=2592000)
+    token_lifetime_for_web: int = Field(default=7200, ge=1, le=2592000)
+    token_dialect: TokenDialect = TokenDialect.ACCESS_TOKEN
+    enforce_policies: bool = False
+    allow_offline_access: bool = False
+    skip_consent_for_verifiable_first_party_clients: bool = False
+    client_policy: ClientPolicy = ClientPolicy.REQUIRE_CLIENT_GRANT
+    user_policy: UserPolicy = UserPolicy.ALLOW_ALL
+    is_system: bool = False
+
+
+class PublicKey(Frozen):
+    """A registered public key for private_key_jwt (R9); at most two per client."""
+
+    kid: str | None = None
+    alg: Literal["RS256", "RS384", "PS256"] = "RS256"
+    pem: str
+
+
+class DefaultOrganization(Frozen):
+    """A client's default organization (R36)."""
+
+    organization_id: str
+    flows: tuple[str, ...] = ("client_credentials",)
+
+
+class TokenQuota(Frozen):
+    """A client-credentials token quota (R43). ``None`` limits are not set."""
+
+    enforce: bool = True
+    per_hour: int | None = Field(default=None, ge=0)
+    per_day: int | None = Field(default=None, ge=0)
+
+
+class Client(Frozen):
+    """An application."""
+
+    client_id: Annotated[str, Field(min_length=1)]
+    name: str = ""
+    client_secrets: tuple[SecretStr, ...] = ()
+    app_type: str | None = None
+    token_endpoint_auth_method: AuthMethod | None = None
+    grant_types: tuple[str, ...] | None = None
+    is_first_party: bool = True
+    public_keys: tuple[PublicKey, ...] = Field(default=(), max_length=2)
+    callbacks: tuple[str, ...] = ()
+    organization_usage: OrganizationUsage = OrganizationUsage.DENY
+    default_organization: DefaultOrganization | None = None
+    token_quota: TokenQuota | None = None
+    id_token_lifetime: int | None = Field(default=None, ge=1)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def auth_method(self) -> AuthMethod:
+        """The registered method, or the default for the app type (R11, R14)."""
+        if self.token_endpoint_auth_method is not None:
+            return self.token_endpoint_auth_method
+        if self.public_keys:
+            return AuthMethod.PRIVATE_KEY_JWT
+        if self.app_type in PUBLIC_APP_TYPES:
+            return AuthMethod.NONE
+        return AuthMethod.CLIENT_SECRET_POST
+
+    @property
+    def effective_grant_types(self) -> tuple[str, ...]:
+        """The listed grant types, or the defaults of R14."""
+        if self.grant_types is not None:
+            return self.grant_types
+        if self.auth_method is AuthMethod.NONE:
+            return PUBLIC_DEFAULT_GRANTS
+        return CONFIDENTIAL_DEFAULT_GRANTS
+
+
+class ClientGrant(Frozen):
+    """A client grant: a client (or all third-party clients) may get tokens for an API."""
+
+    id: str | None = None
+    client_id: str | None = None
+    default_for: Literal["third_party_clients"] | None = None
+    audience: Annotated[str, Field(min_length=1)]
+    scope: tuple[str, ...] = ()
+    allow_all_scopes: bool = False
+    subject_type: SubjectType = SubjectType.CLIENT
+    organization_usage: OrganizationUsage = OrganizationUsage.DENY
+    allow_any_organization: bool = False
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ClientGrant:
+        if (self.client_id is None) == (self.default_for is None):
+            raise ValueError("a client grant needs exactly one of client_id and default_for")
+        if self.allow_all_scopes and self.scope:
+            raise ValueError("allow_all_scopes grants may not list scopes (R26)")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, SubjectType]:
+        """Identity of the grant: (client_id or default_for, audience, subject_type)."""
+        return (self.client_id or f"default_for:{self.default_for}", self.audience, self.subject_type)
+
+
+class GrantRef(Frozen):
+    """An organization's association with a client grant, by client and audience (R35)."""
+
+    client_id: str
+    audience: str
+
+
+class OrganizationMember(Frozen):
+    """A user's membership in an organization, with the roles they hold there."""
+
+    user_id: str
+    roles: tuple[str, ...] = ()
+
+
+class Organization(Frozen):
+    """An organization."""
+
+    id: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1)]
+    client_grants: tuple[GrantRef, ...] = ()
+    members: tuple[OrganizationMember, ...] = ()
+    token_quota: TokenQuota | None = None
+
+
+class Consent(Frozen):
+    """A consent a user has given to a client for an API's scopes (R70)."""
+
+    client_id: str
+    audience: str
+    scopes: tuple[str, ...] = ()
+    organization_id: str | None = None
+
+
+class User(Frozen):
+    """A user who can log in at ``/authorize``."""
+
+    user_id: Annotated[str, Field(min_length=1)]
+    profile: dict[str, JsonValue] = Field(default_factory=dict)
+    roles: tuple[str, ...] = ()
+    permissions: tuple[Permission, ...] = ()
+    consents: tuple[Consent, ...] = ()
+
+
+class CustomDomain(Frozen):
+    """A custom domain (R52, R95). Only verified ones issue tokens."""
+
+    domain: Annotated[str, Field(min_length=1)]
+    verified: bool = True
+    is_default: bool = False
+
+
+# Actions are user code: callables the engine calls with an event and an API object. The
+# concrete types live in claimsengine.actions; here they are opaque so the model stays small.
+ActionFn = Callable[[Any, Any], None]
+
+
+class Tenant(Frozen):
+    """A tenant's configuration: the input every decision is made against.
+
+    Cross-references are checked when the tenant is built; every problem is listed at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    domain: Annotated[str, Field(min_length=1, description="canonical domain, e.g. acme.auth0.com")]
+    custom_domains: tuple[CustomDomain, ...] = ()
+    default_audience: str | None = None
+    resource_parameter_profile: Literal["audience", "compatibility"] = "audience"
+    allow_organization_name_in_authentication_api: bool = False
+    allow_api1_non_global_clients: bool = False
+    organizations_for_m2m: bool = True
+    default_token_quota: TokenQuota | None = None
+    default_organization_token_quota: TokenQuota | None = None
+    apis: tuple[Api, ...] = ()
+    clients: tuple[Client, ...] = ()
+    client_grants: tuple[ClientGrant, ...] = ()
+    organizations: tuple[Organization, ...] = ()
+    roles: tuple[Role, ...] = ()
+    users: tuple[User, ...] = ()
+    credentials_exchange_actions: tuple[ActionFn, ...] = ()
+    post_login_actions: tuple[ActionFn, ...] = ()
+    behaviour: Behaviour = Behaviour()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Tenant:
+        problems = cross_reference_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{path}: {msg}" for path, msg in problems))
+        return self
+
+    @property
+    def management_api_identifier(self) -> str:
+        """``https://{canonical}/api/v2/`` (R16)."""
+        return f"https://{self.domain}/api/v2/"
+
+    @property
+    def userinfo_audience(self) -> str:
+        """``https://{canonical}/userinfo`` (R16)."""
+        return f"https://{self.domain}/userinfo"
+
+    @cached_property
+    def index(self) -> TenantIndex:
+        """The compiled, indexed form; built once per tenant, then every lookup is O(1)."""
+        return TenantIndex(self)
+
+
+def cross_reference_problems(tenant: Tenant) -> list[tuple[str, str]]:
+    """Every cross-reference problem in ``tenant`` as (path, message) pairs."""
+    problems: list[tuple[str, str]] = []
+
+    def duplicates(path: str, values: list[str], what: str) -> None:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                problems.append((f"{path}[{i}]", f"duplicate {what} {value!r}"))
+            seen.add(value)
+
+    duplicates("clients", [c.client_id for c in tenant.clients], "client_id")
+    duplicates("apis", [a.identifier for a in tenant.apis], "identifier")
+    duplicates("organizations", [o.id for o in tenant.organizations], "organization id")
+    duplicates("organizations", [o.name for o in tenant.organizations], "organization name")
+    duplicates("users", [u.user_id for u in tenant.users], "user_id")
+    duplicates("roles", [r.name for r in tenant.roles], "role name")
+    duplicates("client_grants", ["|".join(g.key) for g in tenant.client_grants], "grant")
+    client_ids = {c.client_id for c in tenant.clients}
+    for i, grant in enumerate(tenant.client_grants):
+        if grant.client_id is not None and grant.client_id not in client_ids:
+            problems.append((f"client_grants[{i}].client_id", f"no client {grant.client_id!r}"))
+    grant_pairs = {(g.client_id, g.audience) for g in tenant.client_grants}
+    users = {u.user_id for u in tenant.users}
+    role_names = {r.name for r in tenant.roles}
+    for i, org in enumerate(tenant.organizations):
+        for j, ref in enumerate(org.client_grants):
+            if (ref.client_id, ref.audience) not in grant_pairs:
+                problems.append(
+                    (f"organizations[{i}].client_grants[{j}]", f"no client grant for {ref.client_id!r} to {ref.audience!r}")
+                )
+        for j, member in enumerate(org.members):
+            if member.user_id not in users:
+                problems.append((f"organizations[{i}].members[{j}]", f"no user {member.user_id!r}"))
+            problems.extend(
+                (f"organizations[{i}].members[{j}].roles", f"no role {name!r}") for name in member.roles if name not in role_names
+            )
+    for i, user in enumerate(tenant.users):
+        problems.extend((f"users[{i}].roles", f"no role {name!r}") for name in user.roles if name not in role_names)
+    for i, client in enumerate(tenant.clients):
+        default = client.default_organization
+        if default is not None and default.organization_id not in {o.id for o in tenant.organizations}:
+            problems.append((f"clients[{i}].default_organization", f"no organization {default.organization_id!r}"))
+    custom = [d.domain for d in tenant.custom_domains]
+    duplicates("custom_domains", [tenant.domain, *custom], "domain")
+    default_domain = tenant.behaviour.default_domain
+    if default_domain is not None and default_domain not in (tenant.domain, *custom):
+        problems.append(("behaviour.default_domain", f"{default_domain!r} is not a domain of this tenant"))
+    return problems
+
+
+class TenantIndex:
+    """A tenant compiled for O(1) lookups. Built by :attr:`Tenant.index`; read-only."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        management = Api(
+            identifier=tenant.management_api_identifier,
+            name="Auth0 Management API",
+            scopes=MANAGEMENT_API_SCOPES,
+            is_system=True,
+        )
+        # R91: the Management API is built in; a configured API with the same identifier
+        # (as some exports carry) overrides the synthesised one.
+        self.apis: dict[str, Api] = {management.identifier: management}
+        self.apis.update({api.identifier: api for api in tenant.apis})
+        self.clients: dict[str, Client] = {c.client_id: c for c in tenant.clients}
+        self.grants: dict[tuple[str, str, SubjectType], ClientGrant] = {g.key: g for g in tenant.client_grants}
+        self.organizations_by_id: dict[str, Organization] = {o.id: o for o in tenant.organizations}
+        self.organizations_by_name: dict[str, Organization] = {o.name: o for o in tenant.organizations}
+        self.org_associations: frozenset[tuple[str, str, str]] = frozenset(
+            (o.id, ref.client_id, ref.audience) for o in tenant.organizations for ref in o.client_grants
+        )
+        self.users: dict[str, User] = {u.user_id: u for u in tenant.users}
+        self.roles: dict[str, Role] = {r.name: r for r in tenant.roles}
+        self.memberships: dict[tuple[str, str], OrganizationMember] = {
+            (o.id, m.user_id): m for o in tenant.organizations for m in o.members
+        }
+        # Only verified custom domains issue tokens (R95).
+        self.domains: frozenset[str] = frozenset(
+            [tenant.domain, *(d.domain for d in tenant.custom_domains if d.verified)]
+        )
+        self.unverified_domains: frozenset[str] = frozenset(d.domain for d in tenant.custom_domains if not d.verified)
+
+    def grant_for(self, client: Client, audience: str, subject: SubjectType) -> ClientGrant | None:
+        """The client's own grant, else the third-party default grant (R24, R28)."""
+        own = self.grants.get((client.client_id, audience, subject))
+        if own is not None or client.is_first_party:
+            return own
+        return self.grants.get(("default_for:third_party_clients", audience, subject))
+
+    def user_permissions(self, user: User, audience: str, organization_id: str | None) -> tuple[str, ...]:
+        """A user's permissions for one API: direct, from roles, and from org roles (R57)."""
+        names: list[str] = []
+        role_names = list(user.roles)
+        if organization_id is not None:
+            member = self.memberships.get((organization_id, user.user_id))
+            if member is not None:
+                role_names.extend(member.roles)
+        perms = list(user.permissions)
+        for name in role_names:
+            perms.extend(self.roles[name].permissions)
+        for perm in perms:
+            if perm.resource_server_identifier == audience and perm.permission_name not in names:
+                names.append(perm.permission_name)
+        return tuple(names)
+
+
+# ---------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------
+
+
+class ClientAssertion(Frozen):
+    """A private_key_jwt assertion, after the adapter checked its signature (R9).
+
+    The adapter does the cryptography; the core judges these facts.
+    """
+
+    alg: str
+    kid: str | None = None
+    claims: dict[str, JsonValue]
+    size: int = Field(ge=0, description="length of the compact assertion in bytes")
+    signature_valid: bool
+    key_alg: str | None = Field(default=None, description="alg of the registered key that verified it")
+    jti_reused: bool = False
+
+
+class QuotaUsage(Frozen):
+    """Tokens already issued in the current hour and day, per client and organization (R43)."""
+
+    client_hour: int = Field(default=0, ge=0)
+    client_day: int = Field(default=0, ge=0)
+    organization_hour: int = Field(default=0, ge=0)
+    organization_day: int = Field(default=0, ge=0)
+
+
+class AuthorizationGrant(Frozen):
+    """What an authorization code stands for: the outcome of ``/authorize``.
+
+    The adapter turns it into a code and back; the core never sees the code string.
+    """
+
+    client_id: str
+    user_id: str
+    audience: str | None
+    scope: tuple[str, ...]
+    organization_id: str | None = None
+    redirect_uri: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: Literal["S256", "plain"] | None = None
+    nonce: str | None = None
+    domain: str
+    issued_at: int
+    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RefreshGrant(Frozen):
+    """What a refresh token stands for (R66, R72)."""
+
+    client_id: str
+    user_id: str
+    audience: str | None
+    scope: tuple[str, ...]
+    organization_id: str | None = None
+    domain: str
+    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class TokenRequest(Frozen):
+    """A ``POST /oauth/token`` request in wire form.
+
+    Fields are the parameters as sent; normalising them is the core's job. The adapter
+    decodes HTTP Basic credentials into ``basic_client_id``/``basic_client_secret``,
+    verifies a client assertion into ``assertion``, and resolves a code or refresh token
+    it minted earlier into ``code_grant``/``refresh_grant`` (``None`` when unknown).
+    """
+
+    domain: str | None = Field(default=None, description="host the request came through")
+    grant_type: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    basic_client_id: str | None = None
+    basic_client_secret: SecretStr | None = None
+    client_assertion_type: str | None = None
+    assertion: ClientAssertion | None = None
+    audience: str | None = None
+    resource: str | None = None
+    scope: str | None = None
+    organization: str | None = None
+    code: SecretStr | None = None
+    code_verifier: str | None = None
+    redirect_uri: str | None = None
+    code_grant: AuthorizationGrant | None = None
+    refresh_token: SecretStr | None = None
+    refresh_grant: RefreshGrant | None = None
+    quota_usage: QuotaUsage = QuotaUsage()
+    malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
+
+
+class AuthorizeRequest(Frozen):
+    """A ``GET /authorize`` request (response_type ``code``), with the login's outcome.
+
+    ``user_id`` is the authenticated user (``None``: no session). ``consent`` is the user's
+    answer if a consent prompt is shown (``None``: the user was not asked, or did not answer).
+    """
+
+    domain: str | None = None
+    response_type: str | None = "code"
+    client_id: str | None = None
+    redirect_uri: str | None = None
+    audience: str | None = None
+    scope: str | None = None
+    organization: str | None = None
+    prompt: str | None = None
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    user_id: str | None = None
+    consent: bool | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Decisions
+# ---------------------------------------------------------------------------------------
+
+
+class Reason(Frozen):
+    """One step of a decision: the rule that applied and a short human note."""
+
+    rule: Rule
+    detail: str = ""
+
+
+class JwtHeader(Frozen):
+    """The header choices of a JWT access token (R56, R64); the signer adds ``kid``."""
+
+    alg: SigningAlg
+    typ: Literal["JWT", "at+jwt"] = "JWT"
+
+
+class Issued(Frozen):
+    """An issued access token, fully described except for what the signer adds (``jti``, ``kid``)."""
+
+    kind: Literal["issued"] = "issued"
+    format: TokenFormat
+    issuer: str
+    audience: str | tuple[str, ...] | None
+    scope: str | None
+    claims: dict[str, JsonValue]
+    header: JwtHeader | None
+    signing_key: Literal["tenant", "api_secret"] | None
+    needs_jti: bool = False
+    expires_in: int
+    token_type: Literal["Bearer"] = "Bearer"
+    client_id: str
+    api: str | None = Field(default=None, description="identifier of the API whose secret signs (HS256)")
+    refresh: RefreshGrant | None = None
+    id_token: dict[str, JsonValue] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    trace: tuple[Reason, ...]
+
+
+class Rejected(Frozen):
+    """A refusal: the OAuth error as Auth0 sends it, and the rule that decided it."""
+
+    kind: Literal["rejected"] = "rejected"
+    error: ErrorCode
+    error_description: str
+    status: int
+    error_uri: str | None = None
+    redirect_uri: str | None = Field(default=None, description="/authorize: where the error is sent")
+    state: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    rejected_by: Rule
+    trace: tuple[Reason, ...]
+
+
+class Authorized(Frozen):
+    """``/authorize`` succeeded: redirect to ``redirect_uri`` with a code for ``grant``."""
+
+    kind: Literal["authorized"] = "authorized"
+    grant: AuthorizationGrant
+    redirect_uri: str
+    state: str | None = None
+    trace: tuple[Reason, ...]
+
+
+class Accepted(Frozen):
+    """A resource server accepts the presented token."""
+
+    kind: Literal["accepted"] = "accepted"
+    trace: tuple[Reason, ...]
+
+
+Decision = Annotated[Issued | Rejected | Authorized, Field(discriminator="kind")]
+DECISION: TypeAdapter[Issued | Rejected | Authorized] = TypeAdapter(Decision)
+
+Validation = Annotated[Accepted | Rejected, Field(discriminator="kind")]
+
+
+class PresentedToken(Frozen):
+    """A decoded access token as a resource server sees it: header and claims."""
+
+    header: dict[str, JsonValue]
+    claims: dict[str, JsonValue]

@@ -1,0 +1,188 @@
+"""The engine's vocabulary: rule ids, OAuth error codes and their HTTP statuses.
+
+Rule *statements* live once, in ``specs/rules.toml``; this module only names them.
+A test checks that the two sets of ids are equal, so neither can drift.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Rule(StrEnum):
+    """Every rule id the engine can put in a trace. Values are the ids used in ``specs/``."""
+
+    # --- request shape -------------------------------------------------------------
+    DOMAIN_RESOLVED = "domain.resolved"
+    DOMAIN_UNKNOWN = "domain.unknown"
+    GRANT_TYPE_MISSING = "request.grant_type_missing"
+    GRANT_TYPE_UNSUPPORTED = "request.grant_type_unsupported"
+    PARAMETER_MISSING = "request.parameter_missing"
+    PARAMETER_MALFORMED = "request.parameter_malformed"
+
+    # --- client authentication -----------------------------------------------------
+    CLIENT_ID_MISSING = "client.id_missing"
+    CLIENT_UNKNOWN = "client.unknown"
+    CLIENT_AUTH_METHOD_MISMATCH = "client.auth_method_mismatch"
+    CLIENT_SECRET_INVALID = "client.secret_invalid"
+    CLIENT_SECRET_VALID = "client.secret_valid"
+    CLIENT_ASSERTION_INVALID = "client.assertion_invalid"
+    CLIENT_ASSERTION_VALID = "client.assertion_valid"
+    CLIENT_PUBLIC = "client.public"
+    CLIENT_PUBLIC_CANNOT_USE_CC = "client.public_cannot_use_client_credentials"
+    CLIENT_GRANT_TYPE_NOT_ALLOWED = "client.grant_type_not_allowed"
+    CLIENT_GRANT_TYPE_ALLOWED = "client.grant_type_allowed"
+
+    # --- audience ----------------------------------------------------------------
+    AUDIENCE_EXPLICIT = "audience.explicit"
+    AUDIENCE_RESOURCE_PARAMETER = "audience.resource_parameter"
+    AUDIENCE_DEFAULT = "audience.default"
+    AUDIENCE_API_V1 = "audience.api_v1_legacy"
+    AUDIENCE_MISSING = "audience.missing"
+    AUDIENCE_USERINFO = "audience.userinfo"
+    AUDIENCE_API = "audience.api"
+    AUDIENCE_MANAGEMENT_API = "audience.management_api"
+    AUDIENCE_SYSTEM_API_CANONICAL = "audience.system_api_on_canonical_domain"
+    AUDIENCE_UNKNOWN = "audience.unknown"
+    AUDIENCE_UNKNOWN_AUTHORIZE = "audience.unknown_at_authorize"
+
+    # --- access policies and client grants -----------------------------------------
+    POLICY_CLIENT_DENY_ALL = "policy.client_deny_all"
+    POLICY_USER_DENY_ALL = "policy.user_deny_all"
+    POLICY_USER_ALLOW_ALL = "policy.user_allow_all"
+    POLICY_USER_REQUIRE_GRANT = "policy.user_require_client_grant"
+    GRANT_FOUND = "grant.found"
+    GRANT_DEFAULT_FOR_THIRD_PARTY = "grant.default_for_third_party"
+    GRANT_MISSING = "grant.missing"
+    GRANT_THIRD_PARTY_SYSTEM_API = "grant.third_party_system_api"
+
+    # --- scopes ------------------------------------------------------------------
+    SCOPE_ALL_API_SCOPES = "scope.allow_all_scopes"
+    SCOPE_GRANT_LIST = "scope.grant_list"
+    SCOPE_REQUESTED_SUBSET_IGNORED = "scope.requested_subset_ignored"
+    SCOPE_REQUESTED_SUBSET_HONOURED = "scope.requested_subset_honoured"
+    SCOPE_NOT_GRANTED = "scope.not_granted"
+    SCOPE_EMPTY = "scope.empty"
+    SCOPE_RBAC = "scope.rbac"
+    SCOPE_NO_RBAC = "scope.no_rbac"
+    SCOPE_USER_GRANT = "scope.user_grant"
+    SCOPE_OIDC_PASSTHROUGH = "scope.oidc_passthrough"
+    SCOPE_OFFLINE_ACCESS_DROPPED = "scope.offline_access_dropped"
+    SCOPE_REFRESH_NARROWED = "scope.refresh_narrowed"
+    SCOPE_REFRESH_EXCEEDS = "scope.refresh_exceeds_original"
+
+    # --- organizations -----------------------------------------------------------
+    ORG_FEATURE_UNAVAILABLE = "org.feature_unavailable"
+    ORG_NAME_NOT_ALLOWED = "org.name_not_allowed"
+    ORG_UNKNOWN = "org.unknown"
+    ORG_USAGE_DENY = "org.usage_deny"
+    ORG_REQUIRED_MISSING = "org.required_missing"
+    ORG_DEFAULT = "org.default_organization"
+    ORG_NOT_ASSOCIATED = "org.not_associated"
+    ORG_ALLOWED = "org.allowed"
+    ORG_NONE = "org.none"
+    ORG_CLIENT_REQUIRES = "org.client_requires_organization"
+    ORG_USER_NOT_MEMBER = "org.user_not_member"
+
+    # --- quotas ------------------------------------------------------------------
+    QUOTA_EXCEEDED = "quota.exceeded"
+    QUOTA_COUNTED = "quota.counted"
+    QUOTA_NOT_COUNTED = "quota.internal_audience_not_counted"
+
+    # --- actions -----------------------------------------------------------------
+    ACTION_RAN = "action.ran"
+    ACTION_DENY = "action.deny"
+    ACTION_FAILED = "action.failed"
+    ACTION_CLAIM_SET = "action.claim_set"
+    ACTION_CLAIM_RESTRICTED = "action.claim_restricted"
+    ACTION_CLAIM_AUTH0_AUDIENCE = "action.claim_non_namespaced_on_auth0_api"
+    ACTION_CLAIM_FORBIDDEN_NAMESPACE = "action.claim_forbidden_namespace"
+    ACTION_CLAIMS_TOO_LARGE = "action.claims_too_large"
+    ACTION_TARGET_SCOPES = "action.target_scopes"
+
+    # --- the token ---------------------------------------------------------------
+    FORMAT_OPAQUE = "format.opaque"
+    FORMAT_JWT = "format.jwt"
+    AUD_STRING = "aud.string"
+    AUD_ARRAY_WITH_USERINFO = "aud.array_with_userinfo"
+    AUD_HS256_SINGLE = "aud.hs256_single"
+    ISS_REQUEST_DOMAIN = "iss.request_domain"
+    CLAIMS_M2M = "claims.m2m"
+    CLAIMS_USER = "claims.user"
+    CLAIMS_RFC9068 = "claims.rfc9068"
+    CLAIMS_PERMISSIONS_USER = "claims.permissions_user"
+    CLAIMS_PERMISSIONS_M2M = "claims.permissions_m2m"
+    CLAIMS_OIDC_FILTERED = "claims.oidc_profile_filtered"
+    LIFETIME_API = "lifetime.api"
+    LIFETIME_USERINFO = "lifetime.userinfo"
+    LIFETIME_API_V1 = "lifetime.api_v1"
+    SIGNING_TENANT_KEY = "signing.tenant_key"
+    SIGNING_API_SECRET = "signing.api_secret"
+    RESPONSE_SCOPE_OMITTED = "response.scope_omitted"
+    REFRESH_ISSUED = "refresh.issued"
+    REFRESH_OMITTED = "refresh.omitted"
+    REFRESH_INVALID = "refresh.invalid"
+    ID_TOKEN_ISSUED = "id_token.issued"
+
+    # --- /authorize and the code exchange ------------------------------------------
+    AUTHORIZE_RESPONSE_TYPE = "authorize.response_type_unsupported"
+    AUTHORIZE_REDIRECT_MISMATCH = "authorize.redirect_uri_mismatch"
+    AUTHORIZE_LOGIN_REQUIRED = "authorize.login_required"
+    AUTHORIZE_CODE_ISSUED = "authorize.code_issued"
+    CONSENT_SKIPPED = "consent.skipped"
+    CONSENT_STORED = "consent.stored"
+    CONSENT_REQUIRED = "consent.required"
+    CONSENT_GIVEN = "consent.given"
+    CONSENT_DENIED = "consent.denied"
+    CODE_INVALID = "code.invalid"
+    CODE_REDIRECT_MISMATCH = "code.redirect_uri_mismatch"
+    CODE_PKCE_FAILED = "code.pkce_failed"
+    CODE_PKCE_REQUIRED = "code.pkce_required"
+    CODE_VERIFIED = "code.verified"
+
+    # --- resource-server side: validating a presented access token -------------------
+    VALIDATE_ALG_NONE = "validate.alg_none"
+    VALIDATE_ALG_PINNED = "validate.alg_pinned"
+    VALIDATE_AUDIENCE = "validate.audience"
+    VALIDATE_ISSUER = "validate.issuer"
+    VALIDATE_EXPIRY = "validate.expiry"
+    VALIDATE_NOT_BEFORE = "validate.not_yet_valid"
+    VALIDATE_MANAGEMENT_DOMAIN = "validate.management_api_domain_binding"
+    VALIDATE_ACCEPTED = "validate.accepted"
+
+
+class ErrorCode(StrEnum):
+    """OAuth 2.0 / Auth0 ``error`` codes the engine can return."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_CLIENT = "invalid_client"
+    INVALID_GRANT = "invalid_grant"
+    INVALID_SCOPE = "invalid_scope"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    UNSUPPORTED_RESPONSE_TYPE = "unsupported_response_type"
+    ACCESS_DENIED = "access_denied"
+    LOGIN_REQUIRED = "login_required"
+    CONSENT_REQUIRED = "consent_required"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    SERVER_ERROR = "server_error"
+    INVALID_TOKEN = "invalid_token"
+
+
+# Default HTTP status per error code: Auth0's legacy error table (catalogue R7), where a
+# rule does not say otherwise. access_denied is 403 and invalid_client 401 there.
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.INVALID_CLIENT: 401,
+    ErrorCode.INVALID_GRANT: 403,
+    ErrorCode.INVALID_SCOPE: 400,
+    ErrorCode.UNAUTHORIZED_CLIENT: 403,
+    ErrorCode.UNSUPPORTED_GRANT_TYPE: 400,
+    ErrorCode.UNSUPPORTED_RESPONSE_TYPE: 400,
+    ErrorCode.ACCESS_DENIED: 403,
+    ErrorCode.LOGIN_REQUIRED: 400,
+    ErrorCode.CONSENT_REQUIRED: 400,
+    ErrorCode.TOO_MANY_REQUESTS: 429,
+    ErrorCode.SERVER_ERROR: 500,
+    ErrorCode.INVALID_TOKEN: 401,
+}

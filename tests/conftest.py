@@ -1,0 +1,27 @@
+"""Shared test set-up: Hypothesis profiles and the bundled example tenant."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, settings
+
+from claimsengine import Tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "claimsengine" / "examples" / "northwind.yaml"
+CORPUS = ROOT.parent / "shared" / "corpus" / "tenants"
+
+# "dev" keeps local runs quick; CI sets HYPOTHESIS_PROFILE=ci for more examples.
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def northwind() -> Tenant:
+    """The bundled example tenant, read straight into the core model."""
+    return Tenant.model_validate(yaml.safe_load(EXAMPLE.read_text()))
