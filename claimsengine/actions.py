@@ -15,9 +15,7 @@ from typing import Any
 from pydantic import JsonValue
 
 # R75: the codes api.access.deny accepts in credentials-exchange, with the Hooks statuses.
-DENY_STATUS: MappingProxyType[str, int] = MappingProxyType(
-    {"invalid_scope": 400, "invalid_request": 400, "server_error": 500}
-)
+DENY_STATUS: MappingProxyType[str, int] = MappingProxyType({"invalid_scope": 400, "invalid_request": 400, "server_error": 500})
 
 
 @dataclass(frozen=True)

@@ -138,15 +138,25 @@ MANAGEMENT_API_SCOPES: tuple[str, ...] = (
 )
 
 # OIDC scopes: never filtered by RBAC (R67) and never grantable to M2M clients (R31).
-OIDC_SCOPES: frozenset[str] = frozenset(
-    {"openid", "profile", "email", "address", "phone", "offline_access"}
-)
+OIDC_SCOPES: frozenset[str] = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
 
 # Claims each OIDC scope releases (R71); profile and email claims need their scope.
 OIDC_SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "profile": (
-        "name", "family_name", "given_name", "middle_name", "nickname", "preferred_username",
-        "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
+        "name",
+        "family_name",
+        "given_name",
+        "middle_name",
+        "nickname",
+        "preferred_username",
+        "profile",
+        "picture",
+        "website",
+        "gender",
+        "birthdate",
+        "zoneinfo",
+        "locale",
+        "updated_at",
     ),
     "email": ("email", "email_verified"),
     "address": ("address",),
@@ -155,13 +165,68 @@ OIDC_SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 
 # Claim names an Action may never set (R77): silently ignored.
 RESTRICTED_CLAIMS: frozenset[str] = frozenset(
-    """
-    acr act active amr at_hash ath attest aud auth_time authorization_details azp c_hash
-    client_id cnf cty dest entitlements events exp groups gty htm htu iat internalService iss
-    jcard jku jti jwe jwk kid may_act mky nbf nonce object_id org_id org_name orig origid
-    permissions roles rph s_hash sid sip_callid sip_cseq_num sip_date sip_from_tag
-    sip_via_branch sub sub_jwk toe txn typ uuid vot vtm x5t#S256
-    """.split()
+    {
+        "acr",
+        "act",
+        "active",
+        "amr",
+        "at_hash",
+        "ath",
+        "attest",
+        "aud",
+        "auth_time",
+        "authorization_details",
+        "azp",
+        "c_hash",
+        "client_id",
+        "cnf",
+        "cty",
+        "dest",
+        "entitlements",
+        "events",
+        "exp",
+        "groups",
+        "gty",
+        "htm",
+        "htu",
+        "iat",
+        "internalService",
+        "iss",
+        "jcard",
+        "jku",
+        "jti",
+        "jwe",
+        "jwk",
+        "kid",
+        "may_act",
+        "mky",
+        "nbf",
+        "nonce",
+        "object_id",
+        "org_id",
+        "org_name",
+        "orig",
+        "origid",
+        "permissions",
+        "roles",
+        "rph",
+        "s_hash",
+        "sid",
+        "sip_callid",
+        "sip_cseq_num",
+        "sip_date",
+        "sip_from_tag",
+        "sip_via_branch",
+        "sub",
+        "sub_jwk",
+        "toe",
+        "txn",
+        "typ",
+        "uuid",
+        "vot",
+        "vtm",
+        "x5t#S256",
+    }
 )
 
 # Namespaces owned by Auth0 (R79): a custom claim may not live under them.

@@ -232,10 +232,7 @@ def _is_auth0_api(audience: str, tenant: Tenant) -> bool:
 
 def _system_api_on_custom_domain(audience: str, t: _Trace) -> bool:
     # R16: Auth0's APIs are named by the canonical domain only.
-    for domain in t.index.domains - {t.tenant.domain}:
-        if audience in (f"https://{domain}/api/v2/", f"https://{domain}/userinfo"):
-            return True
-    return False
+    return any(audience in (f"https://{domain}/api/v2/", f"https://{domain}/userinfo") for domain in t.index.domains - {t.tenant.domain})
 
 
 def _namespace_allowed(name: str, custom_api: bool) -> bool | None:
@@ -334,11 +331,7 @@ def _authenticate(req: TokenRequest, gt: GrantType, t: _Trace) -> Client | Rejec
     """Identify and authenticate the client (R3, R4, R8, R9, R11)."""
     assertion = req.assertion
     subject = assertion.claims.get("sub") if assertion is not None else None
-    ids = [
-        i
-        for i in (_clean(req.client_id), _clean(req.basic_client_id), subject if isinstance(subject, str) else None)
-        if i is not None
-    ]
+    ids = [i for i in (_clean(req.client_id), _clean(req.basic_client_id), subject if isinstance(subject, str) else None) if i is not None]
     if not ids:
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
     if len(set(ids)) > 1:
@@ -531,7 +524,7 @@ def _granted_scopes(grant: ClientGrant, api: Api, t: _Trace) -> tuple[str, ...]:
     return scopes
 
 
-def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api: Api, t: _Trace) -> Organization | None | Rejected:
+def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api: Api, t: _Trace) -> Organization | Rejected | None:
     """Machine-to-machine access for organizations (R34 to R42)."""
     value = _clean(req.organization)
     usage = grant.organization_usage
@@ -595,7 +588,9 @@ def _quota(req: TokenRequest, client: Client, org: Organization | None, api: Api
     usage = req.quota_usage
     checks = [("Client", client.token_quota or t.tenant.default_token_quota, usage.client_hour, usage.client_day)]
     if org is not None:
-        checks.append(("Organization", org.token_quota or t.tenant.default_organization_token_quota, usage.organization_hour, usage.organization_day))
+        checks.append(
+            ("Organization", org.token_quota or t.tenant.default_organization_token_quota, usage.organization_hour, usage.organization_day)
+        )
     headers: list[tuple[str, str]] = []
     for who, quota, hour, day in checks:
         if quota is None or not quota.enforce:
@@ -650,7 +645,12 @@ def _credentials_exchange(
         try:
             action(event, api_obj)
         except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the exchange
-            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=f"action {number} raised {type(exc).__name__}")
+            return t.reject(
+                Rule.ACTION_FAILED,
+                ErrorCode.SERVER_ERROR,
+                "A server error occurred.",
+                detail=f"action {number} raised {type(exc).__name__}",
+            )
         t.note(Rule.ACTION_RAN, f"credentials-exchange action {number}")
         if api_obj.access.denial is not None:
             code, reason = api_obj.access.denial
@@ -658,7 +658,12 @@ def _credentials_exchange(
             error = ErrorCode(code) if code in DENY_STATUS else ErrorCode.SERVER_ERROR
             return t.reject(Rule.ACTION_DENY, error, reason or "", status=DENY_STATUS.get(code, 500))
     custom = _filter_claims(
-        api_obj.access_token.claims, auth0_api=_is_auth0_api(api.identifier, t.tenant), custom_api=not api.is_system, scopes=(), t=t, token="access token"
+        api_obj.access_token.claims,
+        auth0_api=_is_auth0_api(api.identifier, t.tenant),
+        custom_api=not api.is_system,
+        scopes=(),
+        t=t,
+        token="access token",
     )
     if isinstance(custom, Rejected):
         return custom
@@ -1075,9 +1080,7 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
     if user is None:
         return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
     if org is not None and (org.id, user.user_id) not in t.index.memberships:
-        return t.reject(
-            Rule.ORG_USER_NOT_MEMBER, ErrorCode.ACCESS_DENIED, f"user {user.user_id} is not part of the {org.id} organization"
-        )
+        return t.reject(Rule.ORG_USER_NOT_MEMBER, ErrorCode.ACCESS_DENIED, f"user {user.user_id} is not part of the {org.id} organization")
     scopes = _user_scopes(req, client, user, api, org, t)
     if isinstance(scopes, Rejected):
         return scopes
@@ -1107,7 +1110,7 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
     return Authorized(grant=grant, redirect_uri=redirect_uri, state=req.state, trace=tuple(t.reasons))
 
 
-def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | None | Rejected:
+def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | Rejected | None:
     audience = _clean(req.audience)
     tenant = t.tenant
     if audience is None and tenant.resource_parameter_profile == "compatibility":
@@ -1128,7 +1131,7 @@ def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | None | Reject
     return api
 
 
-def _authorize_organization(req: AuthorizeRequest, client: Client, t: _Trace) -> Organization | None | Rejected:
+def _authorize_organization(req: AuthorizeRequest, client: Client, t: _Trace) -> Organization | Rejected | None:
     value = _clean(req.organization)
     if value is None:
         if client.organization_usage is OrganizationUsage.REQUIRE:
@@ -1203,9 +1206,7 @@ def _consent(
 ) -> Rejected | None:
     """consent.* (R70): None when the flow may go on."""
     prompt = set(_split_scope(req.prompt))
-    skip = client.is_first_party and (
-        api is None or (api.skip_consent_for_verifiable_first_party_clients and _verifiable(redirect_uri))
-    )
+    skip = client.is_first_party and (api is None or (api.skip_consent_for_verifiable_first_party_clients and _verifiable(redirect_uri)))
     if skip and "consent" not in prompt:
         t.note(Rule.CONSENT_SKIPPED, "first-party application")
         return None
@@ -1247,7 +1248,12 @@ def _post_login(
         try:
             action(event, api_obj)
         except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the login
-            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=f"action {number} raised {type(exc).__name__}")
+            return t.reject(
+                Rule.ACTION_FAILED,
+                ErrorCode.SERVER_ERROR,
+                "A server error occurred.",
+                detail=f"action {number} raised {type(exc).__name__}",
+            )
         t.note(Rule.ACTION_RAN, f"post-login action {number}")
         if api_obj.access.denial is not None:
             return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, api_obj.access.denial[1] or "")
@@ -1257,7 +1263,9 @@ def _post_login(
         t.note(Rule.ACTION_TARGET_SCOPES, " ".join(final) or "(none)")
     auth0_api = api is not None and _is_auth0_api(api.identifier, t.tenant)
     custom_api = api is not None and not api.is_system
-    access = _filter_claims(api_obj.access_token.claims, auth0_api=auth0_api, custom_api=custom_api, scopes=final, t=t, token="access token")
+    access = _filter_claims(
+        api_obj.access_token.claims, auth0_api=auth0_api, custom_api=custom_api, scopes=final, t=t, token="access token"
+    )
     if isinstance(access, Rejected):
         return access
     id_claims = _filter_claims(api_obj.id_token.claims, auth0_api=False, custom_api=False, scopes=final, t=t, token="id token")
@@ -1271,9 +1279,7 @@ def _post_login(
 # ---------------------------------------------------------------------------------------
 
 
-def validate_access_token(
-    token: PresentedToken, *, audience: str, domain: str, tenant: Tenant, now: int
-) -> Accepted | Rejected:
+def validate_access_token(token: PresentedToken, *, audience: str, domain: str, tenant: Tenant, now: int) -> Accepted | Rejected:
     """Would ``audience``, called through ``domain``, accept this decoded token at ``now``?
 
     ``token`` is what a resource server holds after checking the signature: header and

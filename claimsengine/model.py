@@ -407,9 +407,7 @@ def cross_reference_problems(tenant: Tenant) -> list[tuple[str, str]]:
     for i, org in enumerate(tenant.organizations):
         for j, ref in enumerate(org.client_grants):
             if (ref.client_id, ref.audience) not in grant_pairs:
-                problems.append(
-                    (f"organizations[{i}].client_grants[{j}]", f"no client grant for {ref.client_id!r} to {ref.audience!r}")
-                )
+                problems.append((f"organizations[{i}].client_grants[{j}]", f"no client grant for {ref.client_id!r} to {ref.audience!r}"))
         for j, member in enumerate(org.members):
             if member.user_id not in users:
                 problems.append((f"organizations[{i}].members[{j}]", f"no user {member.user_id!r}"))
@@ -458,9 +456,7 @@ class TenantIndex:
             (o.id, m.user_id): m for o in tenant.organizations for m in o.members
         }
         # Only verified custom domains issue tokens (R95).
-        self.domains: frozenset[str] = frozenset(
-            [tenant.domain, *(d.domain for d in tenant.custom_domains if d.verified)]
-        )
+        self.domains: frozenset[str] = frozenset([tenant.domain, *(d.domain for d in tenant.custom_domains if d.verified)])
         self.unverified_domains: frozenset[str] = frozenset(d.domain for d in tenant.custom_domains if not d.verified)
 
     def grant_for(self, client: Client, audience: str, subject: SubjectType) -> ClientGrant | None:

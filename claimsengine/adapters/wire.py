@@ -1,0 +1,172 @@
+"""Translate between the wire (form or JSON parameters, HTTP headers) and core values.
+
+This module decides nothing: it copies what was sent into ``TokenRequest`` or
+``AuthorizeRequest`` (marking parameters of the wrong JSON type as malformed, so the
+core can reject them), and renders decisions in Auth0's response shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import SecretStr
+
+from claimsengine.model import (
+    AuthorizationGrant,
+    AuthorizeRequest,
+    ClientAssertion,
+    Issued,
+    QuotaUsage,
+    RefreshGrant,
+    Rejected,
+    TokenRequest,
+)
+
+# Parameters of POST /oauth/token that the core reads, and those it reads as secrets.
+TOKEN_PARAMETERS = (
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "client_assertion_type",
+    "audience",
+    "resource",
+    "scope",
+    "organization",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+)
+SECRET_PARAMETERS = frozenset({"client_secret", "code", "refresh_token", "client_assertion"})
+AUTHORIZE_PARAMETERS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "audience",
+    "scope",
+    "organization",
+    "prompt",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def _strings(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """The string-valued parameters among ``names``, and the names sent with another type.
+
+    ``null`` counts as absent (SDKs send ``"organization": null``). A JSON array of
+    strings for ``scope`` is joined with spaces, as Auth0 accepts both forms (R7).
+    """
+    values: dict[str, str] = {}
+    malformed: list[str] = []
+    for name in names:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, list) and name == "scope" and all(isinstance(v, str) for v in value):
+            value = " ".join(value)
+        if isinstance(value, str):
+            values[name] = value
+        else:
+            malformed.append(name)
+    return values, malformed
+
+
+def basic_credentials(authorization: str | None) -> tuple[str | None, SecretStr | None]:
+    """Decode ``Authorization: Basic`` into (client_id, client_secret), RFC 6749 section 2.3.1.
+
+    A Basic header that cannot be decoded yields ``("", None)``: the client tried Basic
+    and the core will refuse the authentication.
+    """
+    if authorization is None:
+        return None, None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return "", None
+    return unquote_plus(client_id), SecretStr(unquote_plus(secret))
+
+
+def token_request(
+    params: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    authorization: str | None = None,
+    assertion: ClientAssertion | None = None,
+    code_grant: AuthorizationGrant | None = None,
+    refresh_grant: RefreshGrant | None = None,
+    quota_usage: QuotaUsage | None = None,
+) -> TokenRequest:
+    """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
+
+    The caller resolves what needs keys or state: a verified client assertion, and the
+    grants behind a code or refresh token it issued earlier.
+    """
+    values, malformed = _strings(params, TOKEN_PARAMETERS)
+    basic_id, basic_secret = basic_credentials(authorization)
+    secret = {name: SecretStr(values.pop(name)) for name in ("client_secret", "code", "refresh_token") if name in values}
+    return TokenRequest(
+        domain=domain,
+        grant_type=values.get("grant_type"),
+        client_id=values.get("client_id"),
+        client_secret=secret.get("client_secret"),
+        basic_client_id=basic_id,
+        basic_client_secret=basic_secret,
+        client_assertion_type=values.get("client_assertion_type"),
+        assertion=assertion,
+        audience=values.get("audience"),
+        resource=values.get("resource"),
+        scope=values.get("scope"),
+        organization=values.get("organization"),
+        code=secret.get("code"),
+        code_verifier=values.get("code_verifier"),
+        redirect_uri=values.get("redirect_uri"),
+        code_grant=code_grant,
+        refresh_token=secret.get("refresh_token"),
+        refresh_grant=refresh_grant,
+        quota_usage=quota_usage or QuotaUsage(),
+        malformed=tuple(malformed),
+    )
+
+
+def authorize_request(
+    params: Mapping[str, Any], *, domain: str | None = None, user_id: str | None = None, consent: bool | None = None
+) -> AuthorizeRequest:
+    """Build an ``AuthorizeRequest`` from ``/authorize`` query parameters and the login outcome."""
+    values, _ = _strings(params, AUTHORIZE_PARAMETERS)
+    return AuthorizeRequest(domain=domain, user_id=user_id, consent=consent, **values)
+
+
+def success_body(issued: Issued, access_token: str, *, refresh_token: str | None = None, id_token: str | None = None) -> dict[str, Any]:
+    """Auth0's 200 body (R65): access_token, then scope when the token has one, expires_in,
+    token_type, and the refresh and ID tokens when issued."""
+    body: dict[str, Any] = {"access_token": access_token}
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    if id_token is not None:
+        body["id_token"] = id_token
+    if issued.scope is not None:
+        body["scope"] = issued.scope
+    body["expires_in"] = issued.expires_in
+    body["token_type"] = issued.token_type
+    return body
+
+
+def error_body(rejected: Rejected) -> dict[str, Any]:
+    """Auth0's error body: error, error_description and, where Auth0 sends it, error_uri."""
+    body: dict[str, Any] = {"error": rejected.error.value, "error_description": rejected.error_description}
+    if rejected.error_uri is not None:
+        body["error_uri"] = rejected.error_uri
+    return body
