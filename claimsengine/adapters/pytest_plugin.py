@@ -1,0 +1,164 @@
+"""pytest fixtures for testing code that talks to Auth0, against a fake tenant.
+
+Registered as the ``claimsengine`` pytest11 entry point. Importing this module imports
+nothing but pytest: the server's dependencies (starlette, uvicorn, httpx, joserfc) load
+only when a test asks for one of the fixtures below, so projects that installed
+claimsengine without the ``server`` extra keep a working pytest.
+
+Fixtures (see docs/testing.md):
+
+* ``auth0_tenant``: the tenant; the bundled example unless overridden by your own fixture
+  or by ``@pytest.mark.auth0_tenant(path=..., tenant=..., default_user=..., ...)``;
+* ``auth0_clock``: a frozen, controllable clock (``.now``, ``.advance(s)``, ``.set(t)``);
+* ``auth0_keys``: the signing keys (generated once per session, fresh copy per test);
+* ``auth0_app``: the ASGI app; ``auth0_client``/``auth0_async_client``: in-process clients;
+* ``auth0_server``: a live server on an ephemeral loopback port.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.applications import Starlette
+
+    from claimsengine import Tenant
+    from claimsengine.adapters.server import LiveServer
+    from claimsengine.adapters.signing import KeySet
+
+MARKER = "auth0_tenant"
+APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(path=None, *, tenant=None, default_user=None, auto_consent=True, admin=False, seed=None): "
+        "the tenant (a file or a Tenant) and options of the claimsengine fake Auth0 fixtures",
+    )
+
+
+class Auth0Clock:
+    """A frozen clock the fake tenant reads. Starts at the wall-clock second it was made."""
+
+    def __init__(self, now: int | None = None) -> None:
+        self.now: int = int(time.time()) if now is None else int(now)
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> int:
+        """Move the clock forward (or back, with a negative value); returns the new time."""
+        self.now += int(seconds)
+        return self.now
+
+    def set(self, timestamp: float) -> None:
+        """Jump to ``timestamp`` (Unix seconds)."""
+        self.now = int(timestamp)
+
+
+def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return {}
+    kwargs = dict(marker.kwargs)
+    if marker.args:
+        kwargs.setdefault("path", marker.args[0])
+    return kwargs
+
+
+@pytest.fixture
+def auth0_tenant(request: pytest.FixtureRequest) -> Tenant:
+    """The tenant to serve: ``@pytest.mark.auth0_tenant(path=...|tenant=...)`` or the example."""
+    from claimsengine import Tenant
+    from claimsengine.adapters.loader import load_tenant
+
+    options = _marker_kwargs(request)
+    given = options.get("tenant")
+    if given is not None:
+        if not isinstance(given, Tenant):
+            raise TypeError("@pytest.mark.auth0_tenant(tenant=...) expects a claimsengine.Tenant")
+        return given
+    path = options.get("path")
+    if path is None:
+        path = Path(__file__).resolve().parent.parent / "examples" / "northwind.yaml"
+    elif not Path(path).is_absolute():
+        path = Path(str(request.config.rootpath)) / path
+    return load_tenant(path).tenant
+
+
+@pytest.fixture
+def auth0_clock() -> Auth0Clock:
+    """A frozen clock for the fake tenant; tokens are minted at ``auth0_clock.now``."""
+    return Auth0Clock()
+
+
+@pytest.fixture(scope="session")
+def _auth0_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Key generation is the slow part; do it once and give each test its own copy.
+    from claimsengine.adapters.signing import KeySet
+
+    path = tmp_path_factory.mktemp("claimsengine-keys") / "keys.json"
+    KeySet.generate().save(path)
+    return path
+
+
+@pytest.fixture
+def auth0_keys(_auth0_key_file: Path) -> KeySet:
+    """The fake tenant's signing keys (a private copy: rotating them affects this test only)."""
+    from claimsengine.adapters.signing import KeySet
+
+    return KeySet.load(_auth0_key_file)
+
+
+@pytest.fixture
+def auth0_app(request: pytest.FixtureRequest, auth0_tenant: Tenant, auth0_clock: Auth0Clock, auth0_keys: KeySet) -> Starlette:
+    """The fake tenant as an ASGI app (state: ``auth0_app.state.auth0``)."""
+    from claimsengine.adapters.server import create_app
+
+    options = {k: v for k, v in _marker_kwargs(request).items() if k in APP_OPTIONS}
+    return create_app(auth0_tenant, keys=auth0_keys, clock=auth0_clock, **options)
+
+
+def _base_url(app: Starlette) -> str:
+    tenant: Tenant = app.state.auth0.tenant
+    return f"https://{tenant.domain}"
+
+
+@pytest.fixture
+def auth0_client(auth0_app: Starlette) -> Iterator[httpx.Client]:
+    """A synchronous in-process ``httpx.Client``; requests come through the canonical domain."""
+    from claimsengine.adapters.server import asgi_client
+
+    with asgi_client(auth0_app, base_url=_base_url(auth0_app)) as client:
+        yield client
+
+
+@pytest.fixture
+def auth0_async_client(auth0_app: Starlette) -> Iterator[httpx.AsyncClient]:
+    """An ``httpx.AsyncClient`` over the ASGI app (use it from async tests)."""
+    import asyncio
+
+    import httpx
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=auth0_app), base_url=_base_url(auth0_app))
+    try:
+        yield client
+    finally:
+        if not client.is_closed:
+            asyncio.run(client.aclose())
+
+
+@pytest.fixture
+def auth0_server(auth0_app: Starlette) -> Iterator[LiveServer]:
+    """The fake tenant on a live loopback port (``.url``, ``.domain``, ``.issuer``, ``.tenant``, ``.keys``)."""
+    from claimsengine.adapters.server import serve_in_thread
+
+    with serve_in_thread(auth0_app) as server:
+        yield server

@@ -1,0 +1,758 @@
+"""A fake Auth0 tenant over HTTP, for tests and local development.
+
+This module only moves bytes: it parses requests, resolves what needs keys or state (a
+client assertion's signature, the grant behind a code or a refresh token, token counts
+for quotas) and renders the core's answer. Every decision comes from
+``claimsengine.decide`` or ``claimsengine.validate_access_token``.
+
+Endpoints: ``POST /oauth/token``, ``GET /authorize`` (non-interactive), ``GET /userinfo``,
+``GET /.well-known/openid-configuration``, ``GET /.well-known/jwks.json`` and, when
+enabled, ``POST /admin/rotate-keys``. See ``specs/openapi.yaml`` and ``docs/server.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio.from_thread
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from claimsengine import (
+    Authorized,
+    Issued,
+    PresentedToken,
+    QuotaUsage,
+    Rejected,
+    Tenant,
+    decide,
+    validate_access_token,
+)
+from claimsengine.adapters import wire
+from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter
+from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
+
+__all__ = [
+    "EXAMPLE_TENANT",
+    "MAX_BODY_BYTES",
+    "FakeTenant",
+    "LiveServer",
+    "add_arguments",
+    "asgi_client",
+    "create_app",
+    "run",
+    "serve_in_thread",
+    "served_domain",
+    "strict_host",
+]
+
+EXAMPLE_TENANT = Path(__file__).resolve().parent.parent / "examples" / "northwind.yaml"
+# Token requests are a few hundred bytes; a private_key_jwt assertion is at most 2 KiB (R9).
+MAX_BODY_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 64
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# How workers started by `claimsengine serve --workers N` find their configuration.
+WORKER_ENV = "CLAIMSENGINE_SERVE_CONFIG"
+
+
+# ---------------------------------------------------------------------------------------
+# Domains
+# ---------------------------------------------------------------------------------------
+
+
+def served_domain(tenant: Tenant, host: str | None) -> str | None:
+    """The domain a request through ``host`` is served as, or ``None`` when it is refused.
+
+    Mirrors the core's domain step (R50, R95) for the endpoints that do not ask the core
+    for a token decision (discovery, JWKS, userinfo): a tenant domain serves itself, any
+    other host the default domain, unless ``behaviour.unknown_host`` is ``"reject"``.
+    """
+    behaviour = tenant.behaviour
+    default = behaviour.default_domain or tenant.domain
+    if host is None:
+        return default
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("[") or name.count(":") == 1:
+        name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
+    index = tenant.index
+    if name in index.domains:
+        return name
+    if behaviour.unknown_host == "reject" or name in index.unverified_domains:
+        return None
+    return default
+
+
+def strict_host(tenant: Tenant) -> Tenant:
+    """``tenant`` with ``behaviour.unknown_host = "reject"`` (``--strict-host``)."""
+    behaviour = tenant.behaviour.model_copy(update={"unknown_host": "reject"})
+    # Re-validate from the field values, not a dump: Actions are callables and stay as they are.
+    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
+    return Tenant.model_validate({**fields, "behaviour": behaviour})
+
+
+# ---------------------------------------------------------------------------------------
+# State
+# ---------------------------------------------------------------------------------------
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+@dataclass
+class _Counter:
+    """Tokens issued per key in the current hour and day, for the quota rules (R43)."""
+
+    hours: dict[tuple[str, int], int] = field(default_factory=dict)
+    days: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def usage(self, key: str, now: int) -> tuple[int, int]:
+        return self.hours.get((key, now // 3600), 0), self.days.get((key, now // 86400), 0)
+
+    def add(self, key: str, now: int) -> None:
+        hour, day = (key, now // 3600), (key, now // 86400)
+        self.hours[hour] = self.hours.get(hour, 0) + 1
+        self.days[day] = self.days.get(day, 0) + 1
+
+
+class FakeTenant:
+    """The fake tenant's state: tenant, keys, minter, clock and the few things it remembers.
+
+    Reachable from an app as ``app.state.auth0``.
+    """
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        *,
+        keys: KeySet | None = None,
+        clock: Callable[[], int] | None = None,
+        default_user: str | None = None,
+        auto_consent: bool = True,
+        admin: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.keys = keys if keys is not None else KeySet.generate(seed=seed)
+        # The seed makes keys reproducible, never IVs: a repeated AES-GCM IV under one key
+        # (say, in two workers) would break the sealed tokens.
+        self.minter = Minter(tenant, self.keys)
+        self.verifier = AssertionVerifier(tenant)
+        self.clock: Callable[[], int] = clock or _wall_clock
+        self.default_user = default_user
+        self.auto_consent = auto_consent
+        self.admin = admin
+        self._lock = threading.Lock()
+        # Codes are single use; workers share keys, not this set (see docs/server.md).
+        self._used_codes: set[bytes] = set()
+        self._clients = _Counter()
+        self._organizations = _Counter()
+
+    def now(self) -> int:
+        """The fake tenant's current time, in Unix seconds."""
+        return int(self.clock())
+
+    def rotate_keys(self) -> dict[str, Any]:
+        """Rotate signing keys: the first call publishes the next key, the second signs with it."""
+        with self._lock:
+            self.keys.rotate()
+            return self.keys.jwks()
+
+    # Codes -------------------------------------------------------------------------------
+
+    def code_seen(self, code: str) -> bool:
+        with self._lock:
+            return _digest(code) in self._used_codes
+
+    def code_used(self, code: str) -> None:
+        with self._lock:
+            self._used_codes.add(_digest(code))
+
+    # Quotas ------------------------------------------------------------------------------
+
+    def quota_usage(self, client_id: str | None, organization_id: str | None) -> QuotaUsage:
+        now = self.now()
+        with self._lock:
+            ch, cd = self._clients.usage(client_id, now) if client_id else (0, 0)
+            oh, od = self._organizations.usage(organization_id, now) if organization_id else (0, 0)
+        return QuotaUsage(client_hour=ch, client_day=cd, organization_hour=oh, organization_day=od)
+
+    def count(self, issued: Issued) -> None:
+        now = self.now()
+        org = issued.claims.get("org_id")
+        with self._lock:
+            self._clients.add(issued.client_id, now)
+            if isinstance(org, str):
+                self._organizations.add(org, now)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+# ---------------------------------------------------------------------------------------
+# Reading requests
+# ---------------------------------------------------------------------------------------
+
+
+class BodyError(Exception):
+    """A request body the adapter cannot turn into parameters."""
+
+
+def _transport_error(description: str, status: int = 400) -> JSONResponse:
+    # Framing problems (size, encoding, syntax) never reach the core: there are no
+    # parameters to decide on. The shape is Auth0's error body.
+    return JSONResponse({"error": "invalid_request", "error_description": description}, status_code=status, headers=NO_STORE)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BodyError("Invalid Content-Length")
+        if int(declared) > MAX_BODY_BYTES:
+            raise BodyError("Request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyError("Request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _token_parameters(request: Request) -> dict[str, Any]:
+    """The token request's parameters from a form or JSON body (R1)."""
+    kind = _media_type(request)
+    if kind not in ("application/x-www-form-urlencoded", "application/json"):
+        raise BodyError("Content-Type must be application/x-www-form-urlencoded or application/json")
+    raw = await _read_body(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("Request body is not valid UTF-8") from None
+    if kind == "application/json":
+        try:
+            params = json.loads(text)
+        except (ValueError, RecursionError):
+            raise BodyError("Request body is not valid JSON") from None
+        if not isinstance(params, dict):
+            raise BodyError("Request body must be a JSON object")
+        return params
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BodyError("Request body is not valid UTF-8") from None
+    except ValueError:
+        raise BodyError("Too many form fields") from None
+    form: dict[str, Any] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)  # the first occurrence of a repeated parameter counts
+    return form
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# ---------------------------------------------------------------------------------------
+# Endpoints
+# ---------------------------------------------------------------------------------------
+
+
+def _fake(request: Request) -> FakeTenant:
+    state: FakeTenant = request.app.state.auth0
+    return state
+
+
+def _decision_headers(decision: Issued | Rejected) -> dict[str, str]:
+    headers = dict(decision.headers)
+    headers.update(NO_STORE)
+    return headers
+
+
+async def token(request: Request) -> Response:
+    """POST /oauth/token."""
+    fake = _fake(request)
+    try:
+        params = await _token_parameters(request)
+    except BodyError as exc:
+        return _transport_error(str(exc))
+    now = fake.now()
+    client_id = _text(params.get("client_id"))
+    assertion = None
+    if (compact := _text(params.get("client_assertion"))) is not None:
+        assertion = fake.verifier.verify(compact, client_id_hint=client_id, now=now)
+    code_grant = None
+    code = _text(params.get("code"))
+    if code is not None and not fake.code_seen(code):
+        code_grant = fake.minter.read_code(code)
+    refresh_grant = None
+    if (refresh := _text(params.get("refresh_token"))) is not None:
+        refresh_grant = fake.minter.read_refresh_token(refresh)
+    usage = fake.quota_usage(client_id or wire.basic_credentials(request.headers.get("authorization"))[0], _organization_key(fake, params))
+    req = wire.token_request(
+        params,
+        domain=request.headers.get("host"),
+        authorization=request.headers.get("authorization"),
+        assertion=assertion,
+        code_grant=code_grant,
+        refresh_grant=refresh_grant,
+        quota_usage=usage,
+    )
+    decision = decide(req, fake.tenant, now=now)
+    if isinstance(decision, Rejected):
+        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=_decision_headers(decision))
+    assert isinstance(decision, Issued)
+    if code is not None and code_grant is not None:
+        fake.code_used(code)
+    fake.count(decision)
+    body = wire.success_body(
+        decision,
+        fake.minter.access_token(decision),
+        refresh_token=fake.minter.refresh_token(decision.refresh) if decision.refresh is not None else None,
+        id_token=fake.minter.id_token(decision.id_token) if decision.id_token is not None else None,
+    )
+    return JSONResponse(body, headers=_decision_headers(decision))
+
+
+def _organization_key(fake: FakeTenant, params: Mapping[str, Any]) -> str | None:
+    """The organization whose token count matters: the one named in the request, by id or name."""
+    value = _text(params.get("organization"))
+    if value is None:
+        return None
+    index = fake.tenant.index
+    org = index.organizations_by_id.get(value) or index.organizations_by_name.get(value)
+    return org.id if org is not None else None
+
+
+def _with_query(uri: str, extra: Mapping[str, str | None]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend((k, v) for k, v in extra.items() if v is not None)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _error_page(rejected: Rejected, request: Request) -> Response:
+    body = wire.error_body(rejected)
+    if "text/html" in request.headers.get("accept", ""):
+        error, description = escape(body["error"]), escape(body["error_description"])
+        page = f"<!doctype html><title>{error}</title><h1>{error}</h1><p>{description}</p>"
+        return HTMLResponse(page, status_code=rejected.status, headers=NO_STORE)
+    return JSONResponse(body, status_code=rejected.status, headers=NO_STORE)
+
+
+async def authorize(request: Request) -> Response:
+    """GET /authorize: a non-interactive login as ``login_hint`` or the default user."""
+    fake = _fake(request)
+    params = dict(request.query_params.multi_items()[::-1])  # the first of a repeated parameter counts
+    user = _text(params.get("login_hint")) or fake.default_user
+    req = wire.authorize_request(params, domain=request.headers.get("host"), user_id=user, consent=fake.auto_consent)
+    decision = decide(req, fake.tenant, now=fake.now())
+    if isinstance(decision, Authorized):
+        code = fake.minter.code(decision.grant)
+        location = _with_query(decision.redirect_uri, {"code": code, "state": decision.state})
+        return RedirectResponse(location, status_code=302, headers=NO_STORE)
+    assert isinstance(decision, Rejected)
+    if decision.redirect_uri is not None:
+        body = wire.error_body(decision)
+        location = _with_query(
+            decision.redirect_uri,
+            {"error": body["error"], "error_description": body["error_description"], "state": decision.state},
+        )
+        return RedirectResponse(location, status_code=302, headers=NO_STORE)
+    return _error_page(decision, request)
+
+
+def _unauthorized(description: str, error: str | None = "invalid_token") -> JSONResponse:
+    challenge = 'Bearer realm="auth0"'
+    if error is not None:
+        challenge += f', error="{error}", error_description="{description}"'
+    body = {"error": error or "invalid_request", "error_description": description}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge, **NO_STORE})
+
+
+def _domain_refused() -> JSONResponse:
+    # The host is never echoed: it is attacker-controlled.
+    return _transport_error("Unknown domain")
+
+
+async def userinfo(request: Request) -> Response:
+    """GET /userinfo: the profile of the token's user, filtered by the token's scopes (R71)."""
+    fake = _fake(request)
+    tenant = fake.tenant
+    domain = served_domain(tenant, request.headers.get("host"))
+    if domain is None:
+        return _domain_refused()
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return _unauthorized("Missing access token", error=None)
+    presented: PresentedToken | None
+    if credentials.count(".") == 4:
+        claims = fake.minter.read_opaque(credentials)
+        # An opaque token is authenticated by decrypting it; the core judges its claims.
+        # validate_access_token expects a signed token's header, so the adapter presents the
+        # tenant's signing algorithm for the /userinfo audience (see docs/server.md).
+        presented = PresentedToken(header={"alg": "RS256", "typ": "JWT"}, claims=claims) if claims is not None else None
+    else:
+        presented = fake.minter.verify_jwt(credentials, audience=tenant.userinfo_audience)
+    if presented is None:
+        return _unauthorized("Invalid token")
+    verdict = validate_access_token(presented, audience=tenant.userinfo_audience, domain=domain, tenant=tenant, now=fake.now())
+    if isinstance(verdict, Rejected):
+        return _unauthorized(verdict.error_description)
+    sub = presented.claims.get("sub")
+    user = tenant.index.users.get(sub) if isinstance(sub, str) else None
+    if user is None or not isinstance(sub, str):
+        return _unauthorized("Invalid token")
+    scope = presented.claims.get("scope")
+    scopes = scope.split() if isinstance(scope, str) else []
+    released = {name for s in scopes for name in OIDC_SCOPE_CLAIMS.get(s, ())}
+    profile: dict[str, Any] = {"sub": sub}
+    profile.update({name: value for name, value in user.profile.items() if name in released})
+    return JSONResponse(profile, headers=NO_STORE)
+
+
+def discovery_document(tenant: Tenant, domain: str) -> dict[str, Any]:
+    """OpenID Provider metadata for ``domain`` (an already resolved tenant domain)."""
+    base = f"https://{domain}"
+    claims = sorted({"sub", "iss", "aud", "exp", "iat", "nonce", "org_id", "org_name"} | {c for v in OIDC_SCOPE_CLAIMS.values() for c in v})
+    return {
+        "issuer": f"{base}/",
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "scopes_supported": ["openid", *OIDC_SCOPE_CLAIMS, "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "claims_supported": claims,
+        "request_parameter_supported": False,
+    }
+
+
+async def openid_configuration(request: Request) -> Response:
+    """GET /.well-known/openid-configuration."""
+    fake = _fake(request)
+    domain = served_domain(fake.tenant, request.headers.get("host"))
+    if domain is None:
+        return _domain_refused()
+    return JSONResponse(discovery_document(fake.tenant, domain), headers={"Cache-Control": "public, max-age=15"})
+
+
+async def jwks(request: Request) -> Response:
+    """GET /.well-known/jwks.json."""
+    fake = _fake(request)
+    if served_domain(fake.tenant, request.headers.get("host")) is None:
+        return _domain_refused()
+    return JSONResponse(fake.keys.jwks(), headers={"Cache-Control": "public, max-age=15"})
+
+
+async def rotate_keys(request: Request) -> Response:
+    """POST /admin/rotate-keys (only when the admin API is enabled)."""
+    fake = _fake(request)
+    published = fake.rotate_keys()
+    return JSONResponse({"current_kid": fake.keys.current_kid, "jwks": published}, headers=NO_STORE)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Never leak internals (or secrets in exception messages) to the caller.
+    return JSONResponse({"error": "server_error", "error_description": "Internal error"}, status_code=500, headers=NO_STORE)
+
+
+def create_app(
+    tenant: Tenant,
+    *,
+    keys: KeySet | None = None,
+    clock: Callable[[], int] | None = None,
+    default_user: str | None = None,
+    auto_consent: bool = True,
+    admin: bool = False,
+    seed: int | None = None,
+) -> Starlette:
+    """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``."""
+    fake = FakeTenant(tenant, keys=keys, clock=clock, default_user=default_user, auto_consent=auto_consent, admin=admin, seed=seed)
+    routes = [
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/authorize", authorize, methods=["GET"]),
+        Route("/userinfo", userinfo, methods=["GET"]),
+        Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+    ]
+    if admin:
+        routes.append(Route("/admin/rotate-keys", rotate_keys, methods=["POST"]))
+    app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
+    app.state.auth0 = fake
+    return app
+
+
+# ---------------------------------------------------------------------------------------
+# Serving: in a thread (tests) and from the command line
+# ---------------------------------------------------------------------------------------
+
+
+class _PortalTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that hands each request to ``httpx.ASGITransport``
+    on an anyio blocking portal (an event loop in a helper thread)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+        self._portal_cm = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def send() -> httpx.Response:
+            forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body, extensions=request.extensions)
+            response = await self._asgi.handle_async_request(forwarded)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content, extensions=response.extensions)
+
+        return self._portal.call(send)
+
+    def close(self) -> None:
+        self._portal_cm.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def asgi_client(app: Starlette, *, base_url: str | None = None) -> Iterator[httpx.Client]:
+    """A synchronous ``httpx.Client`` calling ``app`` in process (no sockets).
+
+    Requests come through ``https://{canonical domain}`` unless ``base_url`` says otherwise.
+    """
+    url = base_url or f"https://{app.state.auth0.tenant.domain}"
+    with httpx.Client(transport=_PortalTransport(app), base_url=url) as client:
+        yield client
+
+
+@dataclass
+class Certificates:
+    """A throwaway CA and a server certificate for the tenant's domains and loopback."""
+
+    directory: Path
+    ca_path: Path
+    cert_path: Path
+
+
+def make_certificates(tenant: Tenant, directory: Path) -> Certificates:
+    """Issue a trustme CA and server certificate into ``directory``."""
+    import trustme
+
+    ca = trustme.CA()
+    names = sorted({tenant.domain, *(d.domain for d in tenant.custom_domains)})
+    cert = ca.issue_cert(*names, "localhost", "127.0.0.1", "::1")
+    ca_path, cert_path = directory / "ca.pem", directory / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert_path.chmod(0o600)
+    return Certificates(directory=directory, ca_path=ca_path, cert_path=cert_path)
+
+
+@dataclass
+class LiveServer:
+    """A running server: where it listens and what it serves."""
+
+    url: str
+    port: int
+    app: Starlette
+    ca_path: Path | None = None
+
+    @property
+    def fake(self) -> FakeTenant:
+        state: FakeTenant = self.app.state.auth0
+        return state
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.fake.tenant
+
+    @property
+    def keys(self) -> KeySet:
+        return self.fake.keys
+
+    @property
+    def domain(self) -> str:
+        """The domain loopback requests are served as (their Host is not a tenant domain)."""
+        return self.tenant.behaviour.default_domain or self.tenant.domain
+
+    @property
+    def issuer(self) -> str:
+        return f"https://{self.domain}/"
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Starlette, *, tls: bool = False, host: str = "127.0.0.1") -> Iterator[LiveServer]:
+    """Serve ``app`` with uvicorn on an ephemeral loopback port until the block ends."""
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="claimsengine-") as tmp:
+        certs = make_certificates(app.state.auth0.tenant, Path(tmp)) if tls else None
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=str(certs.cert_path) if certs else None,
+            ssl_keyfile=str(certs.cert_path) if certs else None,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="claimsengine-server", daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start")
+                time.sleep(0.005)
+            port = int(server.servers[0].sockets[0].getsockname()[1])
+            scheme = "https" if tls else "http"
+            yield LiveServer(url=f"{scheme}://{host}:{port}", port=port, app=app, ca_path=certs.ca_path if certs else None)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``claimsengine serve`` (``--tenant``, ``--domain``, ``--keyword``, ... are global)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4000, help="port to listen on; 0 picks a free one (default: 4000)")
+    parser.add_argument("--tls", action="store_true", help="serve https with a throwaway CA; prints the CA bundle's path")
+    parser.add_argument("--strict-host", action="store_true", help="refuse hosts that are not a tenant domain (400)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes; they share one key set (default: 1)")
+    parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
+    parser.add_argument("--seed", type=int, help="seed for generated keys and token randomness (reproducible runs)")
+    parser.add_argument("--default-user", metavar="ID", help="user logged in at /authorize when there is no login_hint")
+    parser.add_argument("--admin", action="store_true", help="enable POST /admin/rotate-keys")
+
+
+def _keywords(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or ():
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--keyword expects NAME=VALUE, got {name!r}")
+        out[name] = value
+    return out
+
+
+def _load(config: Mapping[str, Any]) -> Tenant:
+    from claimsengine.adapters.loader import load_tenant
+
+    loaded = load_tenant(
+        config["tenant"],
+        keywords=config["keywords"],
+        keyword_file=config["keyword_file"],
+        domain=config["domain"],
+        credentials=config["credentials"],
+    )
+    return strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant
+
+
+def _app_from_config(config: Mapping[str, Any]) -> Starlette:
+    keys = KeySet.load(config["keys"])
+    return create_app(_load(config), keys=keys, default_user=config["default_user"], admin=config["admin"], seed=config["seed"])
+
+
+def worker_app() -> Starlette:
+    """uvicorn factory for worker processes: the configuration comes from the environment."""
+    return _app_from_config(json.loads(os.environ[WORKER_ENV]))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``claimsengine serve``: load the tenant and serve it until interrupted."""
+    import uvicorn
+
+    from claimsengine.adapters.loader import ConfigError
+
+    try:
+        keywords = _keywords(getattr(args, "keyword", None))
+    except ValueError as exc:
+        print(f"claimsengine serve: {exc}", file=sys.stderr)
+        return 2
+    config: dict[str, Any] = {
+        "tenant": str(getattr(args, "tenant", None) or EXAMPLE_TENANT),
+        "keywords": keywords,
+        "keyword_file": getattr(args, "keyword_file", None),
+        "domain": getattr(args, "domain", None),
+        "credentials": getattr(args, "credentials", None),
+        "strict_host": bool(args.strict_host),
+        "default_user": args.default_user,
+        "admin": bool(args.admin),
+        "seed": args.seed,
+    }
+    try:
+        tenant = _load(config)
+    except ConfigError as exc:
+        print(f"claimsengine serve: cannot load the tenant:\n{exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("claimsengine serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="claimsengine-serve-") as tmp:
+        private = Path(tmp)  # mkdtemp directories are 0700
+        if args.keys and Path(args.keys).exists():
+            keys = KeySet.load(args.keys)
+        else:
+            keys = KeySet.generate(seed=args.seed)
+            if args.keys:
+                keys.save(args.keys)
+                os.chmod(args.keys, 0o600)
+        key_path = private / "keys.json"
+        keys.save(key_path)
+        key_path.chmod(0o600)
+        config["keys"] = str(key_path)
+        ssl: dict[str, Any] = {}
+        scheme = "http"
+        if args.tls:
+            certs = make_certificates(tenant, private)
+            ssl = {"ssl_certfile": str(certs.cert_path), "ssl_keyfile": str(certs.cert_path)}
+            scheme = "https"
+            print(f"CA bundle: {certs.ca_path}", flush=True)
+        served = tenant.behaviour.default_domain or tenant.domain
+        print(f"claimsengine: serving {served} at {scheme}://{args.host}:{args.port}", flush=True)
+        if args.workers == 1:
+            uvicorn.run(_app_from_config(config), host=args.host, port=args.port, log_level="info", **ssl)
+        else:
+            os.environ[WORKER_ENV] = json.dumps(config)
+            uvicorn.run(
+                "claimsengine.adapters.server:worker_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level="info",
+                **ssl,
+            )
+    return 0
