@@ -1,0 +1,614 @@
+"""The ``claimsengine`` command line: decide, explain, tabulate, lint, diff and serve a tenant.
+
+The CLI only reads files, the clock and the environment and prints; every decision is
+``claimsengine.decide``'s. Exit statuses: 0 success (``decide`` and ``explain`` exit 0
+for any decision, issued or rejected); 1 ``check`` found an error-severity finding or
+``diff`` found changes; 2 a usage or configuration error (message on stderr, no
+traceback). See ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from claimsengine.engine import decide
+from claimsengine.model import Authorized, Issued, Rejected, SubjectType, Tenant, TokenRequest
+
+from . import table, wire
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from claimsengine.adapters.loader import Loaded
+
+T = TypeVar("T")
+
+PROG = "claimsengine"
+EXAMPLE_TENANT = Path(__file__).resolve().parent.parent / "examples" / "northwind.yaml"
+
+
+class UsageError(Exception):
+    """A problem with the command line or its input: exit 2, message on stderr."""
+
+
+# ---------------------------------------------------------------------------------------
+# Shared plumbing
+# ---------------------------------------------------------------------------------------
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _keywords(values: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--keyword expects KEY=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
+    from claimsengine.adapters.loader import load_tenant
+
+    return load_tenant(
+        path if path is not None else args.tenant,
+        keywords=_keywords(args.keyword),
+        keyword_file=args.keyword_file,
+        domain=args.domain,
+        credentials=args.credentials,
+        environ=os.environ,
+    )
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle
+
+
+@contextmanager
+def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr, only when stderr is a terminal; yields the step callback."""
+    if not _is_tty(sys.stderr) or total <= 1:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _print_json(value: Any, out: IO[str] | None = None) -> None:
+    out = out or sys.stdout
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    if out is sys.stdout and _is_tty(sys.stdout):
+        _console().print_json(text)
+    else:
+        out.write(text + "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# decide and explain
+# ---------------------------------------------------------------------------------------
+
+
+def _read_request(args: argparse.Namespace) -> dict[str, Any]:
+    source = args.request
+    try:
+        if source is None or source == "-":
+            if _is_tty(sys.stdin):
+                print(f"{PROG}: reading the request's JSON parameters from stdin (end with Ctrl-D)", file=sys.stderr)
+            text = sys.stdin.read()
+            where = "stdin"
+        else:
+            text = Path(source).read_text(encoding="utf-8")
+            where = source
+    except OSError as exc:
+        raise UsageError(f"cannot read the request {source}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the request is not UTF-8 text: {exc}") from exc
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the request on {where} is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise UsageError(f"the request on {where} must be a JSON object of token endpoint parameters, not {type(params).__name__}")
+    return params
+
+
+def _token_request(args: argparse.Namespace, tenant: Tenant) -> TokenRequest:
+    params = _read_request(args)
+    host = args.host or tenant.domain
+    return wire.token_request(params, domain=host, authorization=args.authorization)
+
+
+def _now(args: argparse.Namespace) -> int:
+    return int(time.time()) if args.now is None else int(args.now)
+
+
+def decision_json(decision: Issued | Rejected | Authorized) -> dict[str, Any]:
+    """The decision as ``decide`` prints it: kind and trace, then the outcome's fields."""
+    out: dict[str, Any] = {"kind": decision.kind, "trace": [r.rule.value for r in decision.trace]}
+    if isinstance(decision, Issued):
+        audience = list(decision.audience) if isinstance(decision.audience, tuple) else decision.audience
+        out.update(
+            format=decision.format.value,
+            issuer=decision.issuer,
+            audience=audience,
+            scope=decision.scope,
+            expires_in=decision.expires_in,
+            claims=decision.claims,
+        )
+    elif isinstance(decision, Rejected):
+        out.update(status=decision.status, error=decision.error.value, error_description=decision.error_description)
+        if decision.error_uri is not None:
+            out["error_uri"] = decision.error_uri
+    else:
+        out.update(redirect_uri=decision.redirect_uri, scope=" ".join(decision.grant.scope), audience=decision.grant.audience)
+    return out
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    request = _token_request(args, loaded.tenant)
+    decision = decide(request, loaded.tenant, now=_now(args))
+    _print_json(decision_json(decision))
+    return 0
+
+
+def _index_of(items: Iterable[T], match: Callable[[T], bool]) -> int | None:
+    return next((i for i, item in enumerate(items) if match(item)), None)
+
+
+def consulted(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected | Authorized) -> list[str]:
+    """The parts of the configuration a decision read, with their paths in the tenant."""
+    lines: list[str] = []
+    rules = {r.rule.value for r in decision.trace}
+    host = (request.domain or "").strip().lower().rstrip(".")
+    custom = _index_of(tenant.custom_domains, lambda d: d.domain == host)
+    if custom is not None:
+        d = tenant.custom_domains[custom]
+        lines.append(f"custom_domains[{custom}]: {d.domain} ({'verified' if d.verified else 'not verified'})")
+    else:
+        lines.append(f"domain: {tenant.domain} (canonical)")
+    client_id = request.client_id or request.basic_client_id
+    if client_id is None and request.assertion is not None:
+        sub = request.assertion.claims.get("sub")
+        client_id = sub if isinstance(sub, str) else None
+    client_index = _index_of(tenant.clients, lambda c: c.client_id == client_id) if client_id else None
+    client = tenant.clients[client_index] if client_index is not None else None
+    if client is not None:
+        lines.append(f"clients[{client_index}]: {client.name or '(no name)'} ({client.client_id}), auth method {client.auth_method.value}")
+    elif client_id:
+        lines.append(f"clients: no client {client_id!r}")
+    audience = (request.audience or "").strip() or None
+    if audience is None and "audience.resource_parameter" in rules:
+        audience = (request.resource or "").strip() or None
+    if audience is None and "audience.default" in rules:
+        audience = tenant.default_audience
+        lines.append(f"default_audience: {audience}")
+    if audience is not None:
+        api_index = _index_of(tenant.apis, lambda a: a.identifier == audience)
+        if api_index is not None:
+            api = tenant.apis[api_index]
+            lines.append(f"apis[{api_index}]: {api.name or '(no name)'} ({api.identifier})")
+        elif audience == tenant.management_api_identifier:
+            lines.append(f"the built-in Auth0 Management API ({audience})")
+        elif audience == tenant.userinfo_audience:
+            lines.append(f"/userinfo ({audience}); not an API")
+        else:
+            lines.append(f"apis: no API {audience!r}")
+        if client is not None:
+            own = _index_of(
+                tenant.client_grants,
+                lambda g: g.client_id == client.client_id and g.audience == audience and g.subject_type is SubjectType.CLIENT,
+            )
+            fallback = _index_of(
+                tenant.client_grants,
+                lambda g: g.client_id is None and g.audience == audience and g.subject_type is SubjectType.CLIENT,
+            )
+            if own is not None:
+                g = tenant.client_grants[own]
+                lines.append(f"client_grants[{own}]: {client.client_id} -> {audience}, scope {' '.join(g.scope) or '(none)'}")
+            elif fallback is not None and not client.is_first_party:
+                lines.append(f"client_grants[{fallback}]: default grant for third-party clients -> {audience}")
+            else:
+                lines.append(f"client_grants: none for {client.client_id} -> {audience}")
+    org_value = (request.organization or "").strip()
+    if org_value:
+        org_index = _index_of(tenant.organizations, lambda o: org_value in (o.id, o.name))
+        if org_index is None:
+            lines.append(f"organizations: no organization {org_value!r}")
+        else:
+            org = tenant.organizations[org_index]
+            lines.append(f"organizations[{org_index}]: {org.name} ({org.id})")
+            if client is not None and audience is not None:
+                ref = _index_of(org.client_grants, lambda r: r.client_id == client.client_id and r.audience == audience)
+                if ref is not None:
+                    lines.append(f"organizations[{org_index}].client_grants[{ref}]: the grant is associated with {org.name}")
+    return lines
+
+
+def explain_lines(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected | Authorized, statements: dict[str, str]) -> list[str]:
+    """The plain-words explanation ``claimsengine explain`` prints."""
+    lines: list[str] = []
+    if isinstance(decision, Issued):
+        aud = ", ".join(decision.audience) if isinstance(decision.audience, tuple) else decision.audience
+        scope = f", scope {decision.scope!r}" if decision.scope else ", no scope"
+        what = ("a JWT" if decision.format.value == "jwt" else f"an {decision.format.value}") + f" access token for {aud}"
+        lines.append(f"Outcome: issued {what} (iss {decision.issuer}{scope}, expires in {decision.expires_in} s)")
+    elif isinstance(decision, Rejected):
+        lines.append(f"Outcome: rejected with HTTP {decision.status} {decision.error.value}: {decision.error_description}")
+        lines.append(f"Decided by rule {decision.rejected_by.value}")
+    else:
+        lines.append(f"Outcome: authorized; redirect to {decision.redirect_uri}")
+    lines.append("")
+    lines.append("Steps:")
+    for number, reason in enumerate(decision.trace, 1):
+        rule = reason.rule.value
+        parts = [f"{number:2}. {rule}"]
+        if reason.detail:
+            parts.append(reason.detail)
+        statement = statements.get(rule)
+        if statement:
+            parts.append(statement)
+        lines.append(" — ".join(parts))
+    if not statements:
+        lines.append("(rule statements unavailable: specs/rules.toml was not found)")
+    lines.append("")
+    lines.append("Configuration consulted:")
+    lines.extend(f"  - {line}" for line in consulted(tenant, request, decision))
+    return lines
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    request = _token_request(args, loaded.tenant)
+    decision = decide(request, loaded.tenant, now=_now(args))
+    lines = explain_lines(loaded.tenant, request, decision, table.rule_statements())
+    if _is_tty(sys.stdout):
+        from rich.text import Text
+
+        console = _console()
+        style = "bold green" if isinstance(decision, Issued) else "bold red"
+        console.print(Text(lines[0], style=style))
+        for line in lines[1:]:
+            console.print(Text(line, style="bold" if line.endswith(":") and not line.startswith(" ") else ""))
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# table and diff
+# ---------------------------------------------------------------------------------------
+
+
+def _context(loaded: Loaded) -> table.TableContext:
+    return table.TableContext(loaded.tenant, table.secrets_of(loaded.credentials))
+
+
+def _rich_table(rows: Iterable[table.Row], title: str) -> None:
+    from rich.table import Table
+
+    grid = Table(title=title, show_lines=False)
+    columns = (*table.DIMENSIONS, "kind", "format", "aud", "iss", "token_scope", "error", "status", "rules")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        cells = row.as_dict()
+        style = "green" if row.outcome.kind == "issued" else "red"
+        values = []
+        for column in columns:
+            value = cells[column]
+            text = " ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+            values.append(f"[{style}]{text}[/]" if column == "kind" else text.replace("[", "\\["))
+        grid.add_row(*values)
+    _console().print(grid)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    ctx = _context(loaded)
+    with _progress(ctx.group_count(), "tabulating") as step:
+        rows = ctx.rows(on_group=step)
+        if args.format is None and args.output is None and _is_tty(sys.stdout):
+            _rich_table(rows, f"Decision table: {loaded.tenant.domain}")
+            return 0
+        fmt: table.Format = args.format or "markdown"
+        with _output(args.output) as out:
+            for chunk in table.render(rows, fmt, title=f"Decision table: {loaded.tenant.domain}"):
+                out.write(chunk)
+    return 0
+
+
+def _rule_delta(old: table.Outcome | None, new: table.Outcome | None) -> str:
+    before = old.rules if old is not None else ()
+    after = new.rules if new is not None else ()
+    removed = [r for r in before if r not in after]
+    added = [r for r in after if r not in before]
+    return " ".join([*(f"-{r}" for r in removed), *(f"+{r}" for r in added)])
+
+
+def _summary(o: table.Outcome | None) -> str:
+    return "(no such request class)" if o is None else o.summary()
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    old = _context(_load(args, args.old))
+    new = _context(_load(args, args.new))
+    with _progress(max(old.group_count(), new.group_count()), "comparing") as step:
+        changes = list(table.diff_tables(old, new, on_group=step))
+    fmt = args.format or "text"
+    if fmt == "json":
+        _print_json([c.as_dict() for c in changes])
+    elif fmt == "markdown":
+        header = (*table.DIMENSIONS, "old", "new", "rules changed")
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for c in changes:
+            cells = [c.request.get(d) for d in table.DIMENSIONS] + [_summary(c.old), _summary(c.new), _rule_delta(c.old, c.new)]
+            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        tty = _is_tty(sys.stdout)
+        console = _console() if tty else None
+        if not changes:
+            print("No request class changes its outcome.")
+        for c in changes:
+            key = "  ".join(f"{d}={c.request.get(d)}" for d in table.DIMENSIONS)
+            block = [key, f"    old: {_summary(c.old)}", f"    new: {_summary(c.new)}", f"    rules: {_rule_delta(c.old, c.new)}"]
+            if console is not None:
+                from rich.text import Text
+
+                console.print(Text(block[0], style="bold"))
+                console.print(Text(block[1], style="red"))
+                console.print(Text(block[2], style="green"))
+                console.print(Text(block[3], style="dim"))
+            else:
+                sys.stdout.write("\n".join(block) + "\n")
+        if changes:
+            print(f"{len(changes)} request class{'es' if len(changes) != 1 else ''} change{'' if len(changes) != 1 else 's'} outcome.")
+    return 1 if changes else 0
+
+
+# ---------------------------------------------------------------------------------------
+# check and clients
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from claimsengine.lint import lint
+
+    loaded = _load(args)
+    findings = lint(loaded.tenant, derived_api_secrets=loaded.derived_api_secrets)
+    errors = sum(1 for f in findings if f.severity == "error")
+    if args.format == "json":
+        _print_json(
+            {
+                "warnings": [{"file": w.file, "path": w.path, "message": w.message, "line": w.line} for w in loaded.warnings],
+                "notes": list(loaded.notes),
+                "findings": [{"code": f.code, "severity": f.severity, "path": f.path, "message": f.message} for f in findings],
+                "errors": errors,
+            }
+        )
+        return 1 if errors else 0
+    lines: list[tuple[str, str]] = [("yellow", f"loader warning: {w}") for w in loaded.warnings]
+    lines += [("dim", f"note: {n}") for n in loaded.notes]
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    lines += [(colours.get(f.severity, ""), f"{f.severity}: {f.code} at {f.path or '(tenant)'}: {f.message}") for f in findings]
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    summary = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info, {len(loaded.warnings)} loader warning(s)"
+    if _is_tty(sys.stdout):
+        from rich.text import Text
+
+        console = _console()
+        for style, line in lines:
+            console.print(Text(line, style=style))
+        console.print(Text(summary, style="bold red" if errors else "bold green"))
+    else:
+        sys.stdout.write("".join(line + "\n" for _, line in lines) + summary + "\n")
+    return 1 if errors else 0
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    creds = [
+        {
+            "name": c.name,
+            "client_id": c.client_id,
+            "client_secret": c.client_secret.get_secret_value() if c.client_secret is not None else None,
+            "source": c.source,
+        }
+        for c in loaded.credentials
+    ]
+    if args.format == "json":
+        _print_json(creds)
+        return 0
+    if _is_tty(sys.stdout):
+        from rich.table import Table
+
+        grid = Table(title=f"Credentials: {loaded.tenant.domain}")
+        for column in ("name", "client_id", "client_secret", "source"):
+            grid.add_column(column, overflow="fold")
+        for c in creds:
+            grid.add_row(*(str(c[k] or "") for k in ("name", "client_id", "client_secret", "source")))
+        _console().print(grid)
+    else:
+        for c in creds:
+            sys.stdout.write("\t".join(str(c[k] or "") for k in ("name", "client_id", "client_secret", "source")) + "\n")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    return table.main(["--write-docs" if args.write else "--check-docs"])
+
+
+# ---------------------------------------------------------------------------------------
+# serve
+# ---------------------------------------------------------------------------------------
+
+
+def _server_module() -> tuple[Any, str | None]:
+    try:
+        from claimsengine.adapters import server
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        return None, (
+            f"{PROG} serve is unavailable: {missing} could not be imported. Install the extras: pip install 'claimsengine[server]'"
+        )
+    return server, None
+
+
+def _serve_unavailable(message: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors reported as ``prog: error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("tenant options (before or after the command)")
+    group.add_argument(
+        "--tenant", metavar="PATH", default=default(str(EXAMPLE_TENANT)), help="tenant file or directory (default: the example)"
+    )
+    group.add_argument("--domain", metavar="HOST", default=default(None), help="the tenant's canonical domain, for Deploy CLI exports")
+    group.add_argument("--keyword", metavar="KEY=VALUE", action="append", default=default(None), help="keyword replacement (repeatable)")
+    group.add_argument("--keyword-file", metavar="PATH", default=default(None), help="JSON or YAML mapping of keyword values")
+    group.add_argument("--credentials", metavar="PATH", default=default(None), help="client credentials overlay (JSON or YAML)")
+
+
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--request", metavar="FILE", help="JSON object of token endpoint parameters (default: stdin)")
+    parser.add_argument(
+        "--host", "--domain-used", dest="host", metavar="HOST", help="host the request came through (default: the canonical domain)"
+    )
+    parser.add_argument("--now", metavar="EPOCH", type=int, help="Unix time of the request (default: the current time)")
+    parser.add_argument("--authorization", metavar="HEADER", help="Authorization header value, e.g. 'Basic ...'")
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Decide what Auth0 would issue for a token request, or which error, and why.")
+    _add_globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_globals(p, suppress=True)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("decide", cmd_decide, "decide a token request; print the decision as JSON")
+    _add_request_options(p)
+    p = command("explain", cmd_explain, "decide a token request and explain the decision in plain words")
+    _add_request_options(p)
+    p = command("table", cmd_table, "the tenant's decision table")
+    p.add_argument("--format", choices=table.FORMATS, help="output format (default: a terminal table, or markdown when piped)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p = command("check", cmd_check, "lint the tenant: loader warnings and findings; exit 1 on an error")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p = command("diff", cmd_diff, "request classes whose outcome changes between two configurations; exit 1 if any")
+    p.add_argument("old", metavar="OLD", help="the current configuration")
+    p.add_argument("new", metavar="NEW", help="the proposed configuration")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p = command("clients", cmd_clients, "the effective client credentials (shows secrets)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p = command("docs", cmd_docs, "regenerate (--write) or check the generated pages under docs/")
+    p.add_argument("--write", action="store_true", help="write the pages (default: check, exit 1 if stale)")
+
+    # serve: the server module (and its extras) is imported only when asked for.
+    if "serve" in argv:
+        server, problem = _server_module()
+        if server is None:
+            p = command("serve", _serve_unavailable(problem or "serve is unavailable"), "serve the tenant over HTTP")
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        else:
+            p = command("serve", server.run, "serve the tenant over HTTP (a fake Auth0)")
+            server.add_arguments(p)
+    else:
+        sub.add_parser("serve", help="serve the tenant over HTTP (a fake Auth0)", add_help=False)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``claimsengine`` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
+    from claimsengine.adapters.loader import ConfigError
+
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        return _fail(f"cannot load the tenant configuration:\n{exc}")
+    except UsageError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
