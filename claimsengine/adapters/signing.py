@@ -101,7 +101,7 @@ class _SigningKey:
             raise ValueError(f"tenant signing keys must be at least {RSA_BITS} bits")
         key = RSAKey.import_key(private)
         kid = key.thumbprint()  # RFC 7638
-        return cls(kid=kid, key=RSAKey.import_key(private, parameters={"kid": kid, "alg": "RS256", "use": "sig"}))
+        return cls(kid=kid, key=RSAKey.import_key(private, parameters={"kid": kid, "use": "sig"}))
 
     def public_jwk(self) -> dict[str, Any]:
         public = self.key.as_dict(private=False)
