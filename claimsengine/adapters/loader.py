@@ -314,17 +314,20 @@ def _loc_path(loc: tuple[int | str, ...]) -> str:
 def _to_source(model_path: str, origins: Origins, renames: Mapping[str, str]) -> tuple[str, str]:
     """Map a model path such as ``clients[2].app_type`` to (file, source path)."""
     prefix = model_path
-    while prefix:
-        if prefix in origins:
-            file, base = origins[prefix]
-            rest = model_path[len(prefix) :].lstrip(".")
-            head, _, tail = rest.partition(".")
-            head = renames.get(head.split("[")[0], head.split("[")[0]) + head[len(head.split("[")[0]) :]
-            rest = f"{head}.{tail}" if tail else head
-            return file, _join(base, rest) if rest and not rest.startswith("[") else base + rest
+    while prefix and prefix not in origins:
         prefix = _parent(prefix)
-    file, base = origins[""]
-    return file, _join(base, model_path) if base else model_path
+    file, base = origins[prefix]
+    rest = model_path[len(prefix) :].lstrip(".")
+    head, dot, tail = rest.partition(".")
+    name, bracket, index = head.partition("[")
+    if head in renames:  # e.g. client_secrets[0] <- client_secret
+        head = renames[head]
+    elif name in renames:
+        head = renames[name] + bracket + index
+    rest = head + dot + tail
+    if not rest or rest.startswith("["):
+        return file, base + rest
+    return file, _join(base, rest)
 
 
 CROSS_REFERENCE = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$")
@@ -544,7 +547,7 @@ RENAMES = {
     "id_token_lifetime": "jwt_configuration.lifetime_in_seconds",
     "metadata": "client_metadata",
     "public_keys": "client_authentication_methods.private_key_jwt.credentials",
-    "client_secrets": "client_secret",
+    "client_secrets[0]": "client_secret",
     "client_policy": "subject_type_authorization.client.policy",
     "user_policy": "subject_type_authorization.user.policy",
     "verified": "status",

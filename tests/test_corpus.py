@@ -1,0 +1,209 @@
+"""Every real Deploy CLI export in the shared corpus loads, and a few decisions on each are right."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from claimsengine import Issued, Rejected, Rule, TokenRequest, decide
+from claimsengine.adapters.loader import ConfigError, Loaded, load_tenant
+from claimsengine.lint import lint
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"tenant corpus not found at {CORPUS}")
+
+NOW = 1_700_000_000
+CAPTCHA = [
+    f"CAPTCHA_{name}"
+    for name in (
+        "ARKOSE_SECRET", "ARKOSE_SITE_KEY", "FRIENDLY_CAPTCHA_SECRET", "FRIENDLY_CAPTCHA_SITE_KEY", "HCAPTCHA_SECRET",
+        "HCAPTCHA_SITE_KEY", "RECAPTCHA_ENTERPRISE_API_KEY", "RECAPTCHA_ENTERPRISE_PROJECT_ID",
+        "RECAPTCHA_ENTERPRISE_SITE_KEY", "RECAPTCHA_V2_SECRET", "RECAPTCHA_V2_SITE_KEY",
+    )
+]  # fmt: skip
+# Each corpus entry: its canonical domain (the one its Management API grants name, where it
+# has any) and the keywords it needs. @@...@@ values are JSON, so they go through a file.
+CASES: dict[str, tuple[str, dict[str, object]]] = {
+    "Danco626__a0-deploy__tenant.yaml": ("danco-hooks.auth0.com", {}),
+    "JohnDupuis__auth0-config-test__tenant.yaml": ("johndupuis.auth0.com", {}),
+    "auth0__auth0-deploy-cli__examples_yaml_tenant.yaml": (
+        "example.auth0.com",
+        {"ENV": "dev", "SETUP_CONFIG": {"enabled": True}, **dict.fromkeys(CAPTCHA, "test-value")},
+    ),
+    "auth0__auth0-deploy-cli__test_e2e_testdata_keyword-replacements_yaml_tenant.yaml": (
+        "example.auth0.com",
+        {"COMPANY_NAME": "Acme", "LANGUAGES": ["en", "fr"]},
+    ),
+    "auth0__auth0-deploy-cli__test_e2e_testdata_lots-of-configuration_tenant.yaml": (
+        "auth0-deploy-cli-e2e.us.auth0.com",
+        {"MANDRILL_API_KEY": "test-value"},
+    ),
+    "infaspublications__auth0-deploy__tenant.yaml": (
+        "infas.auth0.com",
+        {
+            "AUTH0_SITE_DOMAIN": "site.example.test",
+            "AUTH0_SMTP_USER": "user",
+            "AUTH0_SMTP_PASS": "pass",
+            "AUTH0_DEFAULT_FROM_ADDRESS": "noreply@example.test",
+        },
+    ),
+    "pushpabrol__github-actions-auth0-deploy__tenant.yaml": (
+        "pushpabrol.auth0.com",
+        {"API_IDENTIFIER": "https://api.example.test", "APP_CALLBACKS": ["https://app.example.test/callback"]},
+    ),
+    "tjones-commits__auth0__tenant.yaml": ("tjones.auth0.com", {}),
+    "tswallen__auth0-configuration__tenant.yaml": ("tom-dev.au.auth0.com", {}),
+    "zebkailash__eventui-auth0-deployment__tenant.yaml": ("myevents.eu.auth0.com", {}),
+    "auth0__auth0-deploy-cli__examples_directory": ("example.auth0.com", {"ENV": "dev", "AUTH0_TENANT_NAME": "example"}),
+}
+DIRECTORY = "auth0__auth0-deploy-cli__examples_directory"
+
+
+def load(name: str, tmp_path: Path, source: Path | None = None) -> Loaded:
+    domain, keywords = CASES[name]
+    keyword_file = tmp_path / "keywords.json"
+    keyword_file.write_text(json.dumps(keywords | {"AUTH0_DOMAIN": domain}))
+    return load_tenant(source or CORPUS / name, keyword_file=keyword_file)
+
+
+def load_directory(tmp_path: Path) -> Loaded:
+    # Its grant names client "My M2M", which has no file in clients/ (see SOURCES.md); add it.
+    copy = tmp_path / "directory"
+    shutil.copytree(CORPUS / DIRECTORY, copy)
+    (copy / "clients" / "My M2M.json").write_text(json.dumps({"name": "My M2M", "app_type": "non_interactive"}))
+    return load(DIRECTORY, tmp_path, copy)
+
+
+def client_credentials(loaded: Loaded, name: str, audience: str) -> Issued | Rejected:
+    [creds] = [c for c in loaded.credentials if c.name == name]
+    request = TokenRequest(grant_type="client_credentials", client_id=creds.client_id, client_secret=creds.client_secret, audience=audience)
+    decision = decide(request, loaded.tenant, now=NOW)
+    assert isinstance(decision, Issued | Rejected)
+    return decision
+
+
+def test_every_corpus_entry_is_covered() -> None:
+    assert sorted(p.name for p in CORPUS.iterdir() if p.name != "SOURCES.md") == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - {DIRECTORY}))
+def test_yaml_export_loads(name: str, tmp_path: Path) -> None:
+    loaded = load(name, tmp_path)
+    assert loaded.tenant.domain == CASES[name][0]
+    assert loaded.warnings == ()
+    assert len(loaded.credentials) == len(loaded.tenant.clients)
+    # Every grant in these exports points at an API that exists (custom or the Management API).
+    assert [f for f in lint(loaded.tenant, derived_api_secrets=loaded.derived_api_secrets) if f.code == "grant.missing_api"] == []
+
+
+def test_directory_export_names_a_client_it_does_not_contain(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load(DIRECTORY, tmp_path)
+    assert [str(p) for p in excinfo.value.problems] == ["grants/m2m_myapp_api.json:client_id (line 2): no client named 'My M2M'"]
+
+
+def test_directory_export_loads(tmp_path: Path) -> None:
+    loaded = load_directory(tmp_path)
+    tenant = loaded.tenant
+    assert len(tenant.clients) == 7
+    assert {a.identifier for a in tenant.apis} == {"https://dev.myapp.com/api/v1", "https://example.auth0.com/me/"}
+    assert [d.domain for d in tenant.custom_domains] == ["my_domain.com"]
+    decision = client_credentials(loaded, "My M2M", "https://dev.myapp.com/api/v1")
+    assert isinstance(decision, Issued)
+    # The grant's only scope is not defined on the API, so the token carries none (R33),
+    # and the lint says why.
+    assert decision.scope is None
+    findings = lint(tenant, derived_api_secrets=loaded.derived_api_secrets)
+    assert [(f.code, f.path) for f in findings] == [("grant.undefined_scopes", "client_grants[0].scope")]
+
+
+def test_keyword_only_file_loads(tmp_path: Path) -> None:
+    loaded = load("auth0__auth0-deploy-cli__test_e2e_testdata_keyword-replacements_yaml_tenant.yaml", tmp_path)
+    assert loaded.tenant.clients == ()
+
+
+def test_tswallen_client_with_two_grants_gets_both_audiences(tmp_path: Path) -> None:
+    loaded = load("tswallen__auth0-configuration__tenant.yaml", tmp_path)
+    management = loaded.tenant.management_api_identifier
+    for audience in ("https://localhost:3000", management):
+        decision = client_credentials(loaded, "API Explorer Application", audience)
+        assert isinstance(decision, Issued), decision
+        assert decision.claims["aud"] == audience
+    # A Management API grant yields a JWT for the Management API.
+    decision = client_credentials(loaded, "logs-to-cloudwatch", management)
+    assert isinstance(decision, Issued)
+    assert decision.format == "jwt"
+    assert decision.claims["aud"] == management == "https://tom-dev.au.auth0.com/api/v2/"
+    # The same client has no grant for the custom API.
+    rejected = client_credentials(loaded, "logs-to-cloudwatch", "https://localhost:3000")
+    assert isinstance(rejected, Rejected)
+    assert rejected.rejected_by is Rule.GRANT_MISSING
+
+
+@pytest.mark.parametrize(
+    ("name", "client", "audience"),
+    [
+        ("tjones-commits__auth0__tenant.yaml", "proof-of-concept (Test Application)", "https://proof-of-concept"),
+        ("tswallen__auth0-configuration__tenant.yaml", "Test API (Test Application)", "https://localhost:3000"),
+    ],
+)
+def test_empty_scope_grant_issues_a_token_without_scope(name: str, client: str, audience: str, tmp_path: Path) -> None:
+    decision = client_credentials(load(name, tmp_path), client, audience)
+    assert isinstance(decision, Issued), decision
+    assert decision.format == "jwt"
+    assert decision.scope is None
+    assert "scope" not in decision.claims
+
+
+def test_zebkailash_grants(tmp_path: Path) -> None:
+    loaded = load("zebkailash__eventui-auth0-deployment__tenant.yaml", tmp_path)
+    for grant in loaded.tenant.client_grants:
+        [name] = [c.name for c in loaded.tenant.clients if c.client_id == grant.client_id]
+        decision = client_credentials(loaded, name, grant.audience)
+        assert isinstance(decision, Issued), decision
+        assert decision.claims["aud"] == grant.audience
+
+
+def test_danco_management_api_grant(tmp_path: Path) -> None:
+    loaded = load("Danco626__a0-deploy__tenant.yaml", tmp_path)
+    management = loaded.tenant.management_api_identifier
+    [grant] = [g for g in loaded.tenant.client_grants if g.audience == management][:1]
+    [name] = [c.name for c in loaded.tenant.clients if c.client_id == grant.client_id]
+    decision = client_credentials(loaded, name, management)
+    assert isinstance(decision, Issued), decision
+    assert decision.claims["aud"] == management
+    assert decision.scope == " ".join(grant.scope)
+
+
+def test_johndupuis_has_no_apis_and_rejects(tmp_path: Path) -> None:
+    loaded = load("JohnDupuis__auth0-config-test__tenant.yaml", tmp_path)
+    assert loaded.tenant.apis == ()
+    assert loaded.tenant.client_grants == ()
+    for creds in loaded.credentials:
+        decision = client_credentials(loaded, creds.name, "https://api.example.test")
+        assert isinstance(decision, Rejected)
+    # The Management API exists but no client has a grant for it.
+    [m2m] = [c for c in loaded.tenant.clients if "client_credentials" in c.effective_grant_types][:1]
+    decision = client_credentials(loaded, m2m.name, loaded.tenant.management_api_identifier)
+    assert isinstance(decision, Rejected)
+    assert decision.rejected_by is Rule.GRANT_MISSING
+
+
+def test_lots_of_configuration_organizations_and_management_grants(tmp_path: Path) -> None:
+    loaded = load("auth0__auth0-deploy-cli__test_e2e_testdata_lots-of-configuration_tenant.yaml", tmp_path)
+    assert [o.name for o in loaded.tenant.organizations] == ["org1", "org2"]
+    assert all(o.id.startswith("org_") for o in loaded.tenant.organizations)
+    assert any(c.public_keys for c in loaded.tenant.clients)
+    management = loaded.tenant.management_api_identifier
+    decision = client_credentials(loaded, "API Explorer Application", management)
+    assert isinstance(decision, Issued), decision
+    assert decision.claims["aud"] == management
+
+
+def test_pushpabrol_identifier_and_callbacks_come_from_keywords(tmp_path: Path) -> None:
+    loaded = load("pushpabrol__github-actions-auth0-deploy__tenant.yaml", tmp_path)
+    assert [a.identifier for a in loaded.tenant.apis] == ["https://api.example.test"]
+    assert any(c.callbacks == ("https://app.example.test/callback",) for c in loaded.tenant.clients)
