@@ -1,0 +1,297 @@
+"""Hypothesis strategies for tenants and requests, so anyone can test the invariants.
+
+Identifiers come from small closed pools (the abstract-behaviour technique): requests
+then hit existing, missing and borderline entries often, instead of random strings that
+never match anything. Use :func:`requests_for` with your own tenant::
+
+    @given(st.data())
+    def test_my_tenant_never_issues_without_a_grant(data):
+        request = data.draw(requests_for(MY_TENANT))
+        ...
+
+Requires the ``hypothesis`` package (in the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from claimsengine.model import (
+    Api,
+    AuthorizeRequest,
+    Behaviour,
+    Client,
+    ClientGrant,
+    Consent,
+    CustomDomain,
+    DefaultOrganization,
+    GrantRef,
+    Organization,
+    OrganizationMember,
+    Permission,
+    QuotaUsage,
+    Role,
+    Tenant,
+    TokenQuota,
+    TokenRequest,
+    User,
+)
+
+CANONICAL = "acme.auth0.com"
+CUSTOM = ("login.acme.com", "id.acme.io")
+API_POOL = ("https://api.acme.com", "urn:acme:ledger", "https://reports.acme.com/")
+SCOPE_POOL = ("read", "write", "delete", "admin")
+CLIENT_POOL = ("app-m2m", "app-web", "app-spa", "app-partner")
+ORG_POOL = (("org_one", "one"), ("org_two", "two"))
+USER_POOL = ("auth0|u1", "auth0|u2")
+ROLE_POOL = ("reader", "writer")
+CALLBACK = "https://app.acme.com/cb"
+LOCAL_CALLBACK = "http://localhost:3000/cb"
+GRANT_TYPES = ("client_credentials", "authorization_code", "refresh_token", "implicit")
+
+
+def secret_for(client_id: str) -> str:
+    """The secret the generated tenants give ``client_id`` (so requests can present it)."""
+    return f"{client_id}-s3cr3t-value"
+
+
+def _subset(pool: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(pool), unique=True, max_size=len(pool)).map(tuple)
+
+
+@st.composite
+def apis(draw: st.DrawFn, identifier: str) -> Api:
+    """An API with the identifier given and drawn settings."""
+    alg = draw(st.sampled_from(["RS256", "PS256", "HS256"]))
+    lifetime = draw(st.integers(min_value=60, max_value=2592000))
+    return Api.model_validate(
+        {
+            "identifier": identifier,
+            "scopes": draw(_subset(SCOPE_POOL)),
+            "signing_alg": alg,
+            "signing_secret": f"signing-secret-for-{len(identifier)}" if alg == "HS256" else None,
+            "token_lifetime": lifetime,
+            "token_lifetime_for_web": draw(st.integers(min_value=60, max_value=lifetime)),
+            "token_dialect": draw(st.sampled_from(["access_token", "access_token_authz", "rfc9068_profile", "rfc9068_profile_authz"])),
+            "enforce_policies": draw(st.booleans()),
+            "allow_offline_access": draw(st.booleans()),
+            "skip_consent_for_verifiable_first_party_clients": draw(st.booleans()),
+            "client_policy": draw(st.sampled_from(["require_client_grant", "require_client_grant", "deny_all"])),
+            "user_policy": draw(st.sampled_from(["allow_all", "allow_all", "require_client_grant", "deny_all"])),
+        }
+    )
+
+
+@st.composite
+def clients(draw: st.DrawFn, client_id: str, org_ids: tuple[str, ...], *, confidential: bool = False) -> Client:
+    """A client with drawn type, authentication method and grant types."""
+    app_types = ["non_interactive", "regular_web"] if confidential else ["non_interactive", "regular_web", "spa", "native", None]
+    app_type = draw(st.sampled_from(app_types))
+    methods = [None, "client_secret_post", "client_secret_basic"] + ([] if confidential else [None, "none"])
+    method = draw(st.sampled_from(methods))
+    default_org = None
+    if draw(st.booleans()) and org_ids:
+        default_org = DefaultOrganization(organization_id=draw(st.sampled_from(org_ids)))
+    return Client.model_validate(
+        {
+            "client_id": client_id,
+            "name": client_id.replace("-", " ").title(),
+            "client_secrets": [secret_for(client_id)],
+            "app_type": app_type,
+            "token_endpoint_auth_method": method,
+            "grant_types": draw(st.sampled_from([None, None, None]) | _subset(GRANT_TYPES)),
+            "is_first_party": draw(st.booleans() | st.just(True)),
+            "callbacks": [CALLBACK, LOCAL_CALLBACK],
+            "organization_usage": draw(st.sampled_from(["deny", "deny", "allow", "require"])),
+            "default_organization": default_org,
+            "token_quota": draw(st.none() | st.builds(TokenQuota, per_hour=st.integers(0, 5), per_day=st.none())),
+        }
+    )
+
+
+@st.composite
+def tenants(draw: st.DrawFn) -> Tenant:
+    """A small tenant over the closed pools: APIs, clients, grants, organizations, users."""
+    custom = draw(_subset(CUSTOM))
+    identifiers = draw(_subset(API_POOL))
+    api_list = [draw(apis(i)) for i in identifiers]
+    orgs = draw(st.lists(st.sampled_from(ORG_POOL), unique=True, max_size=len(ORG_POOL)))
+    org_ids = tuple(o[0] for o in orgs)
+    client_ids = draw(st.lists(st.sampled_from(CLIENT_POOL), unique=True, min_size=1))
+    # The first client is confidential, so client_credentials requests often get far.
+    client_list = [draw(clients(c, org_ids, confidential=i == 0)) for i, c in enumerate(client_ids)]
+    audiences = (*identifiers, f"https://{CANONICAL}/api/v2/")
+    grants: list[ClientGrant] = []
+    seen: set[tuple[str, str, str]] = set()
+    for n, client in enumerate(client_list):
+        picks = draw(st.lists(st.sampled_from(audiences), unique=True, min_size=1 if n == 0 else 0))
+        for audience in picks:
+            subject = "client" if n == 0 else draw(st.sampled_from(["client", "client", "user"]))
+            if (client.client_id, audience, subject) in seen:
+                continue
+            seen.add((client.client_id, audience, subject))
+            allow_all = draw(st.booleans()) and draw(st.booleans())
+            grants.append(
+                ClientGrant.model_validate(
+                    {
+                        "client_id": client.client_id,
+                        "audience": audience,
+                        "subject_type": subject,
+                        "scope": () if allow_all else draw(_subset((*SCOPE_POOL, "undefined:scope"))),
+                        "allow_all_scopes": allow_all,
+                        "organization_usage": draw(st.sampled_from(["deny", "deny", "allow", "require"])),
+                        "allow_any_organization": draw(st.booleans()),
+                    }
+                )
+            )
+    if draw(st.booleans()) and identifiers:
+        grants.append(ClientGrant(default_for="third_party_clients", audience=identifiers[0], scope=SCOPE_POOL[:2]))
+    roles = [
+        Role(name=name, permissions=tuple(Permission(resource_server_identifier=a, permission_name=s) for a in identifiers for s in perms))
+        for name, perms in (("reader", ("read",)), ("writer", ("write", "delete")))
+    ]
+    users = [
+        User(
+            user_id=u,
+            profile={"name": f"User {u[-1]}", "email": f"{u[-2:]}@acme.com", "nickname": u[-2:]},
+            roles=draw(_subset(ROLE_POOL)),
+            consents=tuple(
+                Consent(client_id=c.client_id, audience=a, scopes=SCOPE_POOL)
+                for c in client_list
+                for a in identifiers
+                if draw(st.booleans()) and draw(st.booleans())
+            ),
+        )
+        for u in draw(st.lists(st.sampled_from(USER_POOL), unique=True, min_size=1))
+    ]
+    organizations = []
+    for org_id, name in orgs:
+        refs = [GrantRef(client_id=g.client_id or "", audience=g.audience) for g in grants if g.client_id and draw(st.booleans())]
+        members = [OrganizationMember(user_id=u.user_id, roles=draw(_subset(ROLE_POOL))) for u in users if draw(st.booleans())]
+        organizations.append(Organization(id=org_id, name=name, client_grants=tuple(dict.fromkeys(refs)), members=tuple(members)))
+    behaviour = Behaviour(
+        no_grant_wording=draw(st.sampled_from(["2018", "2024", "2025"])),
+        client_auth_error=draw(st.sampled_from(["observed", "documented"])),
+        client_credentials_scopes=draw(st.sampled_from(["grant", "requested"])),
+        unknown_host=draw(st.sampled_from(["default", "default", "default", "reject"])),
+        strict_auth_method=draw(st.booleans()),
+    )
+    return Tenant(
+        domain=CANONICAL,
+        custom_domains=tuple(CustomDomain(domain=d) for d in custom),
+        default_audience=draw(st.sampled_from([None, None, "", *identifiers, "https://missing.acme.com"])),
+        resource_parameter_profile=draw(st.sampled_from(["audience", "compatibility"])),
+        allow_organization_name_in_authentication_api=draw(st.booleans()),
+        allow_api1_non_global_clients=draw(st.booleans()) and draw(st.booleans()),
+        organizations_for_m2m=draw(st.booleans() | st.just(True)),
+        apis=tuple(api_list),
+        clients=tuple(client_list),
+        client_grants=tuple(grants),
+        organizations=tuple(organizations),
+        roles=tuple(roles),
+        users=tuple(users),
+        behaviour=behaviour,
+    )
+
+
+def _mostly(draw: st.DrawFn, good: Any, *others: Any) -> Any:
+    """``good`` four times in five; otherwise one of ``others``, so failures still get drawn."""
+    return draw(st.sampled_from([good] * 4 * max(len(others), 1) + list(others))) if others else good
+
+
+def _audiences(tenant: Tenant) -> list[str | None]:
+    return [
+        None,
+        "",
+        *(a.identifier for a in tenant.apis),
+        tenant.management_api_identifier,
+        tenant.userinfo_audience,
+        "https://unknown.example.com",
+        *(f"https://{d.domain}/api/v2/" for d in tenant.custom_domains),
+    ]
+
+
+def _domains(tenant: Tenant) -> list[str | None]:
+    return [None, tenant.domain, *(d.domain for d in tenant.custom_domains), "evil.example.net", f"{tenant.domain}:443"]
+
+
+def _scope_pool(tenant: Tenant) -> list[str]:
+    return sorted({s for a in tenant.apis for s in a.scopes} | set(SCOPE_POOL) | {"openid", "profile", "email", "offline_access"})
+
+
+def _organizations(tenant: Tenant) -> list[str | None]:
+    return [None, "", "org_unknown", *(o.id for o in tenant.organizations), *(o.name for o in tenant.organizations)]
+
+
+@st.composite
+def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
+    """A client_credentials request against ``tenant``: mostly well-formed, wrong in any part."""
+    able = [
+        c
+        for c in tenant.clients
+        if c.auth_method.value != "none"
+        and "client_credentials" in c.effective_grant_types
+        and any(g.client_id == c.client_id for g in tenant.client_grants)
+    ]
+    client = _mostly(draw, draw(st.sampled_from(able)), *tenant.clients) if able else draw(st.sampled_from(tenant.clients))
+    client_id = _mostly(draw, client.client_id, "no-such-client")
+    secret = _mostly(draw, secret_for(client_id), "wrong-secret", None)
+    method = client.auth_method.value
+    basic = _mostly(draw, method == "client_secret_basic", method != "client_secret_basic")
+    grants = [g for g in tenant.client_grants if g.client_id == client.client_id and g.subject_type == "client"]
+    grant = draw(st.sampled_from(grants)) if grants else None
+    audience = _mostly(draw, grant.audience if grant else None, *_audiences(tenant))
+    granted = grant.scope if grant else ()
+    scope = draw(
+        st.sampled_from([None, None, " ".join(granted), " ".join(granted[:1])])
+        | st.lists(st.sampled_from(_scope_pool(tenant)), max_size=3).map(" ".join)
+    )
+    fields: dict[str, Any] = {
+        "domain": _mostly(draw, draw(st.sampled_from(_domains(tenant)[:3])), *_domains(tenant)),
+        "grant_type": _mostly(draw, "client_credentials", None, "", "password", "refresh_token"),
+        "audience": audience,
+        "scope": scope,
+        "organization": _mostly(draw, None, *_organizations(tenant)),
+        "resource": _mostly(draw, None, *_audiences(tenant)),
+        "quota_usage": QuotaUsage(client_hour=draw(st.integers(0, 6))),
+    }
+    presented = SecretStr(secret) if secret is not None else None
+    if basic:
+        fields["basic_client_id"] = client_id
+        fields["basic_client_secret"] = presented
+    else:
+        fields["client_id"] = client_id
+        fields["client_secret"] = presented
+    return TokenRequest(**fields)
+
+
+@st.composite
+def authorize_requests(draw: st.DrawFn, tenant: Tenant) -> AuthorizeRequest:
+    """An ``/authorize`` request against ``tenant``, with a drawn user and consent answer."""
+    able = [c for c in tenant.clients if "authorization_code" in c.effective_grant_types and c.organization_usage != "require"]
+    client = _mostly(draw, draw(st.sampled_from(able)), *tenant.clients) if able else draw(st.sampled_from(tenant.clients))
+    api_ids = [a.identifier for a in tenant.apis]
+    user_ids = [u.user_id for u in tenant.users] or list(USER_POOL)
+    return AuthorizeRequest(
+        domain=_mostly(draw, None, *_domains(tenant)),
+        client_id=_mostly(draw, client.client_id, "no-such-client", None),
+        redirect_uri=_mostly(draw, CALLBACK, None, LOCAL_CALLBACK, "https://evil.example.net/cb"),
+        response_type=_mostly(draw, "code", "token", None),
+        audience=_mostly(draw, draw(st.sampled_from(api_ids)) if api_ids else None, *_audiences(tenant)),
+        scope=draw(st.lists(st.sampled_from(_scope_pool(tenant)), max_size=5).map(" ".join) | st.none()),
+        organization=_mostly(draw, None, *_organizations(tenant)),
+        prompt=_mostly(draw, None, "none", "consent", "login"),
+        state=draw(st.sampled_from([None, "xyz"])),
+        user_id=_mostly(draw, draw(st.sampled_from(user_ids)), None, "auth0|nobody"),
+        consent=_mostly(draw, True, None, False),
+        code_challenge=draw(st.sampled_from([None, "challenge-value"])),
+        code_challenge_method=_mostly(draw, "S256", None, "plain", "md5"),
+    )
+
+
+def requests_for(tenant: Tenant) -> st.SearchStrategy[TokenRequest | AuthorizeRequest]:
+    """Token or authorize requests against ``tenant``."""
+    return st.one_of(token_requests(tenant), authorize_requests(tenant))

@@ -1,0 +1,299 @@
+"""Invariants of the engine, as Hypothesis properties. Each name is the sentence it proves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from claimsengine import (
+    DECISION,
+    STATUS,
+    Accepted,
+    Authorized,
+    ClientGrant,
+    ErrorCode,
+    Issued,
+    PresentedToken,
+    Rejected,
+    Rule,
+    Tenant,
+    TokenFormat,
+    TokenRequest,
+    decide,
+    validate_access_token,
+)
+from claimsengine.testing import authorize_requests, requests_for, tenants, token_requests
+
+NOW = 1_700_000_000
+
+# Where a rule sets a status other than the catalogue's default for the code (R7).
+STATUS_OVERRIDES = {
+    (ErrorCode.ACCESS_DENIED, 401),  # R8: failed client authentication
+    (ErrorCode.SERVER_ERROR, 500),
+    (ErrorCode.INVALID_SCOPE, 400),
+    (ErrorCode.INVALID_REQUEST, 400),
+}
+
+
+def _rebuild(tenant: Tenant, **changes: Any) -> Tenant:
+    data = tenant.model_dump()
+    data.update(changes)
+    return Tenant.model_validate(data)
+
+
+@given(st.data())
+def test_decide_is_deterministic(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(requests_for(tenant))
+    first = decide(request, tenant, now=NOW)
+    again = decide(request, _rebuild(tenant), now=NOW)
+    assert first == again
+    assert DECISION.dump_json(first) == DECISION.dump_json(again)
+
+
+@given(st.data())
+def test_decide_never_raises_and_always_explains_itself(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(requests_for(tenant)), tenant, now=NOW)
+    assert decision.trace, "every decision carries its trace"
+    assert all(isinstance(reason.rule, Rule) for reason in decision.trace)
+
+
+@given(st.data())
+def test_the_order_of_tenant_lists_does_not_matter(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(requests_for(tenant))
+    shuffled = _rebuild(
+        tenant,
+        **{
+            name: data.draw(st.permutations(getattr(tenant, name)))
+            for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains")
+        },
+    )
+    assert decide(request, tenant, now=NOW) == decide(request, shuffled, now=NOW)
+
+
+def _grant_for(tenant: Tenant, client_id: str, audience: str) -> ClientGrant | None:
+    client = tenant.index.clients[client_id]
+    return tenant.index.grant_for(client, audience, ClientGrant.model_fields["subject_type"].default)
+
+
+@given(st.data())
+def test_granted_scopes_are_within_the_grant_and_the_api(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(token_requests(tenant))
+    decision = decide(request, tenant, now=NOW)
+    if isinstance(decision, Issued) and decision.api is not None:
+        grant = _grant_for(tenant, decision.client_id, decision.api)
+        assert grant is not None
+        api = tenant.index.apis[decision.api]
+        allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope) & set(api.scopes)
+        assert set((decision.scope or "").split()) <= allowed
+
+
+@given(st.data())
+def test_no_client_credentials_token_without_a_matching_grant(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(token_requests(tenant))
+    decision = decide(request, tenant, now=NOW)
+    if isinstance(decision, Issued) and decision.format is TokenFormat.JWT:
+        assert decision.api is not None
+        assert _grant_for(tenant, decision.client_id, decision.api) is not None
+
+
+@given(st.data())
+def test_the_format_is_jwt_exactly_when_an_api_is_the_audience(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
+    if isinstance(decision, Issued):
+        api_audience = decision.api is not None and decision.api in tenant.index.apis
+        assert (decision.format is TokenFormat.JWT) == api_audience
+        if decision.format is TokenFormat.JWT:
+            assert decision.header is not None
+            assert decision.claims["aud"], "a JWT always has an audience"
+
+
+def _exchange(tenant: Tenant, authorized: Authorized, now: int) -> Issued | Rejected:
+    client = tenant.index.clients[authorized.grant.client_id]
+    secret = client.client_secrets[0] if client.client_secrets else None
+    request = TokenRequest(
+        domain=authorized.grant.domain,
+        grant_type="authorization_code",
+        client_id=client.client_id,
+        client_secret=secret if client.auth_method.value == "client_secret_post" else None,
+        basic_client_id=client.client_id if client.auth_method.value == "client_secret_basic" else None,
+        basic_client_secret=secret if client.auth_method.value == "client_secret_basic" else None,
+        code=SecretStr("code"),
+        code_grant=authorized.grant.model_copy(update={"code_challenge": None}),
+        redirect_uri=authorized.redirect_uri,
+        code_verifier="verifier" if client.auth_method.value == "none" else None,
+    )
+    if client.auth_method.value == "none":
+        request = request.model_copy(
+            update={"code_grant": authorized.grant.model_copy(update={"code_challenge": "verifier", "code_challenge_method": "plain"})}
+        )
+    decision = decide(request, tenant, now=now)
+    assert not isinstance(decision, Authorized)
+    return decision
+
+
+@given(st.data())
+def test_an_aud_array_is_only_one_api_plus_the_canonical_userinfo(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    authorized = decide(data.draw(authorize_requests(tenant)), tenant, now=NOW)
+    if not isinstance(authorized, Authorized):
+        return
+    decision = _exchange(tenant, authorized, NOW + 5)
+    if isinstance(decision, Issued) and isinstance(decision.audience, tuple):
+        assert len(decision.audience) == 2
+        api, userinfo = decision.audience
+        assert api in tenant.index.apis
+        assert userinfo == f"https://{tenant.domain}/userinfo"
+        assert "openid" in (decision.scope or "").split()
+        assert tenant.index.apis[api].signing_alg.value != "HS256"
+
+
+@given(st.data())
+def test_iss_is_always_a_configured_domain_with_a_trailing_slash(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
+    if isinstance(decision, Issued):
+        domains = {tenant.domain, *(d.domain for d in tenant.custom_domains)}
+        assert decision.issuer in {f"https://{d}/" for d in domains}
+        assert decision.claims["iss"] == decision.issuer
+
+
+@given(st.data())
+def test_exp_minus_iat_equals_expires_in_equals_the_lifetime_that_applies(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
+    if isinstance(decision, Issued):
+        exp, iat = decision.claims["exp"], decision.claims["iat"]
+        assert isinstance(exp, int)
+        assert isinstance(iat, int)
+        assert iat == NOW
+        assert exp - iat == decision.expires_in
+        expected = tenant.index.apis[decision.api].token_lifetime if decision.api is not None else 86400
+        assert decision.expires_in == expected
+
+
+@given(st.data())
+def test_every_rejection_has_a_rule_id_and_a_status_from_the_catalogue(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(requests_for(tenant)), tenant, now=NOW)
+    if isinstance(decision, Rejected):
+        assert decision.rejected_by is decision.trace[-1].rule
+        assert decision.status == STATUS[decision.error] or (decision.error, decision.status) in STATUS_OVERRIDES
+
+
+def _secrets(tenant: Tenant) -> set[str]:
+    found = {s.get_secret_value() for c in tenant.clients for s in c.client_secrets}
+    found |= {a.signing_secret.get_secret_value() for a in tenant.apis if a.signing_secret is not None}
+    return found
+
+
+@given(st.data())
+def test_secrets_never_appear_in_a_decision_or_its_trace(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(requests_for(tenant))
+    decision = decide(request, tenant, now=NOW)
+    text = DECISION.dump_json(decision).decode() + repr(decision) + str(decision)
+    presented = [getattr(request, name, None) for name in ("client_secret", "basic_client_secret")]
+    secrets = _secrets(tenant) | {s.get_secret_value() for s in presented if isinstance(s, SecretStr)}
+    for secret in secrets:
+        assert secret not in text
+
+
+def _narrowings(tenant: Tenant) -> list[Tenant]:
+    """Tenants that each take one grant, one grant scope or one organization link away."""
+    grants = list(tenant.client_grants)
+    options: list[Tenant] = []
+    for i, grant in enumerate(grants):
+        pair = (grant.client_id, grant.audience)
+        unlinked = [
+            o.model_copy(update={"client_grants": tuple(r for r in o.client_grants if (r.client_id, r.audience) != pair)})
+            for o in tenant.organizations
+        ]
+        options.append(_rebuild(tenant, client_grants=grants[:i] + grants[i + 1 :], organizations=unlinked))
+        if grant.scope:
+            fewer = grant.model_copy(update={"scope": grant.scope[1:]})
+            options.append(_rebuild(tenant, client_grants=[*grants[:i], fewer, *grants[i + 1 :]]))
+    for j, org in enumerate(tenant.organizations):
+        if org.client_grants:
+            orgs = list(tenant.organizations)
+            orgs[j] = org.model_copy(update={"client_grants": org.client_grants[1:]})
+            options.append(_rebuild(tenant, organizations=orgs))
+    return options
+
+
+@given(st.data())
+def test_removing_a_grant_a_scope_or_an_organization_link_never_widens_a_decision(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    options = _narrowings(tenant)
+    if not options:
+        return
+    narrower = data.draw(st.sampled_from(options))
+    request = data.draw(token_requests(tenant))
+    before, after = decide(request, tenant, now=NOW), decide(request, narrower, now=NOW)
+    if isinstance(after, Issued):
+        assert isinstance(before, Issued), "a narrower tenant issued where the wider one refused"
+        if tenant.behaviour.client_credentials_scopes == "requested" or not request.scope:
+            assert set((after.scope or "").split()) <= set((before.scope or "").split())
+
+
+@given(st.data())
+def test_the_decision_json_round_trips(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(requests_for(tenant)), tenant, now=NOW)
+    assert DECISION.validate_json(DECISION.dump_json(decision)) == decision
+    assert json.loads(DECISION.dump_json(decision))["kind"] == decision.kind
+
+
+@given(st.data())
+def test_adding_an_unrelated_api_does_not_change_the_decision(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(requests_for(tenant))
+    wider = _rebuild(tenant, apis=[*tenant.model_dump()["apis"], {"identifier": "https://unrelated.acme.com", "scopes": ["x"]}])
+    assert decide(request, tenant, now=NOW) == decide(request, wider, now=NOW)
+
+
+@given(st.data())
+def test_every_issued_jwt_is_accepted_by_its_api_through_the_issuing_domain(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
+    if not (isinstance(decision, Issued) and decision.header is not None and decision.api is not None):
+        return
+    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=decision.claims)
+    domain = decision.issuer.removeprefix("https://").rstrip("/")
+    verdict = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW + 1)
+    assert isinstance(verdict, Accepted), verdict
+    expired = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW + decision.expires_in)
+    assert isinstance(expired, Rejected)
+    assert expired.rejected_by is Rule.VALIDATE_EXPIRY
+
+
+@given(st.data())
+def test_a_management_api_token_is_valid_only_through_the_domain_that_issued_it(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
+    if not (isinstance(decision, Issued) and decision.api == tenant.management_api_identifier and decision.header is not None):
+        return
+    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=decision.claims)
+    issuing = decision.issuer.removeprefix("https://").rstrip("/")
+    for domain in {tenant.domain, *(d.domain for d in tenant.custom_domains)}:
+        verdict = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW)
+        assert isinstance(verdict, Accepted) == (domain == issuing)
+
+
+@given(st.data())
+def test_authorized_scopes_are_never_more_than_the_user_asked_for(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(authorize_requests(tenant))
+    decision = decide(request, tenant, now=NOW)
+    if isinstance(decision, Authorized):
+        assert set(decision.grant.scope) <= set((request.scope or "").split())
+        assert decision.redirect_uri in tenant.index.clients[decision.grant.client_id].callbacks
