@@ -105,9 +105,7 @@ class _Run:
             path = _parent(path)
 
     def problem(self, file: str, path: str, message: str, *, unless_reported: bool = False) -> None:
-        if unless_reported and any(
-            p.file == file and (p.path.startswith(path) or path.startswith(p.path)) for p in self.problems if p.path
-        ):
+        if unless_reported and path and any(p.file == file and _related(p.path, path) for p in self.problems if p.path):
             return  # the same spot was already reported (e.g. an unresolved client name)
         self.problems.append(Problem(file, path, message, self.line(file, path)))
 
@@ -119,6 +117,12 @@ def _parent(path: str) -> str:
     """``a.b[2]`` -> ``a.b`` -> ``a`` -> ``''``."""
     cut = max(path.rfind("."), path.rfind("["))
     return path[:cut] if cut > 0 else ""
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one path is the other or lies inside it (``x[1]`` and ``x[1].y``, not ``x[10]``)."""
+    short, long = sorted((a, b), key=len)
+    return long == short or long.startswith((f"{short}.", f"{short}["))
 
 
 def _join(path: str, key: str | int) -> str:
@@ -593,7 +597,7 @@ def _entries(section: str, value: Any, file: str, path: str, run: _Run) -> list[
         return []
     found: list[Entry] = []
     for i, item in enumerate(value):
-        item_path = _join(path, i) if path or file.endswith((".yaml", ".yml")) else f"[{i}]"
+        item_path = _join(path, i)
         if isinstance(item, Mapping):
             found.append((file, item_path, item))
         else:
@@ -734,7 +738,7 @@ def _from_deploy(
 
     # Clients, then their credentials.
     clients: list[dict[str, Any]] = []
-    names: dict[str, str] = {}
+    names: set[str] = set()
     for file, path, entry in sections.get("clients", []):
         client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
         client.update(_pick(entry, "callbacks", "organization_usage", "token_quota"))
@@ -763,7 +767,7 @@ def _from_deploy(
         if isinstance(name, str):
             if name in names:
                 run.problem(file, _join(path, "name"), f"duplicate client name {name!r} (clients are referenced by name)")
-            names[name] = ""
+            names.add(name)
         origins[f"clients[{len(clients)}]"] = (file, path)
         clients.append(client)
     credentials = _fill_credentials(clients, overlay, canonical, run)
