@@ -1,0 +1,622 @@
+"""The HTTP adapter: a fake Auth0 tenant, over a live loopback server and in process."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenRequest, decide
+from claimsengine.adapters.loader import load_tenant
+from claimsengine.adapters.server import (
+    EXAMPLE_TENANT,
+    MAX_BODY_BYTES,
+    LiveServer,
+    add_arguments,
+    asgi_client,
+    create_app,
+    serve_in_thread,
+    served_domain,
+    strict_host,
+)
+from claimsengine.adapters.signing import KeySet
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDERS = "https://api.northwind.com/orders"
+REPORTS = "https://reports.northwind.com"
+CANONICAL = "northwind.auth0.com"
+CUSTOM = "login.northwind.com"
+M2M = {"client_id": "nw-m2m-0001", "client_secret": "example-billing-secret-not-for-production"}
+PARTNER = ("nw-partner-0001", "example-partner-secret-not-for-production")
+SPA = "nw-spa-0001"
+CALLBACK = "https://shop.northwind.com/callback"
+PKJWT_CLIENT = "nw-pkjwt-0001"
+
+
+def cc(**extra: Any) -> dict[str, Any]:
+    return {"grant_type": "client_credentials", **M2M, "audience": ORDERS, **extra}
+
+
+# ---------------------------------------------------------------------------------------
+# Fixtures: one tenant, one key set and one live server per module
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def tenant(client_key: rsa.RSAPrivateKey) -> Tenant:
+    """The example tenant plus a private_key_jwt client with a grant to the Orders API."""
+    base = load_tenant(EXAMPLE_TENANT).tenant
+    pem = client_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    service = Client(
+        client_id=PKJWT_CLIENT,
+        name="Key-authenticated service",
+        app_type="non_interactive",
+        grant_types=("client_credentials",),
+        public_keys=(PublicKey(kid="svc-1", alg="RS256", pem=pem),),
+    )
+    grant = ClientGrant(client_id=PKJWT_CLIENT, audience=ORDERS, scope=("read:orders",))
+    fields = {name: getattr(base, name) for name in Tenant.model_fields}
+    return Tenant.model_validate({**fields, "clients": (*base.clients, service), "client_grants": (*base.client_grants, grant)})
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    KeySet.generate().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def live(tenant: Tenant, key_file: Path) -> Iterator[LiveServer]:
+    app = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
+    with serve_in_thread(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def local(tenant: Tenant, key_file: Path) -> Iterator[httpx.Client]:
+    """An in-process client through the canonical domain, with alice logged in at /authorize."""
+    app = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
+    with asgi_client(app) as client:
+        yield client
+
+
+def verify(token: str, jwks: dict[str, Any], *, audience: str, issuer: str) -> dict[str, Any]:
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = jwt.PyJWKSet.from_dict(jwks)[kid]
+    claims: dict[str, Any] = jwt.decode(token, key=key.key, algorithms=["RS256"], audience=audience, issuer=issuer)
+    return claims
+
+
+def assert_no_store(response: httpx.Response) -> None:
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+
+
+# ---------------------------------------------------------------------------------------
+# /oauth/token over a live server
+# ---------------------------------------------------------------------------------------
+
+
+def test_client_credentials_over_http_verifies_against_jwks(live: LiveServer, http: httpx.Client) -> None:
+    response = http.post(f"{live.url}/oauth/token", data=cc())
+    assert response.status_code == 200, response.text
+    assert_no_store(response)
+    body = response.json()
+    assert list(body) == ["access_token", "scope", "expires_in", "token_type"]
+    jwks = http.get(f"{live.url}/.well-known/jwks.json").json()
+    # 127.0.0.1 is not a tenant domain: served as the canonical domain.
+    claims = verify(body["access_token"], jwks, audience=ORDERS, issuer=f"https://{CANONICAL}/")
+    assert live.issuer == f"https://{CANONICAL}/"
+    assert claims["sub"] == "nw-m2m-0001@clients"
+    assert body["scope"] == "read:orders write:orders"
+
+
+def test_custom_domain_host_becomes_the_issuer(live: LiveServer, http: httpx.Client) -> None:
+    response = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": f"{CUSTOM}:443"})
+    jwks = http.get(f"{live.url}/.well-known/jwks.json", headers={"Host": CUSTOM}).json()
+    assert verify(response.json()["access_token"], jwks, audience=ORDERS, issuer=f"https://{CUSTOM}/")["iss"] == f"https://{CUSTOM}/"
+    discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": CUSTOM.upper()}).json()
+    assert discovery["issuer"] == f"https://{CUSTOM}/"
+    assert discovery["token_endpoint"] == f"https://{CUSTOM}/oauth/token"
+    assert discovery["jwks_uri"] == f"https://{CUSTOM}/.well-known/jwks.json"
+
+
+def test_unknown_host_is_served_as_the_default_domain_and_never_reflected(live: LiveServer, http: httpx.Client) -> None:
+    evil = "evil.attacker.example"
+    token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": evil}).json()["access_token"]
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{CANONICAL}/"
+    for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
+        response = http.get(f"{live.url}{path}", headers={"Host": evil})
+        assert response.status_code == 200
+        assert evil not in response.text
+    discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": evil}).json()
+    assert discovery["issuer"] == f"https://{CANONICAL}/"
+
+
+def test_strict_host_refuses_unknown_hosts(tenant: Tenant, key_file: Path) -> None:
+    app = create_app(strict_host(tenant), keys=KeySet.load(key_file))
+    with asgi_client(app, base_url="https://evil.attacker.example") as client:
+        refused = client.post("/oauth/token", data=cc())
+        assert refused.status_code == 400
+        assert refused.json() == {"error": "invalid_request", "error_description": "Unknown domain"}
+        for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json", "/userinfo"):
+            response = client.get(path)
+            assert response.status_code == 400, path
+            assert "evil" not in response.text
+        assert client.post("/oauth/token", data=cc(), headers={"Host": CUSTOM}).status_code == 200
+    # The original tenant (and its actions) are untouched.
+    assert tenant.behaviour.unknown_host == "default"
+
+
+@pytest.mark.parametrize("host", [CANONICAL, "LOGIN.NORTHWIND.COM:8443", f"{CUSTOM}.", "127.0.0.1:4000", "[::1]:80", "x.example", None, ""])
+@pytest.mark.parametrize("mode", ["default", "reject"])
+def test_served_domain_agrees_with_the_core(tenant: Tenant, host: str | None, mode: str) -> None:
+    """The helper used for discovery/JWKS/userinfo resolves a host exactly as decide() does."""
+    patched = strict_host(tenant) if mode == "reject" else tenant
+    decision = decide(TokenRequest(domain=host, **cc()), patched, now=1_800_000_000)
+    served = served_domain(patched, host)
+    if isinstance(decision, Rejected):
+        assert decision.rejected_by is Rule.DOMAIN_UNKNOWN
+        assert served is None
+    else:
+        assert isinstance(decision, Issued)
+        assert decision.issuer == f"https://{served}/"
+
+
+# ---------------------------------------------------------------------------------------
+# Request encodings and client authentication
+# ---------------------------------------------------------------------------------------
+
+
+def test_json_body_with_nulls(local: httpx.Client) -> None:
+    response = local.post("/oauth/token", json=cc(organization=None, scope=None, resource=None))
+    assert response.status_code == 200, response.text
+    assert_no_store(response)
+
+
+def test_json_number_is_a_core_rejection_not_a_crash(local: httpx.Client) -> None:
+    response = local.post("/oauth/token", json=cc(audience=42))
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": "Invalid parameter type: audience"}
+
+
+def test_basic_authentication(local: httpx.Client) -> None:
+    body = {"grant_type": "client_credentials", "audience": REPORTS, "organization": "acme"}
+    response = local.post("/oauth/token", data=body, auth=PARTNER)
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], PARTNER[1], algorithms=["HS256"], options={"verify_signature": False})
+    assert claims["org_id"] == "org_acme0000000001"
+
+
+def test_wrong_secret_is_401_and_never_echoed(local: httpx.Client) -> None:
+    wrong = "this-secret-is-wrong-" + secrets.token_hex(8)
+    response = local.post("/oauth/token", data=cc(client_secret=wrong))
+    assert response.status_code == 401
+    assert response.json() == {"error": "access_denied", "error_description": "Unauthorized"}
+    assert_no_store(response)
+    assert wrong not in response.text
+    basic = local.post("/oauth/token", data={"grant_type": "client_credentials", "audience": REPORTS}, auth=(PARTNER[0], wrong))
+    assert basic.status_code == 401
+    assert wrong not in basic.text
+
+
+def test_unknown_audience_error_shape(local: httpx.Client) -> None:
+    response = local.post("/oauth/token", data=cc(audience="https://nope.example"))
+    assert response.status_code == 403
+    assert response.json() == {"error": "access_denied", "error_description": "Service not enabled within domain: https://nope.example"}
+    assert_no_store(response)
+
+
+HOSTILE: list[tuple[str, dict[str, str], bytes]] = [
+    ("huge form", {"content-type": "application/x-www-form-urlencoded"}, b"a=" + b"x" * (MAX_BODY_BYTES + 10)),
+    ("invalid json", {"content-type": "application/json"}, b'{"grant_type": '),
+    ("json array", {"content-type": "application/json"}, b'["grant_type", "client_credentials"]'),
+    ("json string", {"content-type": "application/json"}, b'"client_credentials"'),
+    ("deep json", {"content-type": "application/json"}, b"[" * 60_000),
+    ("wrong content type", {"content-type": "text/plain"}, b"grant_type=client_credentials"),
+    ("no content type", {}, b"grant_type=client_credentials"),
+    ("multipart", {"content-type": "multipart/form-data; boundary=x"}, b"--x--"),
+    ("non-utf-8 form", {"content-type": "application/x-www-form-urlencoded"}, b"grant_type=client_credentials&audience=\xff\xfe"),
+    ("percent non-utf-8", {"content-type": "application/x-www-form-urlencoded"}, b"grant_type=client_credentials&audience=%ff%fe"),
+    ("non-utf-8 json", {"content-type": "application/json; charset=utf-8"}, b'{"grant_type": "\xff"}'),
+    ("too many fields", {"content-type": "application/x-www-form-urlencoded"}, b"&".join(b"f%d=1" % i for i in range(500))),
+    ("bad length", {"content-type": "application/json", "content-length": "-1"}, b"{}"),
+]
+
+
+@pytest.mark.parametrize(("content", "headers"), [(c, h) for _, h, c in HOSTILE], ids=[n for n, _, _ in HOSTILE])
+def test_hostile_bodies_get_a_clean_400(live: LiveServer, http: httpx.Client, content: bytes, headers: dict[str, str]) -> None:
+    if "content-length" in headers:
+        # httpx would correct a bad Content-Length; send the raw header through the ASGI app.
+        with asgi_client(live.app) as client:
+            response = client.post("/oauth/token", content=content, headers=headers)
+    else:
+        response = http.post(f"{live.url}/oauth/token", content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert_no_store(response)
+
+
+def test_chunked_oversized_body_is_cut_off(live: LiveServer, http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"grant_type=client_credentials&padding="
+        for _ in range(40):
+            yield b"x" * 4096
+
+    response = http.post(f"{live.url}/oauth/token", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert response.json()["error_description"] == "Request body too large"
+
+
+# ---------------------------------------------------------------------------------------
+# /authorize, code exchange with PKCE, refresh, /userinfo
+# ---------------------------------------------------------------------------------------
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize(client: httpx.Client, **params: str) -> dict[str, str]:
+    query = {"response_type": "code", "client_id": SPA, "redirect_uri": CALLBACK, "state": "st-1", **params}
+    response = client.get("/authorize", params=query)
+    assert response.status_code == 302, response.text
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == CALLBACK
+    return {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def login(client: httpx.Client, scope: str, audience: str | None = ORDERS) -> dict[str, Any]:
+    verifier, challenge = pkce()
+    extra = {"audience": audience} if audience else {}
+    redirect = authorize(client, scope=scope, code_challenge=challenge, code_challenge_method="S256", **extra)
+    assert redirect["state"] == "st-1"
+    exchange = {
+        "grant_type": "authorization_code",
+        "client_id": SPA,
+        "code": redirect["code"],
+        "code_verifier": verifier,
+        "redirect_uri": CALLBACK,
+    }
+    response = client.post("/oauth/token", data=exchange)
+    assert response.status_code == 200, response.text
+    assert_no_store(response)
+    body: dict[str, Any] = response.json()
+    body["_code"] = redirect["code"]
+    body["_verifier"] = verifier
+    return body
+
+
+def test_authorize_code_pkce_and_refresh(local: httpx.Client) -> None:
+    tokens = login(local, "openid profile offline_access read:orders")
+    assert set(tokens) >= {"access_token", "refresh_token", "id_token", "expires_in", "token_type"}
+    jwks = local.get("/.well-known/jwks.json").json()
+    access = verify(tokens["access_token"], jwks, audience=ORDERS, issuer=f"https://{CANONICAL}/")
+    assert access["sub"] == "auth0|alice"
+    id_claims = verify(tokens["id_token"], jwks, audience=SPA, issuer=f"https://{CANONICAL}/")
+    assert id_claims["name"] == "Alice Example"
+    assert "email" not in id_claims
+    # Codes are single use.
+    again = {
+        "grant_type": "authorization_code",
+        "client_id": SPA,
+        "code": tokens["_code"],
+        "code_verifier": tokens["_verifier"],
+        "redirect_uri": CALLBACK,
+    }
+    reused = local.post("/oauth/token", data=again)
+    assert reused.json()["error"] == "invalid_grant"
+    refreshed = local.post("/oauth/token", data={"grant_type": "refresh_token", "client_id": SPA, "refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    assert verify(refreshed.json()["access_token"], jwks, audience=ORDERS, issuer=f"https://{CANONICAL}/")["sub"] == "auth0|alice"
+    bogus = local.post("/oauth/token", data={"grant_type": "refresh_token", "client_id": SPA, "refresh_token": "not-a-token"})
+    assert bogus.json() == {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}
+    assert_no_store(bogus)
+
+
+def test_wrong_pkce_verifier(local: httpx.Client) -> None:
+    _, challenge = pkce()
+    code = authorize(local, scope="openid", code_challenge=challenge, code_challenge_method="S256")["code"]
+    body = {"grant_type": "authorization_code", "client_id": SPA, "code": code, "code_verifier": "wrong" * 10, "redirect_uri": CALLBACK}
+    assert local.post("/oauth/token", data=body).json() == {"error": "invalid_grant", "error_description": "Failed to verify code verifier"}
+
+
+def test_authorize_errors(tenant: Tenant, key_file: Path) -> None:
+    app = create_app(tenant, keys=KeySet.load(key_file))  # nobody logged in
+    with asgi_client(app) as client:
+        unknown = client.get("/authorize", params={"client_id": "nope", "response_type": "code"})
+        assert unknown.status_code == 400
+        assert unknown.json()["error"] == "invalid_request"
+        mismatch = client.get("/authorize", params={"client_id": SPA, "redirect_uri": "https://evil.example/cb", "response_type": "code"})
+        assert mismatch.status_code == 400
+        assert "Callback URL mismatch" in mismatch.json()["error_description"]
+        page = client.get("/authorize", params={"client_id": "nope"}, headers={"accept": "text/html"})
+        assert page.headers["content-type"].startswith("text/html")
+        # No session: the core answers login_required, sent back to the callback with the state.
+        redirect = client.get("/authorize", params={"client_id": SPA, "redirect_uri": CALLBACK, "response_type": "code", "state": "s&1"})
+        assert redirect.status_code == 302
+        query = parse_qs(urlsplit(redirect.headers["location"]).query)
+        assert query == {"error": ["login_required"], "error_description": ["Login required"], "state": ["s&1"]}
+        # login_hint logs a user in.
+        hinted = client.get("/authorize", params={"client_id": SPA, "redirect_uri": CALLBACK, "login_hint": "auth0|bob", "scope": "openid"})
+        assert "code" in parse_qs(urlsplit(hinted.headers["location"]).query)
+
+
+def test_userinfo_with_an_opaque_token(local: httpx.Client) -> None:
+    tokens = login(local, "openid profile", audience=None)
+    assert tokens["access_token"].count(".") == 4  # a compact JWE (R48)
+    response = local.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"sub": "auth0|alice", "name": "Alice Example"}
+    assert_no_store(response)
+
+
+def test_userinfo_with_a_jwt_carrying_the_userinfo_audience(local: httpx.Client) -> None:
+    tokens = login(local, "openid email read:orders")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert f"https://{CANONICAL}/userinfo" in claims["aud"]
+    profile = local.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
+    assert profile == {"sub": "auth0|alice", "email": "alice@example.com", "email_verified": True}
+
+
+def test_userinfo_rejections(local: httpx.Client) -> None:
+    missing = local.get("/userinfo")
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    garbage = local.get("/userinfo", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert garbage.status_code == 401
+    assert 'error="invalid_token"' in garbage.headers["www-authenticate"]
+    # An M2M token for the Orders API is not a /userinfo token: the core says invalid_token.
+    m2m = local.post("/oauth/token", data=cc()).json()["access_token"]
+    wrong_aud = local.get("/userinfo", headers={"Authorization": f"Bearer {m2m}"})
+    assert wrong_aud.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------
+# Discovery, JWKS and key rotation
+# ---------------------------------------------------------------------------------------
+
+
+def test_discovery_and_jwks(local: httpx.Client) -> None:
+    discovery = local.get("/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == f"https://{CANONICAL}/"
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+        assert discovery[name].startswith(f"https://{CANONICAL}/")
+    assert "client_credentials" in discovery["grant_types_supported"]
+    jwks = local.get("/.well-known/jwks.json").json()
+    assert [k["kty"] for k in jwks["keys"]] == ["RSA"]
+    assert all("d" not in k for k in jwks["keys"])
+
+
+def test_admin_is_off_by_default(local: httpx.Client) -> None:
+    assert local.post("/admin/rotate-keys").status_code == 404
+
+
+def test_admin_rotation_publishes_the_next_key_before_it_signs(tenant: Tenant, key_file: Path) -> None:
+    app = create_app(tenant, keys=KeySet.load(key_file), admin=True)
+    with asgi_client(app) as client:
+
+        def signing_kid() -> str:
+            token = client.post("/oauth/token", data=cc()).json()["access_token"]
+            return str(jwt.get_unverified_header(token)["kid"])
+
+        first = signing_kid()
+        published = client.post("/admin/rotate-keys").json()
+        kids = [k["kid"] for k in published["jwks"]["keys"]]
+        assert first in kids
+        assert len(kids) == 2
+        assert signing_kid() == first  # the next key is published, not yet used
+        client.post("/admin/rotate-keys")
+        second = signing_kid()
+        assert second != first
+        assert {first, second} <= {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Several workers (or a restart) agree through a shared key file
+# ---------------------------------------------------------------------------------------
+
+
+def test_two_instances_sharing_a_key_file_read_each_others_tokens(tenant: Tenant, key_file: Path) -> None:
+    first = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
+    second = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
+    with asgi_client(first) as a, asgi_client(second) as b:
+        verifier, challenge = pkce()
+        code = authorize(a, scope="openid profile offline_access", code_challenge=challenge, code_challenge_method="S256")["code"]
+        exchange = {"grant_type": "authorization_code", "client_id": SPA, "code": code, "code_verifier": verifier, "redirect_uri": CALLBACK}
+        tokens = b.post("/oauth/token", data=exchange).json()
+        assert "access_token" in tokens, tokens
+        assert a.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()["sub"] == "auth0|alice"
+        refreshed = a.post("/oauth/token", data={"grant_type": "refresh_token", "client_id": SPA, "refresh_token": tokens["refresh_token"]})
+        assert refreshed.status_code == 200
+    other = create_app(tenant, keys=KeySet.generate())
+    with asgi_client(other) as c:
+        assert c.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 401
+
+
+# ---------------------------------------------------------------------------------------
+# private_key_jwt
+# ---------------------------------------------------------------------------------------
+
+
+def assertion(key: rsa.RSAPrivateKey, *, aud: str = f"https://{CANONICAL}/") -> str:
+    now = int(time.time())
+    claims = {"iss": PKJWT_CLIENT, "sub": PKJWT_CLIENT, "aud": aud, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "svc-1"})
+
+
+def test_private_key_jwt_and_replay(local: httpx.Client, client_key: rsa.RSAPrivateKey) -> None:
+    body = {
+        "grant_type": "client_credentials",
+        "audience": ORDERS,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion(client_key),
+    }
+    first = local.post("/oauth/token", data=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["scope"] == "read:orders"
+    replay = local.post("/oauth/token", data=body)
+    assert replay.status_code == 401
+    assert replay.json() == {"error": "access_denied", "error_description": "Unauthorized"}
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = local.post("/oauth/token", data={**body, "client_assertion": assertion(stranger)})
+    assert forged.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------
+# The spec and the routes agree
+# ---------------------------------------------------------------------------------------
+
+
+def test_openapi_paths_match_the_routes(tenant: Tenant, key_file: Path) -> None:
+    from starlette.routing import Route
+
+    app = create_app(tenant, keys=KeySet.load(key_file), admin=True)
+    served = {(r.path, m.lower()) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"}
+    spec = yaml.safe_load((ROOT / "specs" / "openapi.yaml").read_text())
+    methods = {"get", "post", "put", "patch", "delete", "head", "options"}
+    documented = {(path, m) for path, item in spec["paths"].items() for m in item if m in methods}
+    assert served == documented
+
+
+# ---------------------------------------------------------------------------------------
+# `claimsengine serve`: options, TLS, workers
+# ---------------------------------------------------------------------------------------
+
+
+SERVE = """
+import argparse, sys
+from claimsengine.adapters.server import add_arguments, run
+parser = argparse.ArgumentParser()
+for name in ("--tenant", "--domain", "--keyword-file", "--credentials"):
+    parser.add_argument(name)
+parser.add_argument("--keyword", action="append")
+add_arguments(parser)
+sys.exit(run(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def test_add_arguments_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.tls, args.strict_host, args.workers, args.admin) == ("127.0.0.1", False, False, 1, False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_serving(*options: str, tmp_path: Path, port: int = 0, workers: int = 1) -> tuple[subprocess.Popen[str], str, Path | None]:
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "--port", str(port), "--workers", str(workers), *options],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        found = re.search(r"Uvicorn running on (https?://127\.0\.0\.1:\d+)", text)
+        if found and text.count("Application startup complete") >= workers:
+            ca = re.search(r"CA bundle: (\S+)", text)
+            return proc, found.group(1), Path(ca.group(1)) if ca else None
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"server did not start:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_with_tls_prints_a_ca_bundle_that_clients_can_trust(tmp_path: Path) -> None:
+    proc, url, ca = start_serving("--tls", "--strict-host", tmp_path=tmp_path)
+    try:
+        assert url.startswith("https://")
+        assert ca is not None
+        assert ca.exists()
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=10) as client:
+            discovery = client.get(f"{url}/.well-known/openid-configuration", headers={"Host": CANONICAL})
+            assert discovery.json()["issuer"] == f"https://{CANONICAL}/"
+            assert client.get(f"{url}/.well-known/jwks.json").status_code == 400  # --strict-host: 127.0.0.1 is refused
+        with pytest.raises(httpx.ConnectError), httpx.Client(timeout=10) as untrusting:
+            untrusting.get(f"{url}/.well-known/jwks.json")
+    finally:
+        stop(proc)
+    assert not ca.exists()  # the throwaway CA is cleaned up at exit
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_shares_keys_and_sealed_tokens(tmp_path: Path) -> None:
+    proc, url, _ = start_serving("--default-user", "auth0|alice", tmp_path=tmp_path, port=free_port(), workers=2)
+    try:
+        kids = set()
+        for _ in range(12):
+            # A fresh connection each time, so both workers answer some requests.
+            with httpx.Client(base_url=url, timeout=10) as client:
+                kids.add(client.get("/.well-known/jwks.json").json()["keys"][0]["kid"])
+                verifier, challenge = pkce()
+                code = authorize(client, scope="openid profile", code_challenge=challenge, code_challenge_method="S256")["code"]
+            with httpx.Client(base_url=url, timeout=10) as client:
+                body = {
+                    "grant_type": "authorization_code",
+                    "client_id": SPA,
+                    "code": code,
+                    "code_verifier": verifier,
+                    "redirect_uri": CALLBACK,
+                }
+                token = client.post("/oauth/token", data=body).json()["access_token"]
+            with httpx.Client(base_url=url, timeout=10) as client:
+                assert client.get("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert len(kids) == 1
+    finally:
+        stop(proc)
