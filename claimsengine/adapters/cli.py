@@ -362,7 +362,7 @@ def _rule_delta(old: table.Outcome | None, new: table.Outcome | None) -> str:
     after = new.rules if new is not None else ()
     removed = [r for r in before if r not in after]
     added = [r for r in after if r not in before]
-    return " ".join([*(f"-{r}" for r in removed), *(f"+{r}" for r in added)])
+    return " ".join([*(f"-{r}" for r in removed), *(f"+{r}" for r in added)]) or "same rules"
 
 
 def _summary(o: table.Outcome | None) -> str:

@@ -18,6 +18,7 @@ import argparse
 import csv
 import html
 import io
+import itertools
 import json
 import sys
 import tomllib
@@ -107,7 +108,7 @@ class Outcome:
         if self.kind == "issued":
             scope = f" scope={self.scope!r}" if self.scope else ""
             return f"issued {self.format} aud={self.aud}{scope}"
-        return f"{self.status} {self.error} at {self.endpoint}"
+        return f"{self.status} {self.error} at {self.endpoint}: {self.description!r}"
 
 
 @dataclass(frozen=True)
@@ -513,9 +514,14 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
             a = old.raw(old_clients[client_id], grant) if client_id in old_clients else {}
             b = new.raw(new_clients[client_id], grant) if client_id in new_clients else {}
             pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
-            for cls, (before, after) in merge_rows(pairs):
-                if before != after:
-                    yield Change(cls, before, after)
+            # The merge order that reports the changes in the fewest rows (ties: the first order).
+            best: list[tuple[RequestClass, tuple[Outcome | None, Outcome | None]]] | None = None
+            for order in itertools.permutations(MERGE_ORDER):
+                changed = [(k, v) for k, v in merge_rows(pairs, order) if v[0] != v[1]]
+                if best is None or len(changed) < len(best):
+                    best = changed
+            for cls, (before, after) in best or []:
+                yield Change(cls, before, after)
             if on_group is not None:
                 on_group()
 
