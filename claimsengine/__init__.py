@@ -6,7 +6,7 @@ an immutable decision with the ordered rule ids that produced it. I/O lives in
 """
 
 from claimsengine.actions import ActionApi, CredentialsExchangeEvent, PostLoginEvent
-from claimsengine.engine import decide, validate_access_token
+from claimsengine.engine import decide, served_domain, validate_access_token
 from claimsengine.model import (
     DECISION,
     Accepted,
@@ -97,5 +97,6 @@ __all__ = [
     "User",
     "UserPolicy",
     "decide",
+    "served_domain",
     "validate_access_token",
 ]

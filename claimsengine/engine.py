@@ -187,24 +187,50 @@ def _split_scope(scope: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys((scope or "").split()))
 
 
+def _host_name(host: str) -> str:
+    """A Host header's name: no port, no trailing dot, lower case."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[: name.find("]") + 1] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    return name.rstrip(".")
+
+
+def served_domain(host: str | None, tenant: Tenant) -> str | None:
+    """The tenant domain a request through ``host`` is served as, or ``None`` when refused.
+
+    A verified domain of the tenant serves itself; any other host is served as the default
+    domain, unless ``behaviour.unknown_host`` is ``"reject"`` or the host is an unverified
+    custom domain (R50, R52, R95). Adapters use this for discovery and JWKS, so they resolve
+    hosts exactly as ``decide`` does.
+    """
+    default = tenant.behaviour.default_domain or tenant.domain
+    if host is None:
+        return default
+    name = _host_name(host)
+    index = tenant.index
+    if name in index.domains:
+        return name
+    if tenant.behaviour.unknown_host == "reject" or name in index.unverified_domains:
+        return None
+    return default
+
+
 def _resolve_domain(host: str | None, t: _Trace) -> str | Rejected:
     # domain.resolved (R50, R52, R95): the request's host, if it is a verified domain of the
     # tenant, is the issuer; a port, a trailing dot and letter case are not significant.
-    default = t.behaviour.default_domain or t.tenant.domain
-    if host is None:
-        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {default}")
-        return default
-    name = host.strip().lower().rstrip(".")
-    if name.startswith("[") or name.count(":") == 1:
-        name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
-    if name in t.index.domains:
-        t.note(Rule.DOMAIN_RESOLVED, f"request came through {name}")
-        return name
-    if t.behaviour.unknown_host == "reject" or name in t.index.unverified_domains:
+    served = served_domain(host, t.tenant)
+    if served is None:
         # Never echo the host: it is attacker-controlled.
         return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail="host is not a verified domain")
-    t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {default}")
-    return default
+    if host is None:
+        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}")
+    elif _host_name(host) == served:
+        t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}")
+    else:
+        t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}")
+    return served
 
 
 def _resolve_organization(value: str, t: _Trace) -> Organization | Rejected:
@@ -1112,11 +1138,14 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
 
 def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | Rejected | None:
     audience = _clean(req.audience)
+    resource = _clean(req.resource)
     tenant = t.tenant
-    if audience is None and tenant.resource_parameter_profile == "compatibility":
-        return None
     if audience is not None:
         t.note(Rule.AUDIENCE_EXPLICIT, audience)
+    elif resource is not None and tenant.resource_parameter_profile == "compatibility":
+        # audience.resource_parameter (R17): RFC 8707's resource stands in for audience.
+        audience = resource
+        t.note(Rule.AUDIENCE_RESOURCE_PARAMETER, resource)
     elif _clean(tenant.default_audience) is not None:
         audience = _clean(tenant.default_audience)
         t.note(Rule.AUDIENCE_DEFAULT, f"{audience}")

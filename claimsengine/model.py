@@ -589,6 +589,7 @@ class AuthorizeRequest(Frozen):
     client_id: str | None = None
     redirect_uri: str | None = None
     audience: str | None = None
+    resource: str | None = None
     scope: str | None = None
     organization: str | None = None
     prompt: str | None = None

@@ -47,6 +47,7 @@ AUTHORIZE_PARAMETERS = (
     "client_id",
     "redirect_uri",
     "audience",
+    "resource",
     "scope",
     "organization",
     "prompt",
