@@ -326,8 +326,13 @@ def _context(loaded: Loaded) -> table.TableContext:
 def _rich_table(rows: Iterable[table.Row], title: str) -> None:
     from rich.table import Table
 
+    console = _console()
     grid = Table(title=title, show_lines=False)
-    columns = (*table.DIMENSIONS, "kind", "format", "aud", "iss", "token_scope", "error", "status", "rules")
+    columns: tuple[str, ...] = (*table.DIMENSIONS, "kind", "format", "aud", "iss", "token_scope", "error", "status", "rules")
+    if console.width < 200:
+        # A narrow terminal cannot show rule ids legibly; --format markdown/csv/json has them.
+        columns = (*table.DIMENSIONS, "kind", "format", "aud", "error", "status")
+        grid.caption = "rule ids, iss and scopes: widen the terminal or use --format markdown|csv|json|html"
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
@@ -339,7 +344,7 @@ def _rich_table(rows: Iterable[table.Row], title: str) -> None:
             text = " ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
             values.append(f"[{style}]{text}[/]" if column == "kind" else text.replace("[", "\\["))
         grid.add_row(*values)
-    _console().print(grid)
+    console.print(grid)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
