@@ -159,6 +159,15 @@ def test_overlay_public_keys_and_id_only(tmp_path: Path) -> None:
     assert client.public_keys[0].alg == "PS256"
     assert client.client_secrets == ()  # private_key_jwt needs no secret
     assert loaded.credentials[0].source == "overlay"
+    assert loaded.warnings == ()
+
+
+def test_overlay_naming_an_unknown_client_warns(tmp_path: Path) -> None:
+    overlay = write(tmp_path, "Billing Worker: {client_id: b}\nBiling Worker:\n  client_secret: not-shown\n", "creds.yaml")
+    loaded = load_deploy(tmp_path, credentials=overlay)
+    assert [str(w) for w in loaded.warnings] == [
+        "creds.yaml:Biling Worker (line 2): no client named 'Biling Worker'; these credentials are not used"
+    ]
 
 
 def test_private_key_jwt_credentials_from_export(tmp_path: Path) -> None:

@@ -93,6 +93,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     # file name -> source path -> 1-based line
     lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    overlay_file: str = ""
 
     def line(self, file: str, path: str) -> int | None:
         """The line of ``path`` in ``file``, or of its closest enclosing node."""
@@ -166,14 +167,14 @@ def _yaml_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
             _yaml_lines(item, child, out)
 
 
-def _read(path: Path, display: str, run: _Run) -> Any | None:
-    """Read, substitute and parse one file; ``None`` when it could not be parsed."""
+def _read(path: Path, display: str, run: _Run, *, substitute: bool = True) -> Any | None:
+    """Read, substitute keywords (unless told not to) and parse one file; ``None`` on failure."""
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         run.problems.append(Problem(display, "", f"cannot read: {exc}"))
         return None
-    text = _replace_keywords(raw, display, run)
+    text = _replace_keywords(raw, display, run) if substitute else raw
     if text is None:
         return None
     if path.suffix.lower() == ".json":
@@ -285,6 +286,10 @@ def _fill_credentials(
             first = secrets[0]
             secret = first if isinstance(first, SecretStr) else SecretStr(str(first))
         found.append(Credentials(name=name, client_id=str(client["client_id"]), client_secret=secret, source=source))
+    names = {c.name for c in found}
+    for name in overlay:
+        if name not in names:
+            run.warn(run.overlay_file, str(name), f"no client named {name!r}; these credentials are not used")
     return found
 
 
@@ -399,9 +404,8 @@ def _mapping_file(path: str | Path | None, what: str, run: _Run) -> dict[str, An
     if path is None:
         return {}
     p = Path(path)
-    holder = _Run(keywords={})
-    data = _read(p, p.name, holder)
-    run.problems.extend(holder.problems)
+    # Keyword and credentials files are taken literally: keywords apply to the tenant only.
+    data = _read(p, p.name, run, substitute=False)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -430,6 +434,7 @@ def load_tenant(
     merged.update(keywords or {})
     run.keywords = merged
     overlay = _mapping_file(credentials, "credentials", run)
+    run.overlay_file = Path(credentials).name if credentials is not None else ""
     source = Path(path)
     loaded: Loaded | None = None
     if source.is_dir():
