@@ -392,6 +392,13 @@ def test_verify_jwt_pins_the_api_algorithm(minter: Minter) -> None:
     assert minter.verify_jwt(hs_token, audience=RS_API) is None
 
 
+def test_verify_jwt_for_a_non_api_audience_accepts_only_the_tenant_key(minter: Minter, tenant: Tenant) -> None:
+    userinfo = tenant.userinfo_audience
+    assert minter.verify_jwt(minter.access_token(issued()), audience=userinfo) is not None
+    assert minter.verify_jwt(minter.access_token(issued(alg=SigningAlg.PS256, api=PS_API)), audience=userinfo) is not None
+    assert minter.verify_jwt(minter.access_token(issued(alg=SigningAlg.HS256, api=HS_API)), audience=userinfo) is None
+
+
 def test_verify_jwt_rejects_alg_none(minter: Minter) -> None:
     # PyJWT's own "none" output, and the signature stripped from one of our tokens.
     unsigned = jwt.encode(issued().claims, key="", algorithm="none")
@@ -637,6 +644,16 @@ def test_assertion_replay_is_flagged(tenant: Tenant, client_key: rsa.RSAPrivateK
     assert not first.jti_reused
     assert second.jti_reused
     assert second.signature_valid
+
+
+def test_reloaded_tenant_keeps_the_jti_memory(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
+    verifier = AssertionVerifier(tenant)
+    token = assertion(client_key, jti="across-reload")
+    first = verifier.verify(token, client_id_hint="pkjwt", now=NOW)
+    second = verifier.for_tenant(tenant.model_copy()).verify(token, client_id_hint="pkjwt", now=NOW)
+    assert first is not None
+    assert second is not None
+    assert (first.jti_reused, second.jti_reused) == (False, True)
 
 
 def test_jti_recorded_only_for_valid_signatures(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:

@@ -68,6 +68,7 @@ MAX_TOKEN_CHARS: Final = 65536
 KEYSET_FORMAT: Final = "claimsengine.keyset/1"
 
 _ACCESS_ALGS: Final = tuple(alg.value for alg in SigningAlg)
+_TENANT_ALGS: Final = (SigningAlg.RS256.value, SigningAlg.PS256.value)
 # RSA algorithms a client assertion may use. HMAC and "none" are never tried.
 _ASSERTION_ALGS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 
@@ -409,27 +410,31 @@ class Minter:
     def verify_jwt(self, token: str, *, audience: str) -> PresentedToken | None:
         """Header and claims of a JWT whose signature checks out for ``audience``, else None.
 
-        The algorithm is pinned to the API's ``signing_alg`` (RS256 for audiences that are
-        not APIs, such as /userinfo): "none" and RS/HS confusion never verify. RS256/PS256
-        use the published tenant keys (selected by ``kid``); HS256 the API's secret. Claims
-        are not judged here; that is :func:`claimsengine.validate_access_token`'s job.
+        For an API the algorithm is pinned to its ``signing_alg``: "none" and RS/HS
+        confusion never verify. RS256/PS256 use the published tenant keys (selected by
+        ``kid``); HS256 the API's secret. For audiences that are not APIs (such as
+        /userinfo) only the tenant key verifies, with RS256 or PS256; which of the two is
+        acceptable there is the engine's call. Claims are not judged here; that is
+        :func:`claimsengine.validate_access_token`'s job.
         """
         if len(token) > MAX_TOKEN_CHARS:
             return None
         api = self._tenant.index.apis.get(audience)
-        pinned = SigningAlg(api.signing_alg).value if api is not None else SigningAlg.RS256.value
+        allowed = (SigningAlg(api.signing_alg).value,) if api is not None else _TENANT_ALGS
         try:
             obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
             header = obj.headers()
-            if header.get("alg") != pinned or "crit" in header or "b64" in header:
+            alg = header.get("alg")
+            if alg not in allowed or "crit" in header or "b64" in header:
                 return None
+            assert isinstance(alg, str)
             candidates: Iterable[OctKey | RSAKey]
-            if pinned == SigningAlg.HS256.value:
+            if alg == SigningAlg.HS256.value:
                 hmac_key = self._hmac.get(audience)
                 candidates = () if hmac_key is None else (hmac_key,)
             else:
                 candidates = self._keys._verifiers(header.get("kid"))
-            registry = _PINNED[pinned]
+            registry = _PINNED[alg]
             if not any(jws.validate_compact(obj, key, registry=registry) for key in candidates):
                 return None
             claims = json.loads(obj.payload)
@@ -568,6 +573,14 @@ class AssertionVerifier:
         self._tenant = tenant
         self._keys = _client_keys(tenant)
         self._seen = _JtiMemory(max_jti)
+
+    def for_tenant(self, tenant: Tenant) -> AssertionVerifier:
+        """A verifier for a reloaded tenant (new client keys) that shares this one's jti memory."""
+        verifier = AssertionVerifier.__new__(AssertionVerifier)
+        verifier._tenant = tenant
+        verifier._keys = _client_keys(tenant)
+        verifier._seen = self._seen
+        return verifier
 
     def __repr__(self) -> str:
         return f"AssertionVerifier(domain={self._tenant.domain!r}, remembered={len(self._seen)})"
