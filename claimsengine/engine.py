@@ -87,6 +87,9 @@ ASSERTION_MAX_LIFETIME = 300
 ASSERTION_CLOCK_SKEW = 10
 ASSERTION_MAX_ID_LENGTH = 64
 ASSERTION_MAX_ALG_LENGTH = 16
+GRANT_TYPE_VALUES = frozenset(g.value for g in GrantType)
+# JWT headers are few and immutable: build each once.
+_HEADERS = {(alg, typ): JwtHeader(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
 # R19, R63: fixed lifetimes of opaque tokens.
 API_V1_LIFETIME = 86400
 USERINFO_LIFETIME = 86400
@@ -105,7 +108,7 @@ class _Trace:
         self.state: str | None = None
 
     def note(self, rule: Rule, detail: str = "") -> None:
-        self.reasons.append(Reason(rule=rule, detail=detail))
+        self.reasons.append(Reason(rule, detail))
 
     def reject(
         self,
@@ -226,7 +229,7 @@ def _resolve_domain(host: str | None, t: _Trace) -> str | Rejected:
         return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail="host is not a verified domain")
     if host is None:
         t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}")
-    elif _host_name(host) == served:
+    elif host == served or _host_name(host) == served:
         t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}")
     else:
         t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}")
@@ -291,7 +294,13 @@ def _filter_claims(
         else:
             kept[name] = value
             t.note(Rule.ACTION_CLAIM_SET, f"{token}: {name!r}")
-    size = sum(len(name.encode()) + len(json.dumps(value, separators=(",", ":")).encode()) for name, value in kept.items())
+    size = 0
+    for name, value in kept.items():
+        try:
+            size += len(name.encode()) + len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+        except (TypeError, ValueError):
+            # A value JSON cannot carry: in Auth0 the Action itself would have failed.
+            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=f"{token}: {name!r} is not JSON")
     if size > CUSTOM_CLAIMS_LIMIT_BYTES:
         return t.reject(
             Rule.ACTION_CLAIMS_TOO_LARGE,
@@ -329,7 +338,7 @@ def _token(req: TokenRequest, t: _Trace) -> Issued | Rejected:
     if grant_type is None:
         # request.grant_type_missing (R5)
         return t.reject(Rule.GRANT_TYPE_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: grant_type")
-    if grant_type not in {g.value for g in GrantType}:
+    if grant_type not in GRANT_TYPE_VALUES:
         # request.grant_type_unsupported (R6)
         text = "Grant type not supported" if t.behaviour.unsupported_grant_wording == "oas" else f"Unsupported grant type: {grant_type}"
         return t.reject(Rule.GRANT_TYPE_UNSUPPORTED, ErrorCode.UNSUPPORTED_GRANT_TYPE, text)
@@ -809,7 +818,7 @@ def _issue_jwt(
         audience=audience,
         scope=scope if (scopes or user_flow) else None,
         claims=claims,
-        header=JwtHeader(alg=api.signing_alg, typ="at+jwt" if rfc9068 else "JWT"),
+        header=_HEADERS[api.signing_alg, "at+jwt" if rfc9068 else "JWT"],
         signing_key="api_secret" if api.signing_alg is SigningAlg.HS256 else "tenant",
         needs_jti=rfc9068,
         expires_in=lifetime,

@@ -7,6 +7,7 @@ shared, hashed where it matters and compared byte for byte in golden files.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -606,8 +607,14 @@ class AuthorizeRequest(Frozen):
 # ---------------------------------------------------------------------------------------
 
 
-class Reason(Frozen):
-    """One step of a decision: the rule that applied and a short human note."""
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One step of a decision: the rule that applied and a short human note.
+
+    A plain frozen dataclass rather than a pydantic model: a decision carries a dozen of
+    these, and building them is the largest cost of ``decide`` otherwise. Pydantic still
+    serialises and validates them as fields of the decision models.
+    """
 
     rule: Rule
     detail: str = ""
@@ -628,7 +635,9 @@ class Issued(Frozen):
     issuer: str
     audience: str | tuple[str, ...] | None
     scope: str | None
-    claims: dict[str, JsonValue]
+    # Any, not JsonValue: the engine builds claims from JSON values only (Action claims are
+    # checked to be JSON first), and validating every value again per decision is costly.
+    claims: dict[str, Any]
     header: JwtHeader | None
     signing_key: Literal["tenant", "api_secret"] | None
     needs_jti: bool = False
@@ -637,7 +646,7 @@ class Issued(Frozen):
     client_id: str
     api: str | None = Field(default=None, description="identifier of the API whose secret signs (HS256)")
     refresh: RefreshGrant | None = None
-    id_token: dict[str, JsonValue] | None = None
+    id_token: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     trace: tuple[Reason, ...]
 

@@ -11,6 +11,10 @@ from hypothesis import HealthCheck, settings
 
 from claimsengine import Tenant
 
+# The plugin users get through the pytest11 entry point (disabled in pyproject's addopts so
+# that coverage starts before the package is imported).
+pytest_plugins = ("claimsengine.adapters.pytest_plugin",)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "claimsengine" / "examples" / "northwind.yaml"
 CORPUS = ROOT.parent / "shared" / "corpus" / "tenants"

@@ -42,6 +42,7 @@ TOKEN_PARAMETERS = (
     "refresh_token",
 )
 SECRET_PARAMETERS = frozenset({"client_secret", "code", "refresh_token", "client_assertion"})
+NO_USAGE = QuotaUsage()  # frozen, so one instance serves every request
 AUTHORIZE_PARAMETERS = (
     "response_type",
     "client_id",
@@ -137,7 +138,7 @@ def token_request(
         code_grant=code_grant,
         refresh_token=secret.get("refresh_token"),
         refresh_grant=refresh_grant,
-        quota_usage=quota_usage or QuotaUsage(),
+        quota_usage=quota_usage or NO_USAGE,
         malformed=tuple(malformed),
     )
 
