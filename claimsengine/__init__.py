@@ -6,7 +6,7 @@ an immutable decision with the ordered rule ids that produced it. I/O lives in
 """
 
 from claimsengine.actions import ActionApi, CredentialsExchangeEvent, PostLoginEvent
-from claimsengine.engine import decide, served_domain, validate_access_token
+from claimsengine.engine import decide, served_domain, userinfo_claims, validate_access_token
 from claimsengine.model import (
     DECISION,
     Accepted,
@@ -98,5 +98,6 @@ __all__ = [
     "UserPolicy",
     "decide",
     "served_domain",
+    "userinfo_claims",
     "validate_access_token",
 ]

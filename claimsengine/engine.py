@@ -533,12 +533,20 @@ def _client_credentials(req: TokenRequest, client: Client, domain: str, t: _Trac
 
 
 def _find_grant(client: Client, api: Api, subject: SubjectType, t: _Trace) -> ClientGrant | Rejected:
-    """The client grant that lets ``client`` reach ``api`` (R24, R25, R28)."""
+    """The client grant that lets ``client`` reach ``api`` (R24, R25, R28, R69)."""
+
+    def refuse(rule: Rule, detail: str) -> Rejected:
+        if subject is SubjectType.USER:
+            # R69: user flows answer with the resource-server wording and no advice.
+            text = f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"'
+            return t.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail)
+        return t.no_grant(rule, client.client_id, api.identifier, detail)
+
     if not client.is_first_party and api.is_system:
-        return t.no_grant(Rule.GRANT_THIRD_PARTY_SYSTEM_API, client.client_id, api.identifier, "third-party apps never get system APIs")
+        return refuse(Rule.GRANT_THIRD_PARTY_SYSTEM_API, "third-party apps never get system APIs")
     grant = t.index.grant_for(client, api.identifier, subject)
     if grant is None:
-        return t.no_grant(Rule.GRANT_MISSING, client.client_id, api.identifier, f"no {subject} grant for this client and API")
+        return refuse(Rule.GRANT_MISSING, f"no {subject} grant for this client and API")
     if grant.client_id is None:
         t.note(Rule.GRANT_DEFAULT_FOR_THIRD_PARTY, "default grant for third-party clients")
     else:
@@ -866,6 +874,8 @@ def _authorization_code(req: TokenRequest, client: Client, domain: str, t: _Trac
     user = t.index.users.get(grant.user_id)
     if user is None:
         return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the user no longer exists")
+    if not _audience_still_exists(grant.audience, t):
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the API no longer exists")
     return _issue_user_token(
         client=client,
         user=user,
@@ -882,12 +892,17 @@ def _authorization_code(req: TokenRequest, client: Client, domain: str, t: _Trac
     )
 
 
+def _audience_still_exists(audience: str | None, t: _Trace) -> bool:
+    # A code or refresh token for an API deleted since it was issued is no longer good.
+    return audience is None or audience in t.index.apis
+
+
 def _refresh_token(req: TokenRequest, client: Client, domain: str, t: _Trace) -> Issued | Rejected:
     if req.refresh_token is None or not req.refresh_token.get_secret_value():
         return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: refresh_token")
     grant = req.refresh_grant
     user = t.index.users.get(grant.user_id) if grant is not None else None
-    if grant is None or grant.client_id != client.client_id or user is None:
+    if grant is None or grant.client_id != client.client_id or user is None or not _audience_still_exists(grant.audience, t):
         # refresh.invalid (R73)
         if t.behaviour.refresh_error == "legacy":
             return t.reject(Rule.REFRESH_INVALID, ErrorCode.ACCESS_DENIED, "Unknown or invalid refresh token")
@@ -1081,7 +1096,9 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
     if client is None:
         return t.reject(Rule.CLIENT_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Unknown client: {client_id}", status=400)
     redirect_uri = _clean(req.redirect_uri) or (client.callbacks[0] if client.callbacks else None)
-    if redirect_uri is None or redirect_uri not in client.callbacks:
+    if redirect_uri is None:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: redirect_uri")
+    if redirect_uri not in client.callbacks:
         return t.reject(
             Rule.AUTHORIZE_REDIRECT_MISMATCH,
             ErrorCode.INVALID_REQUEST,
@@ -1089,10 +1106,11 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
         )
     # From here on, errors go back to the application's callback.
     t.redirect_uri, t.state = redirect_uri, req.state
-    if _clean(req.response_type) != "code":
-        return t.reject(
-            Rule.AUTHORIZE_RESPONSE_TYPE, ErrorCode.UNSUPPORTED_RESPONSE_TYPE, f"Unsupported response type: {req.response_type}"
-        )
+    response_type = _clean(req.response_type)
+    if response_type is None:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: response_type")
+    if response_type != "code":
+        return t.reject(Rule.AUTHORIZE_RESPONSE_TYPE, ErrorCode.UNSUPPORTED_RESPONSE_TYPE, f"Unsupported response type: {response_type}")
     if "authorization_code" not in client.effective_grant_types:
         return t.reject(
             Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED,
@@ -1104,7 +1122,7 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
     method = _clean(req.code_challenge_method)
     challenge = _clean(req.code_challenge)
     if challenge is not None and method not in (None, "S256", "plain"):
-        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Unsupported code_challenge_method")
+        return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_REQUEST, "Unsupported code_challenge_method")
     api = _authorize_audience(req, t)
     if isinstance(api, Rejected):
         return api
@@ -1204,11 +1222,11 @@ def _user_scopes(
                 f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"',
             )
         if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT or not client.is_first_party:
+            if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT:
+                t.note(Rule.POLICY_USER_REQUIRE_GRANT, "user access needs a user client grant")
             grant = _find_grant(client, api, SubjectType.USER, t)
             if isinstance(grant, Rejected):
                 return grant
-            if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT:
-                t.note(Rule.POLICY_USER_REQUIRE_GRANT, "user access needs a user client grant")
             allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope)
             asked = tuple(s for s in asked if s in allowed)
             t.note(Rule.SCOPE_USER_GRANT, " ".join(asked) or "(none)")
@@ -1312,6 +1330,20 @@ def _post_login(
     return tuple(final), access, id_claims
 
 
+def userinfo_claims(claims: dict[str, Any], tenant: Tenant) -> dict[str, JsonValue] | None:
+    """What ``/userinfo`` returns for an accepted token: ``sub`` plus the profile claims the
+    token's scopes release (R71). ``None`` when the token's user does not exist."""
+    sub = claims.get("sub")
+    user = tenant.index.users.get(sub) if isinstance(sub, str) else None
+    if user is None:
+        return None
+    scope = claims.get("scope")
+    released = {name for s in (scope.split() if isinstance(scope, str) else ()) for name in OIDC_SCOPE_CLAIMS.get(s, ())}
+    profile: dict[str, JsonValue] = {"sub": user.user_id}
+    profile.update({name: value for name, value in user.profile.items() if name in released})
+    return profile
+
+
 # ---------------------------------------------------------------------------------------
 # The resource server's side
 # ---------------------------------------------------------------------------------------
@@ -1330,10 +1362,19 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
     if not isinstance(alg, str) or alg.lower() == "none":
         return t.reject(Rule.VALIDATE_ALG_NONE, ErrorCode.INVALID_TOKEN, invalid, detail="unsigned tokens are never accepted")
     api = t.index.apis.get(audience)
-    pinned = api.signing_alg.value if api is not None else SigningAlg.RS256.value
-    if alg != pinned:
+    if api is not None:
+        pinned = {api.signing_alg.value}
+    elif audience == tenant.userinfo_audience:
+        # /userinfo takes its own opaque tokens (R44, R48: decrypted by the issuer, no
+        # signature to pin) and JWTs signed with the tenant key, RS256 or PS256 (R45, R46).
+        pinned = {"dir", SigningAlg.RS256.value, SigningAlg.PS256.value}
+    else:
+        pinned = {SigningAlg.RS256.value}
+    if alg not in pinned:
         # validate.alg_pinned (R64): no RS/HS confusion; the API's algorithm only.
-        return t.reject(Rule.VALIDATE_ALG_PINNED, ErrorCode.INVALID_TOKEN, invalid, detail=f"alg {alg}, the API signs with {pinned}")
+        return t.reject(
+            Rule.VALIDATE_ALG_PINNED, ErrorCode.INVALID_TOKEN, invalid, detail=f"alg {alg}, expected {' or '.join(sorted(pinned))}"
+        )
     issuers = {f"https://{d}/" for d in t.index.domains}
     iss = claims.get("iss")
     if iss not in issuers:
@@ -1348,7 +1389,7 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
     if isinstance(nbf, int) and nbf > now:
         return t.reject(Rule.VALIDATE_NOT_BEFORE, ErrorCode.INVALID_TOKEN, invalid, detail="nbf is in the future")
     if audience == tenant.management_api_identifier:
-        called = domain.strip().lower().rstrip(".")
+        called = _host_name(domain)
         if iss != f"https://{called}/":
             # validate.management_api_domain_binding (seed, R51)
             return t.reject(

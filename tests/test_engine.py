@@ -15,12 +15,15 @@ from claimsengine import (
     ClientGrant,
     CredentialsExchangeEvent,
     Issued,
+    PresentedToken,
     Rejected,
     Rule,
     Tenant,
     TokenRequest,
     decide,
     served_domain,
+    userinfo_claims,
+    validate_access_token,
 )
 
 NOW = 1_700_000_000
@@ -231,3 +234,122 @@ def test_authorize_reads_resource_only_under_the_compatibility_profile() -> None
     ignored = decide(request, plain, now=NOW)
     assert isinstance(ignored, Authorized)
     assert ignored.grant.audience is None
+
+
+def test_a_claim_json_cannot_carry_fails_the_exchange_instead_of_raising() -> None:
+    decision = cc(tenant(credentials_exchange_actions=[_claims_action({"https://acme.com/when": object()})]))
+    assert isinstance(decision, Rejected)
+    assert (decision.rejected_by, decision.error.value, decision.status) == (Rule.ACTION_FAILED, "server_error", 500)
+
+
+WEB: dict[str, Any] = {
+    "client_id": "web",
+    "client_secrets": ["w"],
+    "app_type": "regular_web",
+    "callbacks": ["https://app.example/cb"],
+    "organization_usage": "allow",
+}
+
+
+def _login_and_exchange(t: Tenant, *, organization: str | None = None, nonce: str | None = None) -> Issued | Rejected:
+    request = AuthorizeRequest(
+        client_id="web",
+        redirect_uri="https://app.example/cb",
+        audience=API,
+        scope="openid profile read",
+        user_id="auth0|u",
+        organization=organization,
+        nonce=nonce,
+        consent=True,
+    )
+    authorized = decide(request, t, now=NOW)
+    assert isinstance(authorized, Authorized), authorized
+    exchange = TokenRequest(
+        grant_type="authorization_code",
+        client_id="web",
+        client_secret=SecretStr("w"),
+        code=SecretStr("c"),
+        code_grant=authorized.grant,
+        redirect_uri="https://app.example/cb",
+    )
+    decision = decide(exchange, t, now=NOW + 1)
+    assert not isinstance(decision, Authorized)
+    return decision
+
+
+def test_the_id_token_carries_the_organization_and_post_login_claims_but_no_nonce_unless_sent() -> None:
+    def action(event: Any, api: ActionApi) -> None:
+        api.id_token.set_custom_claim("https://acme.com/plan", "gold")
+        api.id_token.set_custom_claim("iss", "https://evil.example/")
+
+    t = tenant(
+        clients=[WEB],
+        client_grants=[],
+        allow_organization_name_in_authentication_api=True,
+        organizations=[{"id": "org_1", "name": "one", "members": [{"user_id": "auth0|u"}]}],
+        post_login_actions=[action],
+    )
+    decision = _login_and_exchange(t, organization="org_1")
+    assert isinstance(decision, Issued)
+    assert decision.id_token is not None
+    assert decision.id_token["org_id"] == "org_1"
+    assert decision.id_token["org_name"] == "one"
+    assert decision.id_token["https://acme.com/plan"] == "gold"
+    assert decision.id_token["iss"] == "https://acme.auth0.com/", "a restricted claim never overrides a registered one"
+    assert "nonce" not in decision.id_token
+    with_nonce = _login_and_exchange(t, organization="org_1", nonce="n-1")
+    assert isinstance(with_nonce, Issued)
+    assert with_nonce.id_token is not None
+    assert with_nonce.id_token["nonce"] == "n-1"
+    without_names = Tenant.model_validate({**t.model_dump(), "allow_organization_name_in_authentication_api": False})
+    nameless = _login_and_exchange(without_names, organization="org_1")
+    assert isinstance(nameless, Issued)
+    assert nameless.id_token is not None
+    assert "org_name" not in nameless.id_token
+    assert nameless.id_token["org_id"] == "org_1"
+
+
+def test_an_oversized_id_token_claim_from_post_login_fails_the_login() -> None:
+    def action(event: Any, api: ActionApi) -> None:
+        api.id_token.set_custom_claim("https://acme.com/blob", "x" * 200_000)
+
+    t = tenant(clients=[WEB], client_grants=[], post_login_actions=[action])
+    request = AuthorizeRequest(client_id="web", redirect_uri="https://app.example/cb", audience=API, user_id="auth0|u", consent=True)
+    decision = decide(request, t, now=NOW)
+    assert isinstance(decision, Rejected)
+    assert decision.rejected_by is Rule.ACTION_CLAIMS_TOO_LARGE
+    assert decision.redirect_uri == "https://app.example/cb"
+
+
+def test_rbac_permissions_ignore_an_organization_the_user_is_not_in() -> None:
+    t = tenant(
+        roles=[{"name": "reader", "permissions": [{"resource_server_identifier": API, "permission_name": "read"}]}],
+        users=[{"user_id": "auth0|u", "roles": ["reader"]}],
+    )
+    index = t.index
+    user = index.users["auth0|u"]
+    assert index.user_permissions(user, API, "org_1") == ("read",)
+    assert index.user_permissions(user, "https://other.example", None) == ()
+
+
+def test_userinfo_releases_sub_and_only_the_profile_claims_the_scopes_allow() -> None:
+    t = tenant(users=[{"user_id": "auth0|u", "profile": {"name": "U", "email": "u@example.com", "custom": 1}}])
+    assert userinfo_claims({"sub": "auth0|u", "scope": "openid profile"}, t) == {"sub": "auth0|u", "name": "U"}
+    assert userinfo_claims({"sub": "auth0|u", "scope": "openid email profile"}, t) == {
+        "sub": "auth0|u",
+        "name": "U",
+        "email": "u@example.com",
+    }
+    assert userinfo_claims({"sub": "auth0|u"}, t) == {"sub": "auth0|u"}
+    assert userinfo_claims({"sub": "auth0|nobody", "scope": "openid"}, t) is None
+    assert userinfo_claims({"scope": "openid"}, t) is None
+
+
+def test_a_token_for_an_audience_the_tenant_does_not_know_is_pinned_to_rs256() -> None:
+    token = PresentedToken(
+        header={"alg": "HS256"},
+        claims={"iss": "https://acme.auth0.com/", "aud": "https://unknown.example", "exp": NOW + 60},
+    )
+    verdict = validate_access_token(token, audience="https://unknown.example", domain="acme.auth0.com", tenant=tenant(), now=NOW)
+    assert isinstance(verdict, Rejected)
+    assert verdict.rejected_by is Rule.VALIDATE_ALG_PINNED

@@ -27,7 +27,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenRequest, decide
+from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenRequest, decide, served_domain
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import (
     EXAMPLE_TENANT,
@@ -37,7 +37,6 @@ from claimsengine.adapters.server import (
     asgi_client,
     create_app,
     serve_in_thread,
-    served_domain,
     strict_host,
 )
 from claimsengine.adapters.signing import KeySet
@@ -187,7 +186,7 @@ def test_served_domain_agrees_with_the_core(tenant: Tenant, host: str | None, mo
     """The helper used for discovery/JWKS/userinfo resolves a host exactly as decide() does."""
     patched = strict_host(tenant) if mode == "reject" else tenant
     decision = decide(TokenRequest(domain=host, **cc()), patched, now=1_800_000_000)
-    served = served_domain(patched, host)
+    served = served_domain(host, patched)
     if isinstance(decision, Rejected):
         assert decision.rejected_by is Rule.DOMAIN_UNKNOWN
         assert served is None

@@ -43,6 +43,8 @@ from claimsengine import (
     Rejected,
     Tenant,
     decide,
+    served_domain,
+    userinfo_claims,
     validate_access_token,
 )
 from claimsengine.adapters import wire
@@ -59,7 +61,6 @@ __all__ = [
     "create_app",
     "run",
     "serve_in_thread",
-    "served_domain",
     "strict_host",
 ]
 
@@ -75,28 +76,6 @@ WORKER_ENV = "CLAIMSENGINE_SERVE_CONFIG"
 # ---------------------------------------------------------------------------------------
 # Domains
 # ---------------------------------------------------------------------------------------
-
-
-def served_domain(tenant: Tenant, host: str | None) -> str | None:
-    """The domain a request through ``host`` is served as, or ``None`` when it is refused.
-
-    Mirrors the core's domain step (R50, R95) for the endpoints that do not ask the core
-    for a token decision (discovery, JWKS, userinfo): a tenant domain serves itself, any
-    other host the default domain, unless ``behaviour.unknown_host`` is ``"reject"``.
-    """
-    behaviour = tenant.behaviour
-    default = behaviour.default_domain or tenant.domain
-    if host is None:
-        return default
-    name = host.strip().lower().rstrip(".")
-    if name.startswith("[") or name.count(":") == 1:
-        name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
-    index = tenant.index
-    if name in index.domains:
-        return name
-    if behaviour.unknown_host == "reject" or name in index.unverified_domains:
-        return None
-    return default
 
 
 def strict_host(tenant: Tenant) -> Tenant:
@@ -403,7 +382,7 @@ async def userinfo(request: Request) -> Response:
     """GET /userinfo: the profile of the token's user, filtered by the token's scopes (R71)."""
     fake = _fake(request)
     tenant = fake.tenant
-    domain = served_domain(tenant, request.headers.get("host"))
+    domain = served_domain(request.headers.get("host"), tenant)
     if domain is None:
         return _domain_refused()
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
@@ -414,9 +393,7 @@ async def userinfo(request: Request) -> Response:
     if credentials.count(".") == 4:
         claims = fake.minter.read_opaque(credentials)
         # An opaque token is authenticated by decrypting it; the core judges its claims.
-        # validate_access_token expects a signed token's header, so the adapter presents the
-        # tenant's signing algorithm for the /userinfo audience (see docs/server.md).
-        presented = PresentedToken(header={"alg": "RS256", "typ": "JWT"}, claims=claims) if claims is not None else None
+        presented = PresentedToken(header={"alg": "dir", "enc": "A256GCM"}, claims=claims) if claims is not None else None
     else:
         presented = fake.minter.verify_jwt(credentials, audience=tenant.userinfo_audience)
     if presented is None:
@@ -424,15 +401,9 @@ async def userinfo(request: Request) -> Response:
     verdict = validate_access_token(presented, audience=tenant.userinfo_audience, domain=domain, tenant=tenant, now=fake.now())
     if isinstance(verdict, Rejected):
         return _unauthorized(verdict.error_description)
-    sub = presented.claims.get("sub")
-    user = tenant.index.users.get(sub) if isinstance(sub, str) else None
-    if user is None or not isinstance(sub, str):
+    profile = userinfo_claims(presented.claims, tenant)
+    if profile is None:
         return _unauthorized("Invalid token")
-    scope = presented.claims.get("scope")
-    scopes = scope.split() if isinstance(scope, str) else []
-    released = {name for s in scopes for name in OIDC_SCOPE_CLAIMS.get(s, ())}
-    profile: dict[str, Any] = {"sub": sub}
-    profile.update({name: value for name, value in user.profile.items() if name in released})
     return JSONResponse(profile, headers=NO_STORE)
 
 
@@ -463,7 +434,7 @@ def discovery_document(tenant: Tenant, domain: str) -> dict[str, Any]:
 async def openid_configuration(request: Request) -> Response:
     """GET /.well-known/openid-configuration."""
     fake = _fake(request)
-    domain = served_domain(fake.tenant, request.headers.get("host"))
+    domain = served_domain(request.headers.get("host"), fake.tenant)
     if domain is None:
         return _domain_refused()
     return JSONResponse(discovery_document(fake.tenant, domain), headers={"Cache-Control": "public, max-age=15"})
@@ -472,7 +443,7 @@ async def openid_configuration(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     """GET /.well-known/jwks.json."""
     fake = _fake(request)
-    if served_domain(fake.tenant, request.headers.get("host")) is None:
+    if served_domain(request.headers.get("host"), fake.tenant) is None:
         return _domain_refused()
     return JSONResponse(fake.keys.jwks(), headers={"Cache-Control": "public, max-age=15"})
 
