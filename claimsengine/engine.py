@@ -659,6 +659,22 @@ def _quota(req: TokenRequest, client: Client, org: Organization | None, api: Api
     return tuple(headers)
 
 
+def _run_actions(
+    actions: Sequence[Any], event: CredentialsExchangeEvent | PostLoginEvent, api_obj: ActionApi, trigger: str, t: _Trace
+) -> tuple[str, str | None] | Rejected | None:
+    """Run Actions in order until one denies (R74, R75): the denial, a failure, or None."""
+    for number, action in enumerate(actions, 1):
+        try:
+            action(event, api_obj)
+        except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the flow
+            detail = f"{trigger} action {number} raised {type(exc).__name__}"
+            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=detail)
+        t.note(Rule.ACTION_RAN, f"{trigger} action {number}")
+        if api_obj.access.denial is not None:
+            return api_obj.access.denial
+    return None
+
+
 def _credentials_exchange(
     client: Client,
     api: Api,
@@ -684,22 +700,14 @@ def _credentials_exchange(
         requested_scopes=requested,
         scopes=scopes,
     )
-    for number, action in enumerate(actions, 1):
-        try:
-            action(event, api_obj)
-        except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the exchange
-            return t.reject(
-                Rule.ACTION_FAILED,
-                ErrorCode.SERVER_ERROR,
-                "A server error occurred.",
-                detail=f"action {number} raised {type(exc).__name__}",
-            )
-        t.note(Rule.ACTION_RAN, f"credentials-exchange action {number}")
-        if api_obj.access.denial is not None:
-            code, reason = api_obj.access.denial
-            # action.deny (R75): unknown codes are treated as server_error.
-            error = ErrorCode(code) if code in DENY_STATUS else ErrorCode.SERVER_ERROR
-            return t.reject(Rule.ACTION_DENY, error, reason or "", status=DENY_STATUS.get(code, 500))
+    outcome = _run_actions(actions, event, api_obj, "credentials-exchange", t)
+    if isinstance(outcome, Rejected):
+        return outcome
+    if outcome is not None:
+        code, reason = outcome
+        # action.deny (R75): unknown codes are treated as server_error.
+        error = ErrorCode(code) if code in DENY_STATUS else ErrorCode.SERVER_ERROR
+        return t.reject(Rule.ACTION_DENY, error, reason or "", status=DENY_STATUS.get(code, 500))
     custom = _filter_claims(
         api_obj.access_token.claims,
         auth0_api=_is_auth0_api(api.identifier, t.tenant),
@@ -1300,19 +1308,11 @@ def _post_login(
         requested_scopes=scopes,
         scopes=scopes,
     )
-    for number, action in enumerate(actions, 1):
-        try:
-            action(event, api_obj)
-        except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the login
-            return t.reject(
-                Rule.ACTION_FAILED,
-                ErrorCode.SERVER_ERROR,
-                "A server error occurred.",
-                detail=f"action {number} raised {type(exc).__name__}",
-            )
-        t.note(Rule.ACTION_RAN, f"post-login action {number}")
-        if api_obj.access.denial is not None:
-            return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, api_obj.access.denial[1] or "")
+    outcome = _run_actions(actions, event, api_obj, "post-login", t)
+    if isinstance(outcome, Rejected):
+        return outcome
+    if outcome is not None:
+        return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, outcome[1] or "")
     final = [s for s in scopes if s not in api_obj.access_token.removed_scopes]
     final += [s for s in api_obj.access_token.added_scopes if s not in final]
     if tuple(final) != scopes:
