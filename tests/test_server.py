@@ -619,3 +619,14 @@ def test_serve_with_two_workers_shares_keys_and_sealed_tokens(tmp_path: Path) ->
         assert len(kids) == 1
     finally:
         stop(proc)
+
+
+def test_a_stepped_clock_makes_token_times_reproducible(tenant: Tenant) -> None:
+    from claimsengine.adapters.server import SteppedClock
+
+    app = create_app(tenant, keys=KeySet.generate(seed=7), clock=SteppedClock(1_800_000_000, 30))
+    with asgi_client(app) as client:
+        first = client.post("/oauth/token", data=cc())
+        second = client.post("/oauth/token", data=cc())
+    times = [jwt.decode(r.json()["access_token"], options={"verify_signature": False})["iat"] for r in (first, second)]
+    assert times == [1_800_000_000, 1_800_000_030]

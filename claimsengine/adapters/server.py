@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -56,6 +57,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "FakeTenant",
     "LiveServer",
+    "SteppedClock",
     "add_arguments",
     "asgi_client",
     "create_app",
@@ -166,15 +168,13 @@ class FakeTenant:
 
     # Quotas ------------------------------------------------------------------------------
 
-    def quota_usage(self, client_id: str | None, organization_id: str | None) -> QuotaUsage:
-        now = self.now()
+    def quota_usage(self, client_id: str | None, organization_id: str | None, now: int) -> QuotaUsage:
         with self._lock:
             ch, cd = self._clients.usage(client_id, now) if client_id else (0, 0)
             oh, od = self._organizations.usage(organization_id, now) if organization_id else (0, 0)
         return QuotaUsage(client_hour=ch, client_day=cd, organization_hour=oh, organization_day=od)
 
-    def count(self, issued: Issued) -> None:
-        now = self.now()
+    def count(self, issued: Issued, now: int) -> None:
         org = issued.claims.get("org_id")
         with self._lock:
             self._clients.add(issued.client_id, now)
@@ -291,7 +291,9 @@ async def token(request: Request) -> Response:
     refresh_grant = None
     if (refresh := _text(params.get("refresh_token"))) is not None:
         refresh_grant = fake.minter.read_refresh_token(refresh)
-    usage = fake.quota_usage(client_id or wire.basic_credentials(request.headers.get("authorization"))[0], _organization_key(fake, params))
+    usage = fake.quota_usage(
+        client_id or wire.basic_credentials(request.headers.get("authorization"))[0], _organization_key(fake, params), now
+    )
     req = wire.token_request(
         params,
         domain=request.headers.get("host"),
@@ -307,7 +309,7 @@ async def token(request: Request) -> Response:
     assert isinstance(decision, Issued)
     if code is not None and code_grant is not None:
         fake.code_used(code)
-    fake.count(decision)
+    fake.count(decision, now)
     body = wire.success_body(
         decision,
         fake.minter.access_token(decision),
@@ -626,6 +628,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed for generated keys and token randomness (reproducible runs)")
     parser.add_argument("--default-user", metavar="ID", help="user logged in at /authorize when there is no login_hint")
     parser.add_argument("--admin", action="store_true", help="enable POST /admin/rotate-keys")
+    parser.add_argument("--now", type=int, metavar="EPOCH", help="deterministic mode: the clock starts at EPOCH instead of the wall clock")
+    parser.add_argument(
+        "--clock-step",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="with --now: the clock moves SECONDS at each request (default: 0, fixed)",
+    )
 
 
 def _keywords(values: list[str] | None) -> dict[str, str]:
@@ -651,9 +661,27 @@ def _load(config: Mapping[str, Any]) -> Tenant:
     return strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant
 
 
+class SteppedClock:
+    """A clock for golden tests: reads ``start``, then ``start + step``, and so on.
+
+    ``itertools.count`` makes each reading atomic under the GIL, so concurrent requests
+    never see the same tick twice.
+    """
+
+    def __init__(self, start: int, step: int = 0) -> None:
+        self.start, self.step = start, step
+        self._ticks = itertools.count()
+
+    def __call__(self) -> int:
+        return self.start + next(self._ticks) * self.step
+
+
 def _app_from_config(config: Mapping[str, Any]) -> Starlette:
     keys = KeySet.load(config["keys"])
-    return create_app(_load(config), keys=keys, default_user=config["default_user"], admin=config["admin"], seed=config["seed"])
+    clock = SteppedClock(config["now"], config["clock_step"]) if config.get("now") is not None else None
+    return create_app(
+        _load(config), keys=keys, clock=clock, default_user=config["default_user"], admin=config["admin"], seed=config["seed"]
+    )
 
 
 def worker_app() -> Starlette:
@@ -682,6 +710,8 @@ def run(args: argparse.Namespace) -> int:
         "default_user": args.default_user,
         "admin": bool(args.admin),
         "seed": args.seed,
+        "now": getattr(args, "now", None),
+        "clock_step": getattr(args, "clock_step", 0),
     }
     try:
         tenant = _load(config)
