@@ -353,3 +353,17 @@ def test_a_token_for_an_audience_the_tenant_does_not_know_is_pinned_to_rs256() -
     verdict = validate_access_token(token, audience="https://unknown.example", domain="acme.auth0.com", tenant=tenant(), now=NOW)
     assert isinstance(verdict, Rejected)
     assert verdict.rejected_by is Rule.VALIDATE_ALG_PINNED
+
+
+def test_a_third_party_clients_own_grant_outranks_the_default_grant() -> None:
+    own = {"client_id": "m2m", "audience": API, "scope": ["read"]}
+    default = {"default_for": "third_party_clients", "audience": API, "scope": ["read", "write"]}
+    third_party = [{"client_id": "m2m", "client_secrets": ["m2m-secret"], "app_type": "non_interactive", "is_first_party": False}]
+    with_own = cc(tenant(clients=third_party, client_grants=[own, default]))
+    assert isinstance(with_own, Issued)
+    assert with_own.scope == "read"
+    # R28: delete the client's own grant and the default grant applies, wider than before.
+    fallback = cc(tenant(clients=third_party, client_grants=[default]))
+    assert isinstance(fallback, Issued)
+    assert fallback.scope == "read write"
+    assert Rule.GRANT_DEFAULT_FOR_THIRD_PARTY in [r.rule for r in fallback.trace]

@@ -209,19 +209,28 @@ def test_secrets_never_appear_in_a_decision_or_its_trace(data: st.DataObject) ->
 
 
 def _narrowings(tenant: Tenant) -> list[Tenant]:
-    """Tenants that each take one grant, one grant scope or one organization link away."""
+    """Tenants that each take one grant, one grant scope or one organization link away.
+
+    Removing a grant scope narrows always; removing a whole grant does unless a third-party
+    default grant stands behind it (see below).
+    """
     grants = list(tenant.client_grants)
     options: list[Tenant] = []
+    defaults = {(g.audience, g.subject_type) for g in grants if g.default_for is not None}
     for i, grant in enumerate(grants):
+        if grant.scope:
+            fewer = grant.model_copy(update={"scope": grant.scope[1:]})
+            options.append(_rebuild(tenant, client_grants=[*grants[:i], fewer, *grants[i + 1 :]]))
+        if grant.client_id is not None and (grant.audience, grant.subject_type) in defaults:
+            # R28: a third-party client's own grant outranks the default grant; deleting it
+            # falls back to the default, which may be wider. Not a narrowing.
+            continue
         pair = (grant.client_id, grant.audience)
         unlinked = [
             o.model_copy(update={"client_grants": tuple(r for r in o.client_grants if (r.client_id, r.audience) != pair)})
             for o in tenant.organizations
         ]
         options.append(_rebuild(tenant, client_grants=grants[:i] + grants[i + 1 :], organizations=unlinked))
-        if grant.scope:
-            fewer = grant.model_copy(update={"scope": grant.scope[1:]})
-            options.append(_rebuild(tenant, client_grants=[*grants[:i], fewer, *grants[i + 1 :]]))
     for j, org in enumerate(tenant.organizations):
         if org.client_grants:
             orgs = list(tenant.organizations)
