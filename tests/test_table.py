@@ -187,3 +187,17 @@ def test_json_and_csv_render_every_row() -> None:
 
 def test_diff_of_identical_tenants_is_empty() -> None:
     assert list(table.diff_tables(TableContext(example()), TableContext(example()))) == []
+
+
+def test_diff_reports_a_change_in_claims_alone() -> None:
+    # Turning off org names changes no format, audience or scope, only the org_name claim.
+    base = example()
+    without = Tenant.model_validate({**base.model_dump(), "allow_organization_name_in_authentication_api": False})
+    changes = list(table.diff_tables(TableContext(base), TableContext(without)))
+    assert changes, "a claim-only change must be reported"
+    for change in changes:
+        assert change.old is not None
+        assert change.new is not None
+        assert "org_name" in change.old.claims
+        assert "org_name" not in change.new.claims
+        assert change.new.summary() != change.old.summary()

@@ -101,13 +101,17 @@ class Outcome:
     error: str = ""
     status: int | None = None
     description: str = ""
+    # Names of the token's claims beyond the registered ones every token has, so that a
+    # change such as org_name appearing is a change of outcome too.
+    claims: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """A short one-line form, for diffs."""
         if self.kind == "issued":
             scope = f" scope={self.scope!r}" if self.scope else ""
-            return f"issued {self.format} aud={self.aud}{scope}"
+            claims = f" claims={','.join(self.claims)}" if self.claims else ""
+            return f"issued {self.format} aud={self.aud}{scope}{claims}"
         return f"{self.status} {self.error} at {self.endpoint}: {self.description!r}"
 
 
@@ -128,6 +132,7 @@ class Row:
             aud=o.aud,
             iss=o.iss,
             token_scope=o.scope,
+            claims=" ".join(o.claims),
             error=o.error,
             status=o.status,
             error_description=o.description,
@@ -136,7 +141,22 @@ class Row:
         return out
 
 
-COLUMNS = (*DIMENSIONS, "endpoint", "kind", "format", "aud", "iss", "token_scope", "error", "status", "error_description", "rules")
+COLUMNS = (
+    *DIMENSIONS,
+    "endpoint",
+    "kind",
+    "format",
+    "aud",
+    "iss",
+    "token_scope",
+    "claims",
+    "error",
+    "status",
+    "error_description",
+    "rules",
+)
+# Claims every issued token has; the table lists only the others.
+_COMMON_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "exp", "scope"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -403,6 +423,7 @@ def outcome_of(
             aud=_aud(decision.audience),
             iss=iss,
             scope=decision.scope or "",
+            claims=tuple(name for name in decision.claims if name not in _COMMON_CLAIMS),
             rules=rules,
         )
     if isinstance(decision, Rejected):
