@@ -6,10 +6,11 @@ shared, hashed where it matters and compared byte for byte in golden files.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
@@ -430,7 +431,8 @@ def cross_reference_problems(tenant: Tenant) -> list[tuple[str, str]]:
 
 
 class TenantIndex:
-    """A tenant compiled for O(1) lookups. Built by :attr:`Tenant.index`; read-only."""
+    """A tenant compiled for O(1) lookups. Built once by :attr:`Tenant.index`; every mapping is a
+    read-only view, so the compiled form cannot drift from the tenant it was built from."""
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
@@ -442,20 +444,19 @@ class TenantIndex:
         )
         # R91: the Management API is built in; a configured API with the same identifier
         # (as some exports carry) overrides the synthesised one.
-        self.apis: dict[str, Api] = {management.identifier: management}
-        self.apis.update({api.identifier: api for api in tenant.apis})
-        self.clients: dict[str, Client] = {c.client_id: c for c in tenant.clients}
-        self.grants: dict[tuple[str, str, SubjectType], ClientGrant] = {g.key: g for g in tenant.client_grants}
-        self.organizations_by_id: dict[str, Organization] = {o.id: o for o in tenant.organizations}
-        self.organizations_by_name: dict[str, Organization] = {o.name: o for o in tenant.organizations}
+        self.apis: Mapping[str, Api] = MappingProxyType({management.identifier: management, **{a.identifier: a for a in tenant.apis}})
+        self.clients: Mapping[str, Client] = MappingProxyType({c.client_id: c for c in tenant.clients})
+        self.grants: Mapping[tuple[str, str, SubjectType], ClientGrant] = MappingProxyType({g.key: g for g in tenant.client_grants})
+        self.organizations_by_id: Mapping[str, Organization] = MappingProxyType({o.id: o for o in tenant.organizations})
+        self.organizations_by_name: Mapping[str, Organization] = MappingProxyType({o.name: o for o in tenant.organizations})
         self.org_associations: frozenset[tuple[str, str, str]] = frozenset(
             (o.id, ref.client_id, ref.audience) for o in tenant.organizations for ref in o.client_grants
         )
-        self.users: dict[str, User] = {u.user_id: u for u in tenant.users}
-        self.roles: dict[str, Role] = {r.name: r for r in tenant.roles}
-        self.memberships: dict[tuple[str, str], OrganizationMember] = {
-            (o.id, m.user_id): m for o in tenant.organizations for m in o.members
-        }
+        self.users: Mapping[str, User] = MappingProxyType({u.user_id: u for u in tenant.users})
+        self.roles: Mapping[str, Role] = MappingProxyType({r.name: r for r in tenant.roles})
+        self.memberships: Mapping[tuple[str, str], OrganizationMember] = MappingProxyType(
+            {(o.id, m.user_id): m for o in tenant.organizations for m in o.members}
+        )
         # Only verified custom domains issue tokens (R95).
         self.domains: frozenset[str] = frozenset([tenant.domain, *(d.domain for d in tenant.custom_domains if d.verified)])
         self.unverified_domains: frozenset[str] = frozenset(d.domain for d in tenant.custom_domains if not d.verified)

@@ -367,3 +367,11 @@ def test_a_third_party_clients_own_grant_outranks_the_default_grant() -> None:
     assert isinstance(fallback, Issued)
     assert fallback.scope == "read write"
     assert Rule.GRANT_DEFAULT_FOR_THIRD_PARTY in [r.rule for r in fallback.trace]
+
+
+def test_the_compiled_index_is_read_only() -> None:
+    index = tenant().index
+    with pytest.raises(TypeError):
+        index.clients["intruder"] = index.clients["m2m"]  # type: ignore[index]
+    same = tenant()
+    assert same.index is same.index, "compiled once per tenant"
