@@ -74,7 +74,7 @@ def test_decide_host_sets_issuer_and_basic_auth() -> None:
 
     header = "Basic " + base64.b64encode(f"nw-partner-0001:{PARTNER_SECRET}".encode()).decode()
     params = json.dumps({"grant_type": "client_credentials", "audience": REPORTS, "organization": "org_acme0000000001"})
-    result = run("decide", "--host", "login.northwind.com", "--authorization", header, "--now", "1700000000", stdin=params)
+    result = run("decide", "--domain", "login.northwind.com", "--authorization", header, "--now", "1700000000", stdin=params)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["kind"] == "issued", out
@@ -180,7 +180,7 @@ def corpus_file(name: str) -> Path:
 
 def test_check_corpus_clean_file() -> None:
     path = corpus_file("tjones-commits__auth0__tenant.yaml")
-    result = run("--tenant", str(path), "--domain", "example.auth0.com", "check")
+    result = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "note: client" in result.stdout
 
@@ -189,12 +189,12 @@ def test_check_corpus_file_with_errors() -> None:
     # Its grants name the Management API of tom-dev.au.auth0.com: with another canonical
     # domain those grants point at no API, which is an error-severity finding.
     path = corpus_file("tswallen__auth0-configuration__tenant.yaml")
-    wrong = run("--tenant", str(path), "--domain", "example.auth0.com", "check", "--format", "json")
+    wrong = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check", "--format", "json")
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     data = json.loads(wrong.stdout)
     assert data["errors"] >= 1
     assert {f["code"] for f in data["findings"] if f["severity"] == "error"} == {"grant.missing_api"}
-    right = run("--tenant", str(path), "--domain", "tom-dev.au.auth0.com", "check")
+    right = run("--tenant", str(path), "--auth0-domain", "tom-dev.au.auth0.com", "check")
     assert right.returncode == 0, right.stdout + right.stderr
 
 
@@ -202,7 +202,7 @@ def test_check_corpus_needs_domain() -> None:
     path = corpus_file("tjones-commits__auth0__tenant.yaml")
     result = run("--tenant", str(path), "check")
     assert_clean_failure(result)
-    assert "--domain" in result.stderr
+    assert "--auth0-domain" in result.stderr
 
 
 # --- diff ---------------------------------------------------------------------------------

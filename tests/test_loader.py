@@ -316,7 +316,7 @@ def test_deploy_yaml_needs_a_domain(tmp_path: Path) -> None:
     path = write(tmp_path, "tenant:\n  friendly_name: x\n")
     with pytest.raises(ConfigError) as excinfo:
         load_tenant(path)
-    assert problems(excinfo) == ["tenant.yaml: no canonical domain: pass --domain or the AUTH0_DOMAIN keyword"]
+    assert problems(excinfo) == ["tenant.yaml: no canonical domain: pass --auth0-domain or the AUTH0_DOMAIN keyword"]
     assert load_tenant(path, keywords={"AUTH0_DOMAIN": DOMAIN}).tenant.domain == DOMAIN
 
 

@@ -522,7 +522,7 @@ SERVE = """
 import argparse, sys
 from claimsengine.adapters.server import add_arguments, run
 parser = argparse.ArgumentParser()
-for name in ("--tenant", "--domain", "--keyword-file", "--credentials"):
+for name in ("--tenant", "--auth0-domain", "--keyword-file", "--credentials"):
     parser.add_argument(name)
 parser.add_argument("--keyword", action="append")
 add_arguments(parser)

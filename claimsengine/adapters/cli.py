@@ -74,7 +74,7 @@ def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
         path if path is not None else args.tenant,
         keywords=_keywords(args.keyword),
         keyword_file=args.keyword_file,
-        domain=args.domain,
+        domain=args.auth0_domain,
         credentials=args.credentials,
         environ=os.environ,
     )
@@ -528,7 +528,12 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument(
         "--tenant", metavar="PATH", default=default(str(EXAMPLE_TENANT)), help="tenant file or directory (default: the example)"
     )
-    group.add_argument("--domain", metavar="HOST", default=default(None), help="the tenant's canonical domain, for Deploy CLI exports")
+    group.add_argument(
+        "--auth0-domain",
+        metavar="HOST",
+        default=default(None),
+        help="the tenant's canonical domain (e.g. acme.auth0.com), which Deploy CLI exports do not record",
+    )
     group.add_argument("--keyword", metavar="KEY=VALUE", action="append", default=default(None), help="keyword replacement (repeatable)")
     group.add_argument("--keyword-file", metavar="PATH", default=default(None), help="JSON or YAML mapping of keyword values")
     group.add_argument("--credentials", metavar="PATH", default=default(None), help="client credentials overlay (JSON or YAML)")
@@ -537,7 +542,11 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request", metavar="FILE", help="JSON object of token endpoint parameters (default: stdin)")
     parser.add_argument(
-        "--host", "--domain-used", dest="host", metavar="HOST", help="host the request came through (default: the canonical domain)"
+        "--domain",
+        "--host",
+        dest="host",
+        metavar="HOST",
+        help="the domain the request came through, which decides iss (default: the canonical domain)",
     )
     parser.add_argument("--now", metavar="EPOCH", type=int, help="Unix time of the request (default: the current time)")
     parser.add_argument("--authorization", metavar="HEADER", help="Authorization header value, e.g. 'Basic ...'")

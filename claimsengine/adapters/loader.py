@@ -676,7 +676,7 @@ def _from_deploy(
             _check_fields(section, entry, file, path, run)
     canonical = domain or run.keywords.get("AUTH0_DOMAIN")
     if not isinstance(canonical, str) or not canonical:
-        run.problems.append(Problem(main_file, "", "no canonical domain: pass --domain or the AUTH0_DOMAIN keyword"))
+        run.problems.append(Problem(main_file, "", "no canonical domain: pass --auth0-domain or the AUTH0_DOMAIN keyword"))
         canonical = "unknown.invalid"  # keeps collecting problems; the load fails anyway
     tenant_file, tenant_path, settings = (sections.get("tenant") or [(main_file, "tenant", {})])[0]
     origins: Origins = {"": (tenant_file, tenant_path)}

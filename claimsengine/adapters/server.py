@@ -618,7 +618,7 @@ def serve_in_thread(app: Starlette, *, tls: bool = False, host: str = "127.0.0.1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``claimsengine serve`` (``--tenant``, ``--domain``, ``--keyword``, ... are global)."""
+    """Options of ``claimsengine serve`` (``--tenant``, ``--auth0-domain``, ``--keyword``, ... are global)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4000, help="port to listen on; 0 picks a free one (default: 4000)")
     parser.add_argument("--tls", action="store_true", help="serve https with a throwaway CA; prints the CA bundle's path")
@@ -704,7 +704,7 @@ def run(args: argparse.Namespace) -> int:
         "tenant": str(getattr(args, "tenant", None) or EXAMPLE_TENANT),
         "keywords": keywords,
         "keyword_file": getattr(args, "keyword_file", None),
-        "domain": getattr(args, "domain", None),
+        "domain": getattr(args, "auth0_domain", None),
         "credentials": getattr(args, "credentials", None),
         "strict_host": bool(args.strict_host),
         "default_user": args.default_user,
