@@ -106,6 +106,10 @@ class _Trace:
         self.reasons: list[Reason] = []
         self.redirect_uri: str | None = None
         self.state: str | None = None
+        # What the request named, as far as the flow got: for error_overrides templates.
+        self.client_id: str | None = None
+        self.audience: str | None = None
+        self.organization: str | None = None
 
     def note(self, rule: Rule, detail: str = "") -> None:
         self.reasons.append(Reason(rule, detail))
@@ -122,6 +126,15 @@ class _Trace:
         headers: tuple[tuple[str, str], ...] = (),
     ) -> Rejected:
         self.note(rule, detail or description)
+        override = self.behaviour.error_overrides.get(rule)
+        if override is not None:
+            if override.error is not None and override.error is not code:
+                code, status = override.error, None
+            if override.error_description is not None:
+                names = {"client_id": self.client_id, "audience": self.audience, "organization": self.organization}
+                description = override.error_description.format(**{k: v or "" for k, v in names.items()})
+            if override.status is not None:
+                status = override.status
         return Rejected(
             error=code,
             error_description=description,
@@ -371,6 +384,7 @@ def _authenticate(req: TokenRequest, gt: GrantType, t: _Trace) -> Client | Rejec
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
     if len(set(ids)) > 1:
         return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, "the request names more than one client")
+    t.client_id = ids[0]
     client = t.index.clients.get(ids[0])
     if client is None:
         return t.auth_failed(Rule.CLIENT_UNKNOWN, "no client with this client_id")
@@ -481,6 +495,7 @@ def _client_credentials(req: TokenRequest, client: Client, domain: str, t: _Trac
         t.note(Rule.AUDIENCE_DEFAULT, audience)
     else:
         return t.reject(Rule.AUDIENCE_MISSING, ErrorCode.ACCESS_DENIED, "Non-global clients are not allowed access to APIv1")
+    t.audience = audience
     api = t.index.apis.get(audience)
     if api is None:
         rule = Rule.AUDIENCE_SYSTEM_API_CANONICAL if _system_api_on_custom_domain(audience, t) else Rule.AUDIENCE_UNKNOWN
@@ -570,6 +585,7 @@ def _granted_scopes(grant: ClientGrant, api: Api, t: _Trace) -> tuple[str, ...]:
 def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api: Api, t: _Trace) -> Organization | Rejected | None:
     """Machine-to-machine access for organizations (R34 to R42)."""
     value = _clean(req.organization)
+    t.organization = value
     usage = grant.organization_usage
     if value is not None:
         if not t.tenant.organizations_for_m2m:
@@ -596,6 +612,7 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
                 f'An organization is required to access resource server "{api.identifier}".',
             )
         org = t.index.organizations_by_id[default.organization_id]
+        t.organization = org.id
         t.note(Rule.ORG_DEFAULT, org.id)
     else:
         t.note(Rule.ORG_NONE, f"organization_usage {usage}")
@@ -1100,6 +1117,7 @@ def _authorize(req: AuthorizeRequest, t: _Trace) -> Authorized | Rejected:
     client_id = _clean(req.client_id)
     if client_id is None:
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
+    t.client_id = client_id
     client = t.index.clients.get(client_id)
     if client is None:
         return t.reject(Rule.CLIENT_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Unknown client: {client_id}", status=400)
@@ -1187,6 +1205,7 @@ def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | Rejected | No
     if audience is None or audience == tenant.userinfo_audience:
         t.note(Rule.AUDIENCE_USERINFO, "the token will be for /userinfo only")
         return None
+    t.audience = audience
     api = t.index.apis.get(audience)
     if api is None:
         rule = Rule.AUDIENCE_SYSTEM_API_CANONICAL if _system_api_on_custom_domain(audience, t) else Rule.AUDIENCE_UNKNOWN_AUTHORIZE
@@ -1197,6 +1216,7 @@ def _authorize_audience(req: AuthorizeRequest, t: _Trace) -> Api | Rejected | No
 
 def _authorize_organization(req: AuthorizeRequest, client: Client, t: _Trace) -> Organization | Rejected | None:
     value = _clean(req.organization)
+    t.organization = value
     if value is None:
         if client.organization_usage is OrganizationUsage.REQUIRE:
             # org.client_requires_organization (R40)

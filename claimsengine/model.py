@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from string import Formatter
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
@@ -114,6 +115,37 @@ PUBLIC_DEFAULT_GRANTS = ("implicit", "authorization_code", "refresh_token")
 # ---------------------------------------------------------------------------------------
 
 
+# The placeholders an overridden error_description may use.
+OVERRIDE_PLACEHOLDERS = ("client_id", "audience", "organization")
+
+
+class ErrorOverride(Frozen):
+    """Another wire answer for one rejecting rule, for tenants whose Auth0 answers differently.
+
+    The catalogue could not confirm several texts (R42's organization errors among them) and
+    recommends keeping them configurable. ``error_description`` may use ``{client_id}``,
+    ``{audience}`` and ``{organization}``, as the request named them. A changed ``error``
+    without a ``status`` takes that code's default status.
+    """
+
+    error: ErrorCode | None = None
+    error_description: str | None = None
+    status: int | None = Field(default=None, ge=400, le=599)
+
+    @model_validator(mode="after")
+    def _template_is_usable(self) -> ErrorOverride:
+        if self.error_description is not None:
+            names = ", ".join("{" + p + "}" for p in OVERRIDE_PLACEHOLDERS)
+            try:
+                fields = [(name, spec, conv) for _, name, spec, conv in Formatter().parse(self.error_description) if name is not None]
+            except ValueError:
+                fields = [("", "", None)]
+            # Bare names only: no attribute or index access, conversions or format specs.
+            if any(name not in OVERRIDE_PLACEHOLDERS or spec or conv for name, spec, conv in fields):
+                raise ValueError(f"error_description may use only {names}, with nothing else inside the braces")
+        return self
+
+
 class Behaviour(Frozen):
     """Switches for behaviour the catalogue marks as inferred, era-dependent or unclear.
 
@@ -146,6 +178,8 @@ class Behaviour(Frozen):
     authorization_code_lifetime: int = Field(default=600, ge=1)
     # ID-token lifetime when the client does not set one (R14: 36000 s).
     id_token_lifetime: int = Field(default=36000, ge=1)
+    # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
+    error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------

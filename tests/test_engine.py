@@ -375,3 +375,41 @@ def test_the_compiled_index_is_read_only() -> None:
         index.clients["intruder"] = index.clients["m2m"]  # type: ignore[index]
     same = tenant()
     assert same.index is same.index, "compiled once per tenant"
+
+
+ORG_GRANT = {"client_id": "m2m", "audience": API, "scope": ["read"], "organization_usage": "allow"}
+
+
+def test_an_error_override_replaces_the_wire_answer_of_one_rule() -> None:
+    overrides = {
+        "org.not_associated": {
+            "error": "invalid_request",
+            "error_description": "{client_id} may not use {organization} for {audience}",
+        },
+        "org.unknown": {"error_description": "No such organization", "status": 404},
+    }
+    t = tenant(client_grants=[ORG_GRANT], behaviour={"error_overrides": overrides})
+    refused = cc(t, organization="org_1")
+    assert isinstance(refused, Rejected)
+    assert refused.rejected_by is Rule.ORG_NOT_ASSOCIATED
+    assert (refused.error.value, refused.status) == ("invalid_request", 400), "a new code takes its default status"
+    assert refused.error_description == f"m2m may not use org_1 for {API}"
+    unknown = cc(t, organization="org_nope")
+    assert isinstance(unknown, Rejected)
+    assert (unknown.error.value, unknown.error_description, unknown.status) == ("invalid_request", "No such organization", 404)
+    untouched = cc(tenant(client_grants=[ORG_GRANT]), organization="org_1")
+    assert isinstance(untouched, Rejected)
+    assert untouched.error.value == "access_denied"
+
+
+@pytest.mark.parametrize(
+    "template", ["{secret}", "{0}", "{}", "unbalanced {", "{client_id.__class__}", "{audience[0]}", "{client_id!r}", "{audience:>9}"]
+)
+def test_an_error_override_template_with_unknown_placeholders_fails_at_load(template: str) -> None:
+    with pytest.raises(ValidationError, match="error_description may use only"):
+        tenant(behaviour={"error_overrides": {"grant.missing": {"error_description": template}}})
+
+
+def test_an_error_override_for_an_unknown_rule_id_fails_at_load() -> None:
+    with pytest.raises(ValidationError):
+        tenant(behaviour={"error_overrides": {"grant.mising": {"status": 403}}})

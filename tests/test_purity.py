@@ -28,6 +28,7 @@ ALLOWED = {
     "itertools",
     "json",
     "re",
+    "string",
     "types",
     "typing",
     "urllib.parse",
