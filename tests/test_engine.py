@@ -397,6 +397,9 @@ def test_an_error_override_replaces_the_wire_answer_of_one_rule() -> None:
     unknown = cc(t, organization="org_nope")
     assert isinstance(unknown, Rejected)
     assert (unknown.error.value, unknown.error_description, unknown.status) == ("invalid_request", "No such organization", 404)
+    status_only = cc(tenant(client_grants=[ORG_GRANT], behaviour={"error_overrides": {"org.unknown": {"status": 404}}}), organization="x")
+    assert isinstance(status_only, Rejected)
+    assert (status_only.error_description, status_only.status) == ("Invalid organization: x", 404), "the text stays"
     untouched = cc(tenant(client_grants=[ORG_GRANT]), organization="org_1")
     assert isinstance(untouched, Rejected)
     assert untouched.error.value == "access_denied"
