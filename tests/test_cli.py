@@ -120,6 +120,14 @@ def test_explain_issued() -> None:
     assert M2M_SECRET not in result.stdout
 
 
+def test_explain_resolves_the_host_as_the_core_does() -> None:
+    # A port, letter case and a trailing dot do not change the domain (domain.resolved).
+    result = run("explain", "--domain", "LOGIN.northwind.com.:443", "--now", "1700000000", stdin=m2m_request())
+    assert result.returncode == 0, result.stderr
+    assert "iss https://login.northwind.com/" in result.stdout
+    assert "custom_domains[0]: login.northwind.com" in result.stdout
+
+
 def test_explain_rejected_with_organization() -> None:
     result = run("explain", "--now", "1700000000", stdin=m2m_request(organization="org_globex00000001"))
     assert result.returncode == 0, result.stderr

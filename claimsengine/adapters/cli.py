@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from claimsengine.engine import decide
+from claimsengine.engine import decide, served_domain
 from claimsengine.model import Authorized, Issued, Rejected, SubjectType, Tenant, TokenRequest
 
 from . import table, wire
@@ -199,8 +199,9 @@ def consulted(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected
     """The parts of the configuration a decision read, with their paths in the tenant."""
     lines: list[str] = []
     rules = {r.rule.value for r in decision.trace}
-    host = (request.domain or "").strip().lower().rstrip(".")
-    custom = _index_of(tenant.custom_domains, lambda d: d.domain == host)
+    # Resolve the host as the core does (port, case and trailing dot are not significant).
+    served = served_domain(request.domain, tenant)
+    custom = _index_of(tenant.custom_domains, lambda d: d.domain == served)
     if custom is not None:
         d = tenant.custom_domains[custom]
         lines.append(f"custom_domains[{custom}]: {d.domain} ({'verified' if d.verified else 'not verified'})")
@@ -234,28 +235,23 @@ def consulted(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected
         else:
             lines.append(f"apis: no API {audience!r}")
         if client is not None:
-            own = _index_of(
-                tenant.client_grants,
-                lambda g: g.client_id == client.client_id and g.audience == audience and g.subject_type is SubjectType.CLIENT,
-            )
-            fallback = _index_of(
-                tenant.client_grants,
-                lambda g: g.client_id is None and g.audience == audience and g.subject_type is SubjectType.CLIENT,
-            )
-            if own is not None:
-                g = tenant.client_grants[own]
-                lines.append(f"client_grants[{own}]: {client.client_id} -> {audience}, scope {' '.join(g.scope) or '(none)'}")
-            elif fallback is not None and not client.is_first_party:
-                lines.append(f"client_grants[{fallback}]: default grant for third-party clients -> {audience}")
-            else:
+            # The grant the core would use: the client's own, else the third-party default (R28).
+            grant = tenant.index.grant_for(client, audience, SubjectType.CLIENT)
+            if grant is None:
                 lines.append(f"client_grants: none for {client.client_id} -> {audience}")
+            elif grant.client_id is None:
+                lines.append(f"client_grants[{tenant.client_grants.index(grant)}]: default grant for third-party clients -> {audience}")
+            else:
+                scope = " ".join(grant.scope) or "(none)"
+                lines.append(f"client_grants[{tenant.client_grants.index(grant)}]: {client.client_id} -> {audience}, scope {scope}")
     org_value = (request.organization or "").strip()
     if org_value:
-        org_index = _index_of(tenant.organizations, lambda o: org_value in (o.id, o.name))
-        if org_index is None:
+        found = tenant.index.organizations_by_id.get(org_value) or tenant.index.organizations_by_name.get(org_value)
+        if found is None:
             lines.append(f"organizations: no organization {org_value!r}")
         else:
-            org = tenant.organizations[org_index]
+            org_index = tenant.organizations.index(found)
+            org = found
             lines.append(f"organizations[{org_index}]: {org.name} ({org.id})")
             if client is not None and audience is not None:
                 ref = _index_of(org.client_grants, lambda r: r.client_id == client.client_id and r.audience == audience)
