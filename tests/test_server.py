@@ -630,3 +630,28 @@ def test_a_stepped_clock_makes_token_times_reproducible(tenant: Tenant) -> None:
         second = client.post("/oauth/token", data=cc())
     times = [jwt.decode(r.json()["access_token"], options={"verify_signature": False})["iat"] for r in (first, second)]
     assert times == [1_800_000_000, 1_800_000_030]
+
+
+def test_redact_query_masks_only_secret_parameters() -> None:
+    from claimsengine.adapters.wire import redact_query
+
+    masked = redact_query("/oauth/token?client_id=app&client_secret=hunter2&code=abc&state=x%20y")
+    assert "hunter2" not in masked
+    assert "abc" not in masked
+    assert masked.startswith("/oauth/token?client_id=app&client_secret=[redacted]&code=[redacted]&state=")
+    assert redact_query("/authorize?client_id=app&state=s") == "/authorize?client_id=app&state=s"
+    assert redact_query("/.well-known/jwks.json") == "/.well-known/jwks.json"
+
+
+def test_secrets_put_in_a_url_never_reach_the_access_log(tmp_path: Path) -> None:
+    proc, url, _ = start_serving(tmp_path=tmp_path)
+    try:
+        with httpx.Client(timeout=10) as client:
+            leaky = client.post(f"{url}/oauth/token?client_secret={M2M['client_secret']}&refresh_token=rt-leak-123", data=cc())
+            assert leaky.status_code == 200
+    finally:
+        stop(proc)
+    log = (tmp_path / "serve.log").read_text()
+    assert "POST /oauth/token?client_secret=[redacted]&refresh_token=[redacted]" in log, log
+    assert M2M["client_secret"] not in log
+    assert "rt-leak-123" not in log

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "FakeTenant",
     "LiveServer",
+    "RedactSecrets",
     "SteppedClock",
     "add_arguments",
     "asgi_client",
@@ -676,7 +678,27 @@ class SteppedClock:
         return self.start + next(self._ticks) * self.step
 
 
+class RedactSecrets(logging.Filter):
+    """Masks secret query parameters in uvicorn's access log: a client may put a secret in a
+    URL where it does not belong, and it must not reach the log from there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access records carry (client, method, path with query, HTTP version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(target := args[2], str):
+            record.args = (*args[:2], wire.redact_query(target), *args[3:])
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecrets) for f in access.filters):
+        access.addFilter(RedactSecrets())
+
+
 def _app_from_config(config: Mapping[str, Any]) -> Starlette:
+    # Runs in every serving process, workers included, so each one's access log is redacted.
+    _redact_access_log()
     keys = KeySet.load(config["keys"])
     clock = SteppedClock(config["now"], config["clock_step"]) if config.get("now") is not None else None
     return create_app(

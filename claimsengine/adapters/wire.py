@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from pydantic import SecretStr
 
@@ -41,7 +41,11 @@ TOKEN_PARAMETERS = (
     "redirect_uri",
     "refresh_token",
 )
-SECRET_PARAMETERS = frozenset({"client_secret", "code", "refresh_token", "client_assertion"})
+# Parameters whose values are secrets wherever they appear, even in a URL where they do not belong.
+SECRET_PARAMETERS = frozenset(
+    {"client_secret", "client_assertion", "code", "code_verifier", "refresh_token", "access_token", "id_token", "password"}
+)
+REDACTED = "[redacted]"
 NO_USAGE = QuotaUsage()  # frozen, so one instance serves every request
 AUTHORIZE_PARAMETERS = (
     "response_type",
@@ -78,6 +82,17 @@ def _strings(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[dict[st
         else:
             malformed.append(name)
     return values, malformed
+
+
+def redact_query(target: str) -> str:
+    """``target`` (a path with its query) with the values of secret parameters masked, for logs."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name in SECRET_PARAMETERS for name, _ in pairs):
+        return target
+    return path + "?" + urlencode([(name, REDACTED if name in SECRET_PARAMETERS else value) for name, value in pairs], safe="[]")
 
 
 def basic_credentials(authorization: str | None) -> tuple[str | None, SecretStr | None]:
