@@ -721,8 +721,6 @@ class Accepted(Frozen):
 Decision = Annotated[Issued | Rejected | Authorized, Field(discriminator="kind")]
 DECISION: TypeAdapter[Issued | Rejected | Authorized] = TypeAdapter(Decision)
 
-Validation = Annotated[Accepted | Rejected, Field(discriminator="kind")]
-
 
 class PresentedToken(Frozen):
     """A decoded access token as a resource server sees it: header and claims."""

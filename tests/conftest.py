@@ -1,15 +1,11 @@
-"""Shared test set-up: Hypothesis profiles and the bundled example tenant."""
+"""Shared test set-up: Hypothesis profiles and the paths tests share."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pytest
-import yaml
 from hypothesis import HealthCheck, settings
-
-from claimsengine import Tenant
 
 # The plugin users get through the pytest11 entry point (disabled in pyproject's addopts so
 # that coverage starts before the package is imported).
@@ -23,9 +19,3 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "tenants"
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-
-@pytest.fixture(scope="session")
-def northwind() -> Tenant:
-    """The bundled example tenant, read straight into the core model."""
-    return Tenant.model_validate(yaml.safe_load(EXAMPLE.read_text()))

@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import SecretStr
 
-from claimsengine.engine import decide
+from claimsengine.engine import ASSERTION_TYPE, decide
 from claimsengine.model import (
     AuthMethod,
     Authorized,
@@ -57,7 +57,6 @@ UNKNOWN_ORGANIZATION = "org_unknown000000000"
 UNDEFINED_SCOPE = "undefined:scope"
 NO_AUDIENCE = "(none)"
 PKCE_VERIFIER = "decision-table-verifier-0123456789-abcdefghijklmnop"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 GRANTS = ("client_credentials", "authorization_code")
 SCOPE_CLASSES = ("none", "granted", "not granted", "openid")
@@ -191,13 +190,12 @@ class TableContext:
 
     def organizations(self, client_id: str, grant: str, audience: str) -> tuple[str, ...]:
         """The organization classes that exist for this application, grant and audience."""
-        classes = ["none"]
-        if self._associated(client_id, grant, audience) is not None:
-            classes.append("associated")
-        if self._not_associated(client_id, grant, audience) is not None:
-            classes.append("not associated")
-        classes.append("unknown")
-        return tuple(classes)
+        # "associated" and "not associated" exist only when the tenant has such an organization.
+        missing = {
+            "associated": self._associated(client_id, grant, audience) is None,
+            "not associated": self._not_associated(client_id, grant, audience) is None,
+        }
+        return tuple(c for c in ORG_CLASSES if not missing.get(c, False))
 
     def classes(self, client: Client, grant: str) -> Iterator[RequestClass]:
         """Every request class of one application and grant type, in table order."""
@@ -755,10 +753,11 @@ def rule_statements(path: Path | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SeedCase:
+    """One row of the seed's table: the request that exercises it, and what the seed says."""
+
     token_use: str
     seed_format: str
     requested_audience: str
-    requested_scope: str
     flow: str
     client_id: str
     audience: str
@@ -778,63 +777,24 @@ def seed_cases(tenant: Tenant) -> list[SeedCase]:
     canonical = tenant.domain
     custom_domain = next((d.domain for d in tenant.custom_domains if d.verified), canonical)
     mgmt = tenant.management_api_identifier
-    userinfo = tenant.userinfo_audience
+    both = f"[{custom}, {tenant.userinfo_audience}]"
+
+    def machine(use: str, asked: str, audience: str) -> SeedCase:
+        return SeedCase(use, "JWT", asked, "client_credentials", m2m, audience, "", canonical, audience)
+
+    def user(use: str, fmt: str, asked: str, audience: str, scope: str, domain: str, aud: str, iss: str = "") -> SeedCase:
+        return SeedCase(use, fmt, asked, "authorization_code", user_app, audience, scope, domain, aud, iss)
+
     return [
-        SeedCase(
-            "/userinfo endpoint",
-            "Opaque",
-            "no audience parameter",
-            "openid",
-            "authorization_code",
-            user_app,
-            NO_AUDIENCE,
-            "openid",
-            canonical,
-            userinfo,
+        user("/userinfo endpoint", "Opaque", "no audience parameter", NO_AUDIENCE, "openid", canonical, tenant.userinfo_audience),
+        machine("Auth0 Management API", "Management API v2 identifier", mgmt),
+        machine("Your own custom API", "the API identifier", custom),
+        user("Your own custom API", "JWT", "the API identifier", custom, first, canonical, custom),
+        user("Custom API and /userinfo", "JWT", "the API identifier", custom, "openid", canonical, both),
+        user(
+            "iss per domain: custom domain", "JWT", "the API identifier", custom, "openid", custom_domain, both, f"https://{custom_domain}/"
         ),
-        SeedCase("Auth0 Management API", "JWT", "Management API v2 identifier", "", "client_credentials", m2m, mgmt, "", canonical, mgmt),
-        SeedCase("Your own custom API", "JWT", "the API identifier", "", "client_credentials", m2m, custom, "", canonical, custom),
-        SeedCase(
-            "Your own custom API", "JWT", "the API identifier", first, "authorization_code", user_app, custom, first, canonical, custom
-        ),
-        SeedCase(
-            "Custom API and /userinfo",
-            "JWT",
-            "the API identifier",
-            "openid",
-            "authorization_code",
-            user_app,
-            custom,
-            "openid",
-            canonical,
-            f"[{custom}, {userinfo}]",
-        ),
-        SeedCase(
-            "iss per domain: custom domain",
-            "JWT",
-            "the API identifier",
-            "openid",
-            "authorization_code",
-            user_app,
-            custom,
-            "openid",
-            custom_domain,
-            f"[{custom}, {userinfo}]",
-            f"https://{custom_domain}/",
-        ),
-        SeedCase(
-            "iss per domain: Auth0 domain",
-            "JWT",
-            "the API identifier",
-            "openid",
-            "authorization_code",
-            user_app,
-            custom,
-            "openid",
-            canonical,
-            f"[{custom}, {userinfo}]",
-            f"https://{canonical}/",
-        ),
+        user("iss per domain: Auth0 domain", "JWT", "the API identifier", custom, "openid", canonical, both, f"https://{canonical}/"),
     ]
 
 
