@@ -163,6 +163,9 @@ OIDC_SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "phone": ("phone_number", "phone_number_verified"),
 }
 
+# The same, inverted: the scope that releases each OIDC claim.
+OIDC_CLAIM_SCOPE: dict[str, str] = {claim: scope for scope, claims in OIDC_SCOPE_CLAIMS.items() for claim in claims}
+
 # Claim names an Action may never set (R77): silently ignored.
 RESTRICTED_CLAIMS: frozenset[str] = frozenset(
     {

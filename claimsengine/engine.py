@@ -44,6 +44,7 @@ from claimsengine.actions import DENY_STATUS, ActionApi, ClientInfo, Credentials
 from claimsengine.auth0 import (
     CUSTOM_CLAIMS_LIMIT_BYTES,
     FORBIDDEN_NAMESPACE_HOSTS,
+    OIDC_CLAIM_SCOPE,
     OIDC_SCOPE_CLAIMS,
     OIDC_SCOPES,
     RESTRICTED_CLAIMS,
@@ -293,16 +294,15 @@ def _filter_claims(
 ) -> dict[str, JsonValue] | Rejected:
     """Apply R71 and R76 to R80 to claims an Action set."""
     kept: dict[str, JsonValue] = {}
-    oidc_owner = {claim: scope for scope, names in OIDC_SCOPE_CLAIMS.items() for claim in names}
     for name, value in claims.items():
         namespaced = _namespace_allowed(name, custom_api)
         if name in RESTRICTED_CLAIMS:
             t.note(Rule.ACTION_CLAIM_RESTRICTED, f"{token}: {name!r} is restricted and was ignored")
         elif namespaced is False:
             t.note(Rule.ACTION_CLAIM_FORBIDDEN_NAMESPACE, f"{token}: {name!r} uses an Auth0-owned namespace")
-        elif name in oidc_owner and oidc_owner[name] not in scopes:
-            t.note(Rule.CLAIMS_OIDC_FILTERED, f"{token}: {name!r} needs scope {oidc_owner[name]!r}")
-        elif namespaced is None and auth0_api and name not in oidc_owner:
+        elif name in OIDC_CLAIM_SCOPE and OIDC_CLAIM_SCOPE[name] not in scopes:
+            t.note(Rule.CLAIMS_OIDC_FILTERED, f"{token}: {name!r} needs scope {OIDC_CLAIM_SCOPE[name]!r}")
+        elif namespaced is None and auth0_api and name not in OIDC_CLAIM_SCOPE:
             t.note(Rule.ACTION_CLAIM_AUTH0_AUDIENCE, f"{token}: non-namespaced {name!r} dropped on an Auth0 API")
         else:
             kept[name] = value
@@ -1075,7 +1075,7 @@ def _id_token(
     for name in released:
         if name in user.profile:
             claims[name] = user.profile[name]
-    withheld = [name for name in user.profile if name not in released and name in {n for v in OIDC_SCOPE_CLAIMS.values() for n in v}]
+    withheld = [name for name in user.profile if name not in released and name in OIDC_CLAIM_SCOPE]
     if withheld:
         t.note(Rule.CLAIMS_OIDC_FILTERED, f"id token: withheld {', '.join(withheld)}")
     claims.update(
