@@ -194,6 +194,25 @@ def test_management_api_resource_server_passes_with_a_warning(tmp_path: Path) ->
     ]
 
 
+def test_the_docs_spelling_required_is_read_as_require_with_a_warning(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "resourceServers:\n"
+        "  - identifier: https://x.test\n"
+        "clients:\n"
+        "  - {name: A, organization_usage: required}\n"
+        "clientGrants:\n"
+        "  - {client_id: A, audience: https://x.test, organization_usage: required}\n",
+    )
+    loaded = load_tenant(path, domain=DOMAIN)
+    assert loaded.tenant.clients[0].organization_usage == "require"
+    assert loaded.tenant.client_grants[0].organization_usage == "require"
+    assert [str(w) for w in loaded.warnings] == [
+        "tenant.yaml:clients[0].organization_usage (line 4): 'required' read as 'require' (the API's spelling)",
+        "tenant.yaml:clientGrants[0].organization_usage (line 6): 'required' read as 'require' (the API's spelling)",
+    ]
+
+
 def test_unknown_fields_warn_with_a_suggestion(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -114,6 +114,14 @@ class _Run:
         self.warnings.append(Problem(file, path, message, self.line(file, path)))
 
 
+def _organization_usage(item: dict[str, Any], run: _Run, file: str, path: str) -> None:
+    """Accept the docs' ``required`` spelling of ``organization_usage`` as ``require``, with a
+    warning (open question 7 in specs/choices.md): the API enum and SDKs spell it ``require``."""
+    if item.get("organization_usage") == "required":
+        item["organization_usage"] = "require"
+        run.warn(file, _join(path, "organization_usage"), "'required' read as 'require' (the API's spelling)")
+
+
 def _parent(path: str) -> str:
     """``a.b[2]`` -> ``a.b`` -> ``a`` -> ``''``."""
     cut = max(path.rfind("."), path.rfind("["))
@@ -747,6 +755,7 @@ def _from_deploy(
     for file, path, entry in sections.get("clients", []):
         client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
         client.update(_pick(entry, "callbacks", "organization_usage", "token_quota"))
+        _organization_usage(client, run, file, path)
         if entry.get("client_secret"):
             client["client_secrets"] = [entry["client_secret"]]
         lifetime = _dig(entry, "jwt_configuration", "lifetime_in_seconds")
@@ -793,6 +802,7 @@ def _from_deploy(
     for file, path, entry in sections.get("clientGrants", []):
         grant = _pick(entry, "id", "audience", "scope", "allow_all_scopes", "subject_type", "default_for")
         grant.update(_pick(entry, "organization_usage", "allow_any_organization"))
+        _organization_usage(grant, run, file, path)
         if entry.get("client_id") is not None:
             grant["client_id"] = client_ref(entry["client_id"], file, _join(path, "client_id"))
         origins[f"client_grants[{len(grants)}]"] = (file, path)
