@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from claimsengine import Tenant, decide
-from claimsengine.adapters import table, wire
+from claimsengine.adapters import docgen, table, table_diff, table_render, wire
 from claimsengine.adapters.table import ANY, RequestClass, Row, TableContext
 from claimsengine.model import AuthMethod
 
@@ -148,15 +148,15 @@ def test_issuer_is_domain_derived_so_domains_merge() -> None:
 
 
 def test_table_is_deterministic_and_streamed() -> None:
-    first = "".join(table.render_markdown(TableContext(example()).rows()))
-    second = "".join(table.render_markdown(TableContext(example()).rows()))
+    first = "".join(table_render.render_markdown(TableContext(example()).rows()))
+    second = "".join(table_render.render_markdown(TableContext(example()).rows()))
     assert first == second
     assert inspect.isgenerator(TableContext(example()).rows())
-    assert inspect.isgenerator(table.render_csv(iter(())))
+    assert inspect.isgenerator(table_render.render_csv(iter(())))
 
 
 def test_seed_table_agrees_with_the_seed() -> None:
-    page = table.render_seed_table(example())
+    page = docgen.render_seed_table(example())
     body = [line for line in page.splitlines() if line.startswith("| ") and "Token use" not in line]
     assert len(body) == 7
     assert all(line.rstrip().endswith("| yes |") for line in body), page
@@ -165,7 +165,7 @@ def test_seed_table_agrees_with_the_seed() -> None:
 
 
 def test_html_is_self_contained() -> None:
-    page = "".join(table.render_html(TableContext(example()).rows(), title="<b>t</b>"))
+    page = "".join(table_render.render_html(TableContext(example()).rows(), title="<b>t</b>"))
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.IGNORECASE)
     assert "<link" not in page
     assert "@import" not in page
@@ -178,22 +178,22 @@ def test_json_and_csv_render_every_row() -> None:
     import io
     import json
 
-    data = json.loads("".join(table.render_json(rows(0))))
+    data = json.loads("".join(table_render.render_json(rows(0))))
     assert [d["kind"] for d in data] == [r.outcome.kind for r in rows(0)]
-    parsed = list(csv.DictReader(io.StringIO("".join(table.render_csv(rows(0))))))
+    parsed = list(csv.DictReader(io.StringIO("".join(table_render.render_csv(rows(0))))))
     assert len(parsed) == len(rows(0))
     assert tuple(parsed[0]) == table.COLUMNS
 
 
 def test_diff_of_identical_tenants_is_empty() -> None:
-    assert list(table.diff_tables(TableContext(example()), TableContext(example()))) == []
+    assert list(table_diff.diff_tables(TableContext(example()), TableContext(example()))) == []
 
 
 def test_diff_reports_a_change_in_claims_alone() -> None:
     # Turning off org names changes no format, audience or scope, only the org_name claim.
     base = example()
     without = Tenant.model_validate({**base.model_dump(), "allow_organization_name_in_authentication_api": False})
-    changes = list(table.diff_tables(TableContext(base), TableContext(without)))
+    changes = list(table_diff.diff_tables(TableContext(base), TableContext(without)))
     assert changes, "a claim-only change must be reported"
     for change in changes:
         assert change.old is not None

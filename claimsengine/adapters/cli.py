@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 from claimsengine.engine import decide, served_domain
 from claimsengine.model import Authorized, Issued, Rejected, SubjectType, Tenant, TokenRequest
 
-from . import table, wire
+from . import docgen, table, table_diff, table_render, wire
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -296,7 +296,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     loaded = _load(args)
     request = _token_request(args, loaded.tenant)
     decision = decide(request, loaded.tenant, now=_now(args))
-    lines = explain_lines(loaded.tenant, request, decision, table.rule_statements())
+    lines = explain_lines(loaded.tenant, request, decision, docgen.rule_statements())
     if _is_tty(sys.stdout):
         from rich.text import Text
 
@@ -319,41 +319,17 @@ def _context(loaded: Loaded) -> table.TableContext:
     return table.TableContext(loaded.tenant, table.secrets_of(loaded.credentials))
 
 
-def _rich_table(rows: Iterable[table.Row], title: str) -> None:
-    from rich.table import Table
-
-    console = _console()
-    grid = Table(title=title, show_lines=False)
-    columns: tuple[str, ...] = (*table.DIMENSIONS, "kind", "format", "aud", "iss", "token_scope", "error", "status", "rules")
-    if console.width < 200:
-        # A narrow terminal cannot show rule ids legibly; --format markdown/csv/json has them.
-        columns = (*table.DIMENSIONS, "kind", "format", "aud", "error", "status")
-        grid.caption = "rule ids, iss and scopes: widen the terminal or use --format markdown|csv|json|html"
-    for column in columns:
-        grid.add_column(column, overflow="fold")
-    for row in rows:
-        cells = row.as_dict()
-        style = "green" if row.outcome.kind == "issued" else "red"
-        values = []
-        for column in columns:
-            value = cells[column]
-            text = " ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
-            values.append(f"[{style}]{text}[/]" if column == "kind" else text.replace("[", "\\["))
-        grid.add_row(*values)
-    console.print(grid)
-
-
 def cmd_table(args: argparse.Namespace) -> int:
     loaded = _load(args)
     ctx = _context(loaded)
     with _progress(ctx.group_count(), "tabulating") as step:
         rows = ctx.rows(on_group=step)
         if args.format is None and args.output is None and _is_tty(sys.stdout):
-            _rich_table(rows, f"Decision table: {loaded.tenant.domain}")
+            table_render.render_terminal(rows, f"Decision table: {loaded.tenant.domain}", _console())
             return 0
-        fmt: table.Format = args.format or "markdown"
+        fmt: table_render.Format = args.format or "markdown"
         with _output(args.output) as out:
-            for chunk in table.render(rows, fmt, title=f"Decision table: {loaded.tenant.domain}"):
+            for chunk in table_render.render(rows, fmt, title=f"Decision table: {loaded.tenant.domain}"):
                 out.write(chunk)
     return 0
 
@@ -374,7 +350,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     old = _context(_load(args, args.old))
     new = _context(_load(args, args.new))
     with _progress(max(old.group_count(), new.group_count()), "comparing") as step:
-        changes = list(table.diff_tables(old, new, on_group=step))
+        changes = list(table_diff.diff_tables(old, new, on_group=step))
     fmt = args.format or "text"
     if fmt == "json":
         _print_json([c.as_dict() for c in changes])
@@ -476,7 +452,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    return table.main(["--write-docs" if args.write else "--check-docs"])
+    return docgen.main(["--write-docs" if args.write else "--check-docs"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -565,7 +541,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = command("explain", cmd_explain, "decide a token request and explain the decision in plain words")
     _add_request_options(p)
     p = command("table", cmd_table, "the tenant's decision table")
-    p.add_argument("--format", choices=table.FORMATS, help="output format (default: a terminal table, or markdown when piped)")
+    p.add_argument("--format", choices=table_render.FORMATS, help="output format (default: a terminal table, or markdown when piped)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p = command("check", cmd_check, "lint the tenant: loader warnings and findings; exit 1 on an error")
     p.add_argument("--format", choices=("text", "json"), default="text")
