@@ -487,4 +487,3 @@ def secrets_of(credentials: Iterable[Any]) -> dict[str, str]:
         if isinstance(client_id, str) and secret is not None:
             out.setdefault(client_id, secret.get_secret_value() if isinstance(secret, SecretStr) else str(secret))
     return out
-
