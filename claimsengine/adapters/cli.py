@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -23,6 +23,7 @@ from claimsengine.engine import decide, served_domain
 from claimsengine.model import Authorized, Issued, Rejected, SubjectType, Tenant, TokenRequest
 
 from . import docgen, table, table_diff, table_render, wire
+from .files import atomic_writer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -82,14 +83,15 @@ def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
 
 @contextmanager
 def _output(path: str | None) -> Iterator[IO[str]]:
+    """stdout, or a file that is replaced only when the output is complete."""
     if path is None or path == "-":
         yield sys.stdout
         return
-    try:
-        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
-    with handle:
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(atomic_writer(path))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
         yield handle
 
 
@@ -452,7 +454,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    return docgen.main(["--write-docs" if args.write else "--check-docs"])
+    return docgen.main(["--write-docs" if args.write else "--check-docs", *(["--output", args.output] if args.output else [])])
 
 
 # ---------------------------------------------------------------------------------------
@@ -552,7 +554,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = command("clients", cmd_clients, "the effective client credentials (shows secrets)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p = command("docs", cmd_docs, "regenerate (--write) or check the generated pages under docs/")
-    p.add_argument("--write", action="store_true", help="write the pages (default: check, exit 1 if stale)")
+    p.add_argument("--write", action="store_true", help="write the pages (default: check, exit 1 if one is stale or missing)")
+    p.add_argument("--output", "-o", metavar="DIR", help="the docs directory (default: ./docs)")
 
     # serve: the server module (and its extras) is imported only when asked for.
     if "serve" in argv:
