@@ -6,7 +6,7 @@ shared, hashed where it matters and compared byte for byte in golden files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -365,6 +365,14 @@ class CustomDomain(Frozen):
 ActionFn = Callable[[Any, Any], None]
 
 
+class CrossReferenceError(ValueError):
+    """Every cross-reference problem of a tenant, as (path, message) pairs; ``str`` lists them."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{path}: {msg}" for path, msg in self.problems))
+
+
 class Tenant(Frozen):
     """A tenant's configuration: the input every decision is made against.
 
@@ -396,7 +404,7 @@ class Tenant(Frozen):
     def _cross_references(self) -> Tenant:
         problems = cross_reference_problems(self)
         if problems:
-            raise ValueError("; ".join(f"{path}: {msg}" for path, msg in problems))
+            raise CrossReferenceError(problems)
         return self
 
     @property

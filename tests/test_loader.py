@@ -446,3 +446,24 @@ def test_directory_problems_name_the_file(tmp_path: Path) -> None:
         "clients/C.json: expected a JSON object or list",
         "grants/g.json:[0].client_id (line 1): no client named 'Nope'",
     ]
+
+
+def test_cross_reference_problems_arrive_whole_even_with_a_semicolon_in_a_value(tmp_path: Path) -> None:
+    # The model passes (path, message) pairs; nothing is split on "; ", so a value containing it survives.
+    path = write(tmp_path, "clients:\n  - {name: A, client_id: 'x; y: z'}\n  - {name: B, client_id: 'x; y: z'}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_tenant(path, domain=DOMAIN)
+    assert problems(excinfo) == ["tenant.yaml:clients[1] (line 3): duplicate client_id 'x; y: z'"]
+
+
+def test_the_section_table_covers_every_modelled_section_once() -> None:
+    from claimsengine.adapters.loader import IGNORED_SECTIONS, SECTIONS
+
+    keys = [s.key for s in SECTIONS]
+    assert len(keys) == len(set(keys))
+    assert not set(keys) & IGNORED_SECTIONS
+    fields = {s.model_field for s in SECTIONS if s.model_field}
+    assert fields <= set(Tenant.model_fields)
+    for section in SECTIONS:
+        assert not section.reads & section.known, section.key
+        assert bool(section.folders) == bool(section.model_field), section.key

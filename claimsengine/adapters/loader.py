@@ -18,7 +18,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from claimsengine.model import PUBLIC_APP_TYPES, Tenant
+from claimsengine.model import PUBLIC_APP_TYPES, CrossReferenceError, Tenant
 
 __all__ = ["ConfigError", "Credentials", "Loaded", "Problem", "load_tenant"]
 
@@ -347,9 +347,6 @@ def _to_source(model_path: str, origins: Origins, renames: Mapping[str, str]) ->
     return file, _join(base, rest)
 
 
-CROSS_REFERENCE = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$")
-
-
 def _build(data: dict[str, Any], origins: Origins, renames: Mapping[str, str], run: _Run) -> Tenant | None:
     """Validate ``data`` as a Tenant; record every error, mapped back to the source."""
     try:
@@ -358,11 +355,10 @@ def _build(data: dict[str, Any], origins: Origins, renames: Mapping[str, str], r
         for error in exc.errors(include_url=False):
             model_path = _loc_path(tuple(error["loc"]))
             message = str(error["msg"]).removeprefix("Value error, ")
-            if not error["loc"] and error["type"] == "value_error":
-                # The cross-reference check reports "path: message; path: message".
-                for part in message.split("; "):
-                    match = CROSS_REFERENCE.match(part)
-                    sub_path, sub_message = (match.group(1), match.group(2)) if match else ("", part)
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, CrossReferenceError):
+                # The tenant's cross-reference check: (model path, message) pairs.
+                for sub_path, sub_message in cause.problems:
                     file, path = _to_source(sub_path, origins, renames)
                     run.problem(file, path, sub_message, unless_reported=True)
                 continue
@@ -481,99 +477,11 @@ IGNORED_SECTIONS = frozenset(
         "eventStreams", "customText", "userAttributes", "tokenExchangeProfiles", "emailTemplatesConfig",
     }
 )  # fmt: skip
-MODELLED_SECTIONS = frozenset({"tenant", "clients", "resourceServers", "clientGrants", "organizations", "customDomains", "roles"})
-
-# Per modelled section: fields the engine reads, and fields Auth0 exports that it ignores.
-MODELLED_FIELDS: dict[str, frozenset[str]] = {
-    "tenant": frozenset(
-        {
-            "default_audience", "resource_parameter_profile", "allow_organization_name_in_authentication_api",
-            "default_token_quota", "flags", "allow_api1_non_global_clients",
-        }
-    ),
-    "clients": frozenset(
-        {
-            "name", "client_id", "client_secret", "app_type", "token_endpoint_auth_method", "grant_types",
-            "is_first_party", "callbacks", "organization_usage", "default_organization",
-            "client_authentication_methods", "jwt_configuration", "client_metadata", "token_quota",
-        }
-    ),
-    "resourceServers": frozenset(
-        {
-            "identifier", "name", "scopes", "signing_alg", "signing_secret", "token_lifetime",
-            "token_lifetime_for_web", "token_dialect", "enforce_policies", "allow_offline_access",
-            "skip_consent_for_verifiable_first_party_clients", "subject_type_authorization",
-        }
-    ),
-    "clientGrants": frozenset(
-        {"id", "client_id", "audience", "scope", "allow_all_scopes", "subject_type", "organization_usage",
-         "allow_any_organization", "default_for"}
-    ),
-    "organizations": frozenset({"id", "name", "client_grants", "token_quota"}),
-    "customDomains": frozenset({"domain", "is_default", "status"}),
-    "roles": frozenset({"name", "permissions"}),
-}  # fmt: skip
-KNOWN_FIELDS: dict[str, frozenset[str]] = {
-    "tenant": frozenset(
-        {
-            "allowed_logout_urls", "default_directory", "default_redirection_uri", "enabled_locales",
-            "friendly_name", "idle_session_lifetime", "picture_url", "sandbox_version", "session_cookie",
-            "session_lifetime", "support_email", "support_url", "universal_login", "change_password",
-            "device_flow", "guardian_mfa_page", "error_page", "sandbox_versions_available",
-            "idle_session_lifetime_in_minutes", "session_lifetime_in_minutes", "ephemeral_session_lifetime",
-            "idle_ephemeral_session_lifetime", "customize_mfa_in_postlogin_action", "acr_values_supported",
-            "pushed_authorization_requests_supported", "mtls", "oidc_logout", "sessions",
-            "authorization_response_iss_parameter_supported", "skip_non_verifiable_callback_uri_confirmation_prompt",
-            "default_organization", "phone_consolidated_experience", "enable_ai_guide",
-        }
-    ),
-    "clients": frozenset(
-        {
-            "allowed_clients", "allowed_logout_urls", "allowed_origins", "b2b_integration_configuration",
-            "callback_url_template", "client_aliases", "cross_origin_auth", "cross_origin_authentication",
-            "cross_origin_loc", "custom_login_page", "custom_login_page_on", "custom_login_page_preview",
-            "description", "encryption_key", "express_configuration", "external_client_id", "form_template",
-            "global", "initiate_login_uri", "is_token_endpoint_ip_header_trusted", "logo_uri", "mobile",
-            "native_social_login", "oidc_backchannel_logout", "oidc_conformant", "oidc_logout", "refresh_token",
-            "resource_server_identifier", "sso", "sso_disabled", "tenant", "web_origins", "addons",
-            "organization_require_behavior", "require_pushed_authorization_requests", "require_proof_of_possession",
-            "signed_request_object", "compliance_level", "par_request_expiry", "token_exchange", "session_transfer",
-            "skip_non_verifiable_callback_uri_confirmation_prompt", "signing_keys", "owners",
-            "async_approval_notification_channels", "my_organization_configuration", "organization_discovery_methods",
-        }
-    ),
-    "resourceServers": frozenset(
-        {
-            "id", "is_system", "allow_online_access", "allow_online_access_with_ephemeral_sessions",
-            "authorization_policy", "client", "token_encryption", "consent_policy", "authorization_details",
-            "proof_of_possession", "verificationLocation", "options",
-        }
-    ),
-    "clientGrants": frozenset({"authorization_details_types", "is_system"}),
-    "organizations": frozenset({"display_name", "branding", "connections", "metadata", "enabled_connections"}),
-    "customDomains": frozenset(
-        {
-            "type", "tls_policy", "custom_client_ip_header", "verification_method", "domain_metadata",
-            "relying_party_identifier", "custom_domain_id", "primary", "verification", "origin_domain_name",
-        }
-    ),
-    "roles": frozenset({"id", "description"}),
-}  # fmt: skip
-# Model field -> the field it comes from in an export, for mapping errors back.
-RENAMES = {
-    "id_token_lifetime": "jwt_configuration.lifetime_in_seconds",
-    "metadata": "client_metadata",
-    "public_keys": "client_authentication_methods.private_key_jwt.credentials",
-    "client_secrets[0]": "client_secret",
-    "client_policy": "subject_type_authorization.client.policy",
-    "user_policy": "subject_type_authorization.user.policy",
-    "verified": "status",
-}
 
 
-def _check_fields(section: str, entry: Mapping[str, Any], file: str, path: str, run: _Run) -> None:
+def _check_fields(section: Section, entry: Mapping[str, Any], file: str, path: str, run: _Run) -> None:
     """Warn about fields that are neither read nor known to be exported (likely typos)."""
-    allowed = MODELLED_FIELDS[section] | KNOWN_FIELDS[section]
+    allowed = section.reads | section.known
     for key in entry:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
@@ -618,6 +526,347 @@ def _entries(section: str, value: Any, file: str, path: str, run: _Run) -> list[
     return found
 
 
+# ---------------------------------------------------------------------------------------
+# The export -> model mapping, one table entry per Deploy CLI section (R88-R95)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Mapping:
+    """One export being mapped: the run, the canonical domain, and what earlier sections resolved."""
+
+    run: _Run
+    canonical: str
+    overlay: Mapping[str, Any]
+    organization_ids: dict[str, str] = field(default_factory=dict)  # organization name -> id
+    client_names: set[str] = field(default_factory=set)
+    credentials: list[Credentials] = field(default_factory=list)
+    derived_apis: list[str] = field(default_factory=list)
+
+    def client_ref(self, value: Any, file: str, path: str) -> Any:
+        """R89: the export names clients; an id the tenant knows is accepted as well."""
+        by_name = {c.name: c.client_id for c in self.credentials}
+        if isinstance(value, str) and value in by_name:
+            return by_name[value]
+        if isinstance(value, str) and value not in by_name.values():
+            self.run.problem(file, path, f"no client named {value!r}")
+        return value
+
+
+# (the mapping, the entry's file, its path in that file, the entry) -> the model's dict
+EntryMapper = Callable[[_Mapping, str, str, Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """How one Deploy CLI section maps onto the Tenant model."""
+
+    key: str  # the section's key in tenant.yaml
+    model_field: str  # the Tenant field it fills; "" for the tenant settings (merged at the top level)
+    folders: tuple[str, ...]  # its folders in a directory export
+    reads: frozenset[str]  # fields the engine reads
+    known: frozenset[str]  # fields Auth0 exports that the engine ignores (anything else is a likely typo)
+    entry: EntryMapper
+    # Model field (under this section's entries) -> the export field it comes from, for errors.
+    renames: Mapping[str, str] = field(default_factory=dict)
+    # Runs over the section's entries before any section is mapped (ids other sections refer to).
+    prepare: Callable[[_Mapping, list[Entry]], None] | None = None
+    # Runs over the mapped entries (derived ids and secrets).
+    finish: Callable[[_Mapping, list[dict[str, Any]]], None] | None = None
+
+
+def _tenant_settings(m: _Mapping, file: str, path: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    data = _pick(settings, "resource_parameter_profile", "allow_organization_name_in_authentication_api")
+    if settings.get("default_audience"):  # '' means "no default audience"
+        data["default_audience"] = settings["default_audience"]
+    legacy = settings.get("allow_api1_non_global_clients", _dig(settings, "flags", "allow_api1_non_global_clients"))
+    if legacy is not None:
+        data["allow_api1_non_global_clients"] = legacy
+    quotas = settings.get("default_token_quota")
+    if isinstance(quotas, Mapping):
+        if _dig(quotas, "clients") is not None:
+            data["default_token_quota"] = _quota(quotas["clients"])
+        if _dig(quotas, "organizations") is not None:
+            data["default_organization_token_quota"] = _quota(quotas["organizations"])
+    return data
+
+
+def _custom_domain(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    # Exports carry no status; a configured domain is taken as verified.
+    item = _pick(entry, "domain", "is_default")
+    if entry.get("status") is not None:
+        item["verified"] = entry["status"] == "ready"
+    return item
+
+
+def _api(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    api = _pick(
+        entry,
+        *("identifier", "name", "signing_alg", "signing_secret", "token_lifetime", "token_lifetime_for_web"),
+        *("token_dialect", "enforce_policies", "allow_offline_access", "skip_consent_for_verifiable_first_party_clients"),
+    )
+    scopes = entry.get("scopes")
+    if isinstance(scopes, list):
+        api["scopes"] = [s.get("value") if isinstance(s, Mapping) else s for s in scopes]
+    elif scopes is not None:
+        api["scopes"] = scopes
+    for who, key in (("client", "client_policy"), ("user", "user_policy")):
+        policy = _dig(entry, "subject_type_authorization", who, "policy")
+        if policy is not None:
+            api[key] = policy
+    # The Management API is built in (R91); an exported one overrides it, so warn.
+    if api.get("identifier") == f"https://{m.canonical}/api/v2/":
+        m.run.warn(file, _join(path, "identifier"), "the Management API is built in; this entry overrides it")
+    return api
+
+
+def _finish_apis(m: _Mapping, apis: list[dict[str, Any]]) -> None:
+    m.derived_apis = _fill_api_secrets(apis, m.canonical, m.run)
+
+
+def _client(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
+    client.update(_pick(entry, "callbacks", "organization_usage", "token_quota"))
+    _organization_usage(client, m.run, file, path)
+    if entry.get("client_secret"):
+        client["client_secrets"] = [entry["client_secret"]]
+    lifetime = _dig(entry, "jwt_configuration", "lifetime_in_seconds")
+    if lifetime is not None:
+        client["id_token_lifetime"] = lifetime
+    if entry.get("client_metadata") is not None:
+        client["metadata"] = entry["client_metadata"]
+    keys = _dig(entry, "client_authentication_methods", "private_key_jwt", "credentials")
+    if isinstance(keys, list):
+        client["public_keys"] = [_pick(k, "pem", "alg", "kid") if isinstance(k, Mapping) else k for k in keys]
+    if "token_quota" in client:
+        client["token_quota"] = _quota(client["token_quota"])
+    default_org = entry.get("default_organization")
+    if isinstance(default_org, Mapping):
+        default_org = dict(default_org)
+        # Deploy CLI refers to other objects by name; accept a name or an id.
+        org = default_org.get("organization_id")
+        default_org["organization_id"] = m.organization_ids.get(org, org) if isinstance(org, str) else org
+        client["default_organization"] = default_org
+    elif default_org is not None:
+        client["default_organization"] = default_org
+    name = client.get("name")
+    if isinstance(name, str):
+        if name in m.client_names:
+            m.run.problem(file, _join(path, "name"), f"duplicate client name {name!r} (clients are referenced by name)")
+        m.client_names.add(name)
+    return client
+
+
+def _finish_clients(m: _Mapping, clients: list[dict[str, Any]]) -> None:
+    m.credentials = _fill_credentials(clients, m.overlay, m.canonical, m.run)
+
+
+def _client_grant(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    grant = _pick(entry, "id", "audience", "scope", "allow_all_scopes", "subject_type", "default_for")
+    grant.update(_pick(entry, "organization_usage", "allow_any_organization"))
+    _organization_usage(grant, m.run, file, path)
+    if entry.get("client_id") is not None:
+        grant["client_id"] = m.client_ref(entry["client_id"], file, _join(path, "client_id"))
+    return grant
+
+
+def _organization_ids(m: _Mapping, entries: list[Entry]) -> None:
+    """Organization ids first: clients may name one as their default organization."""
+    for _file, _path, entry in entries:
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            org_id = entry.get("id") or derived_organization_id(m.canonical, name)
+            if not entry.get("id"):
+                m.run.notes.append(f"organization {name!r}: no id in the export; derived stable id {org_id}")
+            m.organization_ids[name] = str(org_id)
+
+
+def _organization(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    org = _pick(entry, "name", "token_quota")
+    if "token_quota" in org:
+        org["token_quota"] = _quota(org["token_quota"])
+    if isinstance(entry.get("name"), str) and entry["name"] in m.organization_ids:
+        org["id"] = m.organization_ids[entry["name"]]
+    refs = entry.get("client_grants")
+    if isinstance(refs, list):
+        org["client_grants"] = [
+            {**_pick(ref, "audience"), "client_id": m.client_ref(ref.get("client_id"), file, f"{path}.client_grants[{j}].client_id")}
+            if isinstance(ref, Mapping)
+            else ref
+            for j, ref in enumerate(refs)
+        ]
+    elif refs is not None:
+        org["client_grants"] = refs
+    return org
+
+
+def _role(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    role = _pick(entry, "name")
+    perms = entry.get("permissions")
+    if isinstance(perms, list):
+        role["permissions"] = [_pick(p, "resource_server_identifier", "permission_name") if isinstance(p, Mapping) else p for p in perms]
+    elif perms is not None:
+        role["permissions"] = perms
+    return role
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# In mapping order: a section may use what the sections before it resolved (grants and
+# organizations name clients, so clients come first).
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "tenant",
+        "",
+        (),
+        reads=_names(
+            """
+            allow_api1_non_global_clients allow_organization_name_in_authentication_api default_audience
+            default_token_quota flags resource_parameter_profile
+            """
+        ),
+        known=_names(
+            """
+            acr_values_supported allowed_logout_urls authorization_response_iss_parameter_supported change_password
+            customize_mfa_in_postlogin_action default_directory default_organization default_redirection_uri device_flow
+            enable_ai_guide enabled_locales ephemeral_session_lifetime error_page friendly_name guardian_mfa_page
+            idle_ephemeral_session_lifetime idle_session_lifetime idle_session_lifetime_in_minutes mtls oidc_logout
+            phone_consolidated_experience picture_url pushed_authorization_requests_supported sandbox_version
+            sandbox_versions_available session_cookie session_lifetime session_lifetime_in_minutes sessions
+            skip_non_verifiable_callback_uri_confirmation_prompt support_email support_url universal_login
+            """
+        ),
+        entry=_tenant_settings,
+    ),
+    Section(
+        "customDomains",
+        "custom_domains",
+        ("custom-domains",),
+        reads=_names(
+            """
+            domain is_default status
+            """
+        ),
+        known=_names(
+            """
+            custom_client_ip_header custom_domain_id domain_metadata origin_domain_name primary relying_party_identifier
+            tls_policy type verification verification_method
+            """
+        ),
+        entry=_custom_domain,
+        renames={"verified": "status"},
+    ),
+    Section(
+        "resourceServers",
+        "apis",
+        ("resource-servers",),
+        reads=_names(
+            """
+            allow_offline_access enforce_policies identifier name scopes signing_alg signing_secret
+            skip_consent_for_verifiable_first_party_clients subject_type_authorization token_dialect token_lifetime
+            token_lifetime_for_web
+            """
+        ),
+        known=_names(
+            """
+            allow_online_access allow_online_access_with_ephemeral_sessions authorization_details authorization_policy
+            client consent_policy id is_system options proof_of_possession token_encryption verificationLocation
+            """
+        ),
+        entry=_api,
+        renames={"client_policy": "subject_type_authorization.client.policy", "user_policy": "subject_type_authorization.user.policy"},
+        finish=_finish_apis,
+    ),
+    Section(
+        "clients",
+        "clients",
+        ("clients",),
+        reads=_names(
+            """
+            app_type callbacks client_authentication_methods client_id client_metadata client_secret default_organization
+            grant_types is_first_party jwt_configuration name organization_usage token_endpoint_auth_method token_quota
+            """
+        ),
+        known=_names(
+            """
+            addons allowed_clients allowed_logout_urls allowed_origins async_approval_notification_channels
+            b2b_integration_configuration callback_url_template client_aliases compliance_level cross_origin_auth
+            cross_origin_authentication cross_origin_loc custom_login_page custom_login_page_on custom_login_page_preview
+            description encryption_key express_configuration external_client_id form_template global initiate_login_uri
+            is_token_endpoint_ip_header_trusted logo_uri mobile my_organization_configuration native_social_login
+            oidc_backchannel_logout oidc_conformant oidc_logout organization_discovery_methods
+            organization_require_behavior owners par_request_expiry refresh_token require_proof_of_possession
+            require_pushed_authorization_requests resource_server_identifier session_transfer signed_request_object
+            signing_keys skip_non_verifiable_callback_uri_confirmation_prompt sso sso_disabled tenant token_exchange
+            web_origins
+            """
+        ),
+        entry=_client,
+        renames={
+            "id_token_lifetime": "jwt_configuration.lifetime_in_seconds",
+            "metadata": "client_metadata",
+            "public_keys": "client_authentication_methods.private_key_jwt.credentials",
+            "client_secrets[0]": "client_secret",
+        },
+        finish=_finish_clients,
+    ),
+    Section(
+        "clientGrants",
+        "client_grants",
+        ("grants", "client-grants"),
+        reads=_names(
+            """
+            allow_all_scopes allow_any_organization audience client_id default_for id organization_usage scope
+            subject_type
+            """
+        ),
+        known=_names(
+            """
+            authorization_details_types is_system
+            """
+        ),
+        entry=_client_grant,
+    ),
+    Section(
+        "organizations",
+        "organizations",
+        ("organizations",),
+        reads=_names(
+            """
+            client_grants id name token_quota
+            """
+        ),
+        known=_names(
+            """
+            branding connections display_name enabled_connections metadata
+            """
+        ),
+        entry=_organization,
+        prepare=_organization_ids,
+    ),
+    Section(
+        "roles",
+        "roles",
+        ("roles",),
+        reads=_names(
+            """
+            name permissions
+            """
+        ),
+        known=_names(
+            """
+            description id
+            """
+        ),
+        entry=_role,
+    ),
+)  # fmt: skip
+SECTIONS_BY_KEY = {s.key: s for s in SECTIONS}
+MODELLED_SECTIONS = frozenset(SECTIONS_BY_KEY)
+
+
 def _load_deploy(data: dict[str, Any], file: str, domain: str | None, overlay: Mapping[str, Any], run: _Run) -> Loaded | None:
     """A Deploy CLI YAML export: split it into sections, then map them."""
     sections: dict[str, list[Entry]] = {}
@@ -637,16 +886,6 @@ def _load_deploy(data: dict[str, Any], file: str, domain: str | None, overlay: M
     return _from_deploy(sections, file, domain, overlay, run)
 
 
-DIRECTORY_SECTIONS = {
-    "clients": ("clients",),
-    "resourceServers": ("resource-servers",),
-    "clientGrants": ("grants", "client-grants"),
-    "organizations": ("organizations",),
-    "customDomains": ("custom-domains",),
-    "roles": ("roles",),
-}
-
-
 def _load_directory(source: Path, domain: str | None, overlay: Mapping[str, Any], run: _Run) -> Loaded | None:
     """A Deploy CLI directory export: one JSON file per object, grouped in folders."""
     sections: dict[str, list[Entry]] = {}
@@ -657,194 +896,60 @@ def _load_directory(source: Path, domain: str | None, overlay: Mapping[str, Any]
             run.problem("tenant.json", "", "tenant.json must be a mapping")
         elif value is not None:
             sections["tenant"] = [("tenant.json", "", value)]
-    for section, folders in DIRECTORY_SECTIONS.items():
-        files = [f for folder in folders for f in sorted((source / folder).glob("*.json"))]
-        if section == "customDomains" and (source / "custom-domains.json").is_file():
+    for section in SECTIONS:
+        if not section.folders:
+            continue
+        files = [f for folder in section.folders for f in sorted((source / folder).glob("*.json"))]
+        if section.key == "customDomains" and (source / "custom-domains.json").is_file():
             files.append(source / "custom-domains.json")
         found: list[Entry] = []
         for path in files:
             display = path.relative_to(source).as_posix()
             value = _read(path, display, run)
             if isinstance(value, list):
-                found.extend(_entries(section, value, display, "", run))
+                found.extend(_entries(section.key, value, display, "", run))
             elif isinstance(value, Mapping):
                 found.append((display, "", value))
             elif value is not None:
                 run.problem(display, "", "expected a JSON object or list")
-        sections[section] = found
+        sections[section.key] = found
     return _from_deploy(sections, source.name, domain, overlay, run)
 
 
 def _from_deploy(
     sections: Mapping[str, list[Entry]], main_file: str, domain: str | None, overlay: Mapping[str, Any], run: _Run
 ) -> Loaded | None:
-    """Map Deploy CLI sections onto the Tenant model (R88-R95) and build it."""
-    for section, entries in sections.items():
+    """Map Deploy CLI sections onto the Tenant model, section by section (``SECTIONS``), and build it."""
+    for key, entries in sections.items():
         for file, path, entry in entries:
-            _check_fields(section, entry, file, path, run)
+            _check_fields(SECTIONS_BY_KEY[key], entry, file, path, run)
     canonical = domain or run.keywords.get("AUTH0_DOMAIN")
     if not isinstance(canonical, str) or not canonical:
         run.problems.append(Problem(main_file, "", "no canonical domain: pass --auth0-domain or the AUTH0_DOMAIN keyword"))
         canonical = "unknown.invalid"  # keeps collecting problems; the load fails anyway
-    tenant_file, tenant_path, settings = (sections.get("tenant") or [(main_file, "tenant", {})])[0]
+    mapping = _Mapping(run, canonical, overlay)
+    tenant_file, tenant_path, _settings = (sections.get("tenant") or [(main_file, "tenant", {})])[0]
     origins: Origins = {"": (tenant_file, tenant_path)}
+    renames: dict[str, str] = {}
     data: dict[str, Any] = {"domain": canonical}
-
-    # Tenant settings.
-    data.update(_pick(settings, "resource_parameter_profile", "allow_organization_name_in_authentication_api"))
-    if settings.get("default_audience"):  # '' means "no default audience"
-        data["default_audience"] = settings["default_audience"]
-    legacy = settings.get("allow_api1_non_global_clients", _dig(settings, "flags", "allow_api1_non_global_clients"))
-    if legacy is not None:
-        data["allow_api1_non_global_clients"] = legacy
-    quotas = settings.get("default_token_quota")
-    if isinstance(quotas, Mapping):
-        if _dig(quotas, "clients") is not None:
-            data["default_token_quota"] = _quota(quotas["clients"])
-        if _dig(quotas, "organizations") is not None:
-            data["default_organization_token_quota"] = _quota(quotas["organizations"])
-
-    # Custom domains: exports carry no status; a configured domain is taken as verified.
-    domains: list[dict[str, Any]] = []
-    for file, path, entry in sections.get("customDomains", []):
-        item = _pick(entry, "domain", "is_default")
-        if entry.get("status") is not None:
-            item["verified"] = entry["status"] == "ready"
-        origins[f"custom_domains[{len(domains)}]"] = (file, path)
-        domains.append(item)
-    data["custom_domains"] = domains
-
-    # APIs. The Management API is built in (R91); an exported one overrides it, so warn.
-    apis: list[dict[str, Any]] = []
-    for file, path, entry in sections.get("resourceServers", []):
-        api = _pick(
-            entry,
-            *("identifier", "name", "signing_alg", "signing_secret", "token_lifetime", "token_lifetime_for_web"),
-            *("token_dialect", "enforce_policies", "allow_offline_access", "skip_consent_for_verifiable_first_party_clients"),
-        )
-        scopes = entry.get("scopes")
-        if isinstance(scopes, list):
-            api["scopes"] = [s.get("value") if isinstance(s, Mapping) else s for s in scopes]
-        elif scopes is not None:
-            api["scopes"] = scopes
-        for who, key in (("client", "client_policy"), ("user", "user_policy")):
-            policy = _dig(entry, "subject_type_authorization", who, "policy")
-            if policy is not None:
-                api[key] = policy
-        if api.get("identifier") == f"https://{canonical}/api/v2/":
-            run.warn(file, _join(path, "identifier"), "the Management API is built in; this entry overrides it")
-        origins[f"apis[{len(apis)}]"] = (file, path)
-        apis.append(api)
-    derived_apis = _fill_api_secrets(apis, canonical, run)
-    data["apis"] = apis
-
-    # Organizations first: clients may name one as their default organization.
-    org_entries = sections.get("organizations", [])
-    org_ids: dict[str, str] = {}
-    for _file, _path, entry in org_entries:
-        name = entry.get("name")
-        if isinstance(name, str) and name:
-            org_id = entry.get("id") or derived_organization_id(canonical, name)
-            if not entry.get("id"):
-                run.notes.append(f"organization {name!r}: no id in the export; derived stable id {org_id}")
-            org_ids[name] = str(org_id)
-
-    # Clients, then their credentials.
-    clients: list[dict[str, Any]] = []
-    names: set[str] = set()
-    for file, path, entry in sections.get("clients", []):
-        client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
-        client.update(_pick(entry, "callbacks", "organization_usage", "token_quota"))
-        _organization_usage(client, run, file, path)
-        if entry.get("client_secret"):
-            client["client_secrets"] = [entry["client_secret"]]
-        lifetime = _dig(entry, "jwt_configuration", "lifetime_in_seconds")
-        if lifetime is not None:
-            client["id_token_lifetime"] = lifetime
-        if entry.get("client_metadata") is not None:
-            client["metadata"] = entry["client_metadata"]
-        keys = _dig(entry, "client_authentication_methods", "private_key_jwt", "credentials")
-        if isinstance(keys, list):
-            client["public_keys"] = [_pick(k, "pem", "alg", "kid") if isinstance(k, Mapping) else k for k in keys]
-        if "token_quota" in client:
-            client["token_quota"] = _quota(client["token_quota"])
-        default_org = entry.get("default_organization")
-        if isinstance(default_org, Mapping):
-            default_org = dict(default_org)
-            # Deploy CLI refers to other objects by name; accept a name or an id.
-            org = default_org.get("organization_id")
-            default_org["organization_id"] = org_ids.get(org, org) if isinstance(org, str) else org
-            client["default_organization"] = default_org
-        elif default_org is not None:
-            client["default_organization"] = default_org
-        name = client.get("name")
-        if isinstance(name, str):
-            if name in names:
-                run.problem(file, _join(path, "name"), f"duplicate client name {name!r} (clients are referenced by name)")
-            names.add(name)
-        origins[f"clients[{len(clients)}]"] = (file, path)
-        clients.append(client)
-    credentials = _fill_credentials(clients, overlay, canonical, run)
-    by_name = {c.name: c.client_id for c in credentials}
-    known_ids = set(by_name.values())
-
-    def client_ref(value: Any, file: str, path: str) -> Any:
-        # R89: the export names clients; an id the tenant knows is accepted as well.
-        if isinstance(value, str) and value in by_name:
-            return by_name[value]
-        if isinstance(value, str) and value not in known_ids:
-            run.problem(file, path, f"no client named {value!r}")
-        return value
-
-    data["clients"] = clients
-
-    grants: list[dict[str, Any]] = []
-    for file, path, entry in sections.get("clientGrants", []):
-        grant = _pick(entry, "id", "audience", "scope", "allow_all_scopes", "subject_type", "default_for")
-        grant.update(_pick(entry, "organization_usage", "allow_any_organization"))
-        _organization_usage(grant, run, file, path)
-        if entry.get("client_id") is not None:
-            grant["client_id"] = client_ref(entry["client_id"], file, _join(path, "client_id"))
-        origins[f"client_grants[{len(grants)}]"] = (file, path)
-        grants.append(grant)
-    data["client_grants"] = grants
-
-    organizations: list[dict[str, Any]] = []
-    for file, path, entry in org_entries:
-        org = _pick(entry, "name", "token_quota")
-        if "token_quota" in org:
-            org["token_quota"] = _quota(org["token_quota"])
-        if isinstance(entry.get("name"), str) and entry["name"] in org_ids:
-            org["id"] = org_ids[entry["name"]]
-        refs = entry.get("client_grants")
-        if isinstance(refs, list):
-            org["client_grants"] = [
-                {**_pick(ref, "audience"), "client_id": client_ref(ref.get("client_id"), file, f"{path}.client_grants[{j}].client_id")}
-                if isinstance(ref, Mapping)
-                else ref
-                for j, ref in enumerate(refs)
-            ]
-        elif refs is not None:
-            org["client_grants"] = refs
-        origins[f"organizations[{len(organizations)}]"] = (file, path)
-        organizations.append(org)
-    data["organizations"] = organizations
-
-    roles: list[dict[str, Any]] = []
-    for file, path, entry in sections.get("roles", []):
-        role = _pick(entry, "name")
-        perms = entry.get("permissions")
-        if isinstance(perms, list):
-            role["permissions"] = [
-                _pick(p, "resource_server_identifier", "permission_name") if isinstance(p, Mapping) else p for p in perms
-            ]
-        elif perms is not None:
-            role["permissions"] = perms
-        origins[f"roles[{len(roles)}]"] = (file, path)
-        roles.append(role)
-    data["roles"] = roles
-
-    tenant = _build(data, origins, RENAMES, run)
+    for section in SECTIONS:
+        if section.prepare is not None:
+            section.prepare(mapping, sections.get(section.key, []))
+    for section in SECTIONS:
+        entries = sections.get(section.key, [])
+        if not section.model_field:
+            for file, path, entry in entries[:1]:
+                data.update(section.entry(mapping, file, path, entry))
+            continue
+        items: list[dict[str, Any]] = []
+        for file, path, entry in entries:
+            origins[f"{section.model_field}[{len(items)}]"] = (file, path)
+            items.append(section.entry(mapping, file, path, entry))
+        if section.finish is not None:
+            section.finish(mapping, items)
+        data[section.model_field] = items
+        renames.update(section.renames)
+    tenant = _build(data, origins, renames, run)
     if tenant is None:
         return None
-    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(credentials), tuple(derived_apis))
+    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(mapping.credentials), tuple(mapping.derived_apis))
