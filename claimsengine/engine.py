@@ -96,6 +96,12 @@ API_V1_LIFETIME = 86400
 USERINFO_LIFETIME = 86400
 
 
+def well_formed(text: str) -> str:
+    """``text`` with lone surrogates (a JSON body may carry ``"\\ud800"``) replaced by U+FFFD,
+    so every text a decision echoes can be encoded as UTF-8 (core.total)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class _Trace:
     """The trace under construction, and the one place that builds rejections."""
 
@@ -113,7 +119,7 @@ class _Trace:
         self.organization: str | None = None
 
     def note(self, rule: Rule, detail: str = "") -> None:
-        self.reasons.append(Reason(rule, detail))
+        self.reasons.append(Reason(rule, detail if detail.isascii() else well_formed(detail)))
 
     def reject(
         self,
@@ -138,7 +144,7 @@ class _Trace:
                 status = override.status
         return Rejected(
             error=code,
-            error_description=description,
+            error_description=description if description.isascii() else well_formed(description),
             status=STATUS[code] if status is None else status,
             error_uri=error_uri,
             redirect_uri=self.redirect_uri,
@@ -421,8 +427,8 @@ def _authenticate(req: TokenRequest, gt: GrantType, t: _Trace) -> Client | Rejec
     if method is AuthMethod.PRIVATE_KEY_JWT:
         return _check_assertion(req, client, t)
     secret = req.client_secret if method is AuthMethod.CLIENT_SECRET_POST else req.basic_client_secret
-    given = (secret.get_secret_value() if secret is not None else "").encode()
-    if any(hmac.compare_digest(given, s.get_secret_value().encode()) for s in client.client_secrets):
+    given = (secret.get_secret_value() if secret is not None else "").encode("utf-8", "surrogatepass")
+    if any(hmac.compare_digest(given, s.get_secret_value().encode("utf-8", "surrogatepass")) for s in client.client_secrets):
         t.note(Rule.CLIENT_SECRET_VALID, f"{method}")
         return client
     return t.auth_failed(Rule.CLIENT_SECRET_INVALID, f"{method}: the secret does not match")
@@ -873,7 +879,7 @@ def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
         expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     else:
         expected = verifier
-    return hmac.compare_digest(expected.encode(), (grant.code_challenge or "").encode())
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), (grant.code_challenge or "").encode("utf-8", "surrogatepass"))
 
 
 def _authorization_code(req: TokenRequest, client: Client, domain: str, t: _Trace) -> Issued | Rejected:

@@ -612,7 +612,7 @@ class TokenRequest(Frozen):
     scope: str | None = None
     organization: str | None = None
     code: SecretStr | None = None
-    code_verifier: str | None = None
+    code_verifier: str | None = Field(default=None, repr=False)  # a secret until the code is redeemed
     redirect_uri: str | None = None
     code_grant: AuthorizationGrant | None = None
     refresh_token: SecretStr | None = None

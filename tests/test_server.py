@@ -428,6 +428,7 @@ def test_admin_is_off_by_default(local: httpx.Client) -> None:
 
 def test_admin_rotation_publishes_the_next_key_before_it_signs(tenant: Tenant, key_file: Path) -> None:
     app = create_app(tenant, keys=KeySet.load(key_file), admin=True)
+    admin = {"Authorization": f"Bearer {app.state.auth0.admin_token}"}
     with asgi_client(app) as client:
 
         def signing_kid() -> str:
@@ -435,15 +436,35 @@ def test_admin_rotation_publishes_the_next_key_before_it_signs(tenant: Tenant, k
             return str(jwt.get_unverified_header(token)["kid"])
 
         first = signing_kid()
-        published = client.post("/admin/rotate-keys").json()
+        published = client.post("/admin/rotate-keys", headers=admin).json()
         kids = [k["kid"] for k in published["jwks"]["keys"]]
         assert first in kids
         assert len(kids) == 2
         assert signing_kid() == first  # the next key is published, not yet used
-        client.post("/admin/rotate-keys")
+        client.post("/admin/rotate-keys", headers=admin)
         second = signing_kid()
         assert second != first
         assert {first, second} <= {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+
+
+def test_admin_rotation_needs_the_admin_token_and_refuses_cross_site_requests(tenant: Tenant, key_file: Path) -> None:
+    app = create_app(tenant, keys=KeySet.load(key_file), admin=True, admin_token="admin-token-for-tests")
+    kid = app.state.auth0.keys.current_kid
+    good = {"Authorization": "Bearer admin-token-for-tests"}
+    with asgi_client(app) as client:
+        attempts: list[list[tuple[bytes, bytes]]] = [[], [(b"authorization", b"Bearer wrong")], [(b"authorization", b"Bearer \xe9")]]
+        attempts.append([(b"authorization", b"Basic admin-token-for-tests")])
+        for headers in attempts:
+            refused = client.post("/admin/rotate-keys", headers=headers)
+            assert refused.status_code == 401
+            assert "admin-token-for-tests" not in refused.text
+        for cross in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}, {"Origin": "http://northwind.auth0.com"}):
+            assert client.post("/admin/rotate-keys", headers={**good, **cross}).status_code == 403
+        assert len(app.state.auth0.keys.jwks()["keys"]) == 1  # nothing refused rotated anything
+        same_site = {**good, "Sec-Fetch-Site": "same-origin", "Origin": "https://northwind.auth0.com"}
+        assert client.post("/admin/rotate-keys", headers=same_site).status_code == 200
+    assert app.state.auth0.keys.current_kid == kid
+    assert len(app.state.auth0.keys.jwks()["keys"]) == 2
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,8 @@ from claimsengine import (
     decide,
     validate_access_token,
 )
-from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter
+from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
+from claimsengine.engine import ASSERTION_CLOCK_SKEW, ASSERTION_MAX_LIFETIME
 
 DOMAIN = "acme.auth0.com"
 ISSUER = f"https://{DOMAIN}/"
@@ -635,67 +635,30 @@ def test_assertion_alg_is_reported_for_the_engine_to_judge(tenant: Tenant, clien
     assert (result.alg, result.key_alg) == ("PS256", "RS256")  # the engine rejects the mismatch
 
 
-def test_assertion_replay_is_flagged(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
+def test_the_verifier_reports_a_replay_key_and_records_nothing(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
+    # The jti is recorded by the server in its store, and only once the engine judged the
+    # assertion valid; the verifier only reports the key and how long it must be remembered.
     verifier = AssertionVerifier(tenant)
-    first = verifier.verify(assertion(client_key, jti="once"), client_id_hint="pkjwt", now=NOW)
-    second = verifier.verify(assertion(client_key, jti="once"), client_id_hint="pkjwt", now=NOW + 1)
-    assert first is not None
-    assert second is not None
-    assert not first.jti_reused
-    assert second.jti_reused
-    assert second.signature_valid
-
-
-def test_reloaded_tenant_keeps_the_jti_memory(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
-    verifier = AssertionVerifier(tenant)
-    token = assertion(client_key, jti="across-reload")
+    token = assertion(client_key, jti="once")
     first = verifier.verify(token, client_id_hint="pkjwt", now=NOW)
-    second = verifier.for_tenant(tenant.model_copy()).verify(token, client_id_hint="pkjwt", now=NOW)
+    second = verifier.verify(token, client_id_hint="pkjwt", now=NOW + 1)
     assert first is not None
-    assert second is not None
-    assert (first.jti_reused, second.jti_reused) == (False, True)
+    assert first == second
+    assert not second.jti_reused
+    assert replay_key(first, now=NOW) == ("pkjwt\0once", NOW + 60 + ASSERTION_CLOCK_SKEW)
+    no_exp = verifier.verify(assertion(client_key, jti="open", exp="soon"), client_id_hint="pkjwt", now=NOW)
+    assert no_exp is not None
+    assert replay_key(no_exp, now=NOW) == ("pkjwt\0open", NOW + ASSERTION_MAX_LIFETIME + ASSERTION_CLOCK_SKEW)
 
 
-def test_jti_recorded_only_for_valid_signatures(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
+def test_no_replay_key_for_a_forged_signature_or_a_missing_jti(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
     verifier = AssertionVerifier(tenant)
     forged = verifier.verify(assertion(rsa_private(), jti="shared"), client_id_hint="pkjwt", now=NOW)
-    genuine = verifier.verify(assertion(client_key, jti="shared"), client_id_hint="pkjwt", now=NOW)
     assert forged is not None
-    assert genuine is not None
-    assert not forged.jti_reused
-    assert not genuine.jti_reused
-
-
-def test_jti_memory_is_bounded_and_expires(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
-    verifier = AssertionVerifier(tenant, max_jti=3)
-    for i in range(10):
-        result = verifier.verify(assertion(client_key, jti=f"j{i}"), client_id_hint="pkjwt", now=NOW)
-        assert result is not None
-        assert not result.jti_reused
-    assert "remembered=3" in repr(verifier)
-    # Well past exp + skew, old entries are evicted on the next insertion.
-    verifier.verify(assertion(client_key, jti="late", exp=NOW + 10_000), client_id_hint="pkjwt", now=NOW + 1_000)
-    assert "remembered=1" in repr(verifier)
-
-
-def test_jti_memory_is_thread_safe(tenant: Tenant, client_key: rsa.RSAPrivateKey) -> None:
-    verifier = AssertionVerifier(tenant)
-    token = assertion(client_key, jti="race")
-    outcomes: list[bool] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        result = verifier.verify(token, client_id_hint="pkjwt", now=NOW)
-        assert result is not None
-        with lock:
-            outcomes.append(result.jti_reused)
-
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == [False] + [True] * 7
+    assert replay_key(forged, now=NOW) is None
+    unnamed = verifier.verify(assertion(client_key, jti=7), client_id_hint="pkjwt", now=NOW)  # type: ignore[arg-type]
+    assert unnamed is not None
+    assert replay_key(unnamed, now=NOW) is None
 
 
 @pytest.mark.parametrize("garbage", ["", "not a jwt", "a.b", "a.b.c", "....", "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "é.é.é"])
@@ -723,8 +686,10 @@ def test_private_key_jwt_end_to_end(tenant: Tenant, client_key: rsa.RSAPrivateKe
     presented = minter.verify_jwt(access, audience=RS_API)
     assert presented is not None
     assert isinstance(validate_access_token(presented, audience=RS_API, domain=DOMAIN, tenant=tenant, now=NOW + 1), Accepted)
-    # Replaying the same assertion is refused by the engine.
-    replay = request.model_copy(update={"assertion": verifier.verify(token, client_id_hint=None, now=NOW + 1)})
+    # Replaying the same assertion (the server's store says its jti was used) is refused by the engine.
+    replayed = verifier.verify(token, client_id_hint=None, now=NOW + 1)
+    assert replayed is not None
+    replay = request.model_copy(update={"assertion": replayed.model_copy(update={"jti_reused": True})})
     assert not isinstance(decide(replay, tenant, now=NOW + 1), Issued)
 
 

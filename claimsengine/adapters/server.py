@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import hmac
 import itertools
 import json
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -39,24 +40,29 @@ from starlette.routing import Route
 
 from claimsengine import (
     Authorized,
+    ClientAssertion,
     Issued,
     PresentedToken,
     QuotaUsage,
     Rejected,
+    Rule,
     Tenant,
+    TokenRequest,
     decide,
     served_domain,
     userinfo_claims,
     validate_access_token,
 )
 from claimsengine.adapters import wire
-from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter
+from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
+from claimsengine.adapters.store import MemoryStore, Store
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 
 __all__ = [
     "EXAMPLE_TENANT",
     "MAX_BODY_BYTES",
     "FakeTenant",
+    "Generation",
     "LiveServer",
     "RedactSecrets",
     "SteppedClock",
@@ -99,26 +105,26 @@ def _wall_clock() -> int:
     return int(time.time())
 
 
-@dataclass
-class _Counter:
-    """Tokens issued per key in the current hour and day, for the quota rules (R43)."""
+@dataclass(frozen=True)
+class Generation:
+    """One loaded configuration: the tenant and what is derived from it. A request is answered
+    by the one generation it read at its start, never by a mix (see ``FakeTenant.reload``)."""
 
-    hours: dict[tuple[str, int], int] = field(default_factory=dict)
-    days: dict[tuple[str, int], int] = field(default_factory=dict)
+    number: int
+    tenant: Tenant
+    minter: Minter
+    verifier: AssertionVerifier
 
-    def usage(self, key: str, now: int) -> tuple[int, int]:
-        return self.hours.get((key, now // 3600), 0), self.days.get((key, now // 86400), 0)
 
-    def add(self, key: str, now: int) -> None:
-        hour, day = (key, now // 3600), (key, now // 86400)
-        self.hours[hour] = self.hours.get(hour, 0) + 1
-        self.days[day] = self.days.get(day, 0) + 1
+# How long a counter lives: its hour or its day (R43).
+_WINDOWS = (("hour", 3600), ("day", 86400))
 
 
 class FakeTenant:
-    """The fake tenant's state: tenant, keys, minter, clock and the few things it remembers.
+    """The fake tenant's state: the current generation, keys, clock and the shared store.
 
-    Reachable from an app as ``app.state.auth0``.
+    Reachable from an app as ``app.state.auth0``. What must hold across workers and restarts
+    (used codes and ``jti``\\ s, token counts for quotas) lives in ``store``.
     """
 
     def __init__(
@@ -130,23 +136,49 @@ class FakeTenant:
         default_user: str | None = None,
         auto_consent: bool = True,
         admin: bool = False,
+        admin_token: str | None = None,
         seed: int | None = None,
+        store: Store | None = None,
+        generation: int = 1,
     ) -> None:
-        self.tenant = tenant
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
         # The seed makes keys reproducible, never IVs: a repeated AES-GCM IV under one key
         # (say, in two workers) would break the sealed tokens.
-        self.minter = Minter(tenant, self.keys)
-        self.verifier = AssertionVerifier(tenant)
+        self.generation = self._generation(generation, tenant)
         self.clock: Callable[[], int] = clock or _wall_clock
         self.default_user = default_user
         self.auto_consent = auto_consent
         self.admin = admin
+        self.admin_token = admin_token or (secrets.token_urlsafe(24) if admin else None)
+        self.store: Store = store if store is not None else MemoryStore()
         self._lock = threading.Lock()
-        # Codes are single use; workers share keys, not this set (see docs/server.md).
-        self._used_codes: set[bytes] = set()
-        self._clients = _Counter()
-        self._organizations = _Counter()
+
+    def _generation(self, number: int, tenant: Tenant) -> Generation:
+        return Generation(number=number, tenant=tenant, minter=Minter(tenant, self.keys), verifier=AssertionVerifier(tenant))
+
+    def __repr__(self) -> str:
+        return f"FakeTenant(domain={self.tenant.domain!r}, generation={self.generation.number}, store={self.store!r})"
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.generation.tenant
+
+    @property
+    def minter(self) -> Minter:
+        return self.generation.minter
+
+    @property
+    def verifier(self) -> AssertionVerifier:
+        return self.generation.verifier
+
+    def reload(self, tenant: Tenant, number: int | None = None) -> Generation:
+        """Serve ``tenant`` (already validated) from now on, as the next generation.
+
+        One reference assignment: a request in flight keeps the generation it started with.
+        """
+        with self._lock:
+            self.generation = self._generation(self.generation.number + 1 if number is None else number, tenant)
+            return self.generation
 
     def now(self) -> int:
         """The fake tenant's current time, in Unix seconds."""
@@ -158,34 +190,37 @@ class FakeTenant:
             self.keys.rotate()
             return self.keys.jwks()
 
-    # Codes -------------------------------------------------------------------------------
-
-    def code_seen(self, code: str) -> bool:
-        with self._lock:
-            return _digest(code) in self._used_codes
-
-    def code_used(self, code: str) -> None:
-        with self._lock:
-            self._used_codes.add(_digest(code))
-
     # Quotas ------------------------------------------------------------------------------
 
     def quota_usage(self, client_id: str | None, organization_id: str | None, now: int) -> QuotaUsage:
-        with self._lock:
-            ch, cd = self._clients.usage(client_id, now) if client_id else (0, 0)
-            oh, od = self._organizations.usage(organization_id, now) if organization_id else (0, 0)
-        return QuotaUsage(client_hour=ch, client_day=cd, organization_hour=oh, organization_day=od)
+        counts = [
+            self.store.count(f"{kind}_{window}", f"{key}\0{now // seconds}", now=now) if key else 0
+            for kind, key in _subjects(client_id, organization_id)
+            for window, seconds in _WINDOWS
+        ]
+        return _usage(counts)
 
-    def count(self, issued: Issued, now: int) -> None:
+    def count(self, issued: Issued, now: int, amount: int = 1) -> QuotaUsage:
+        """Count an issued token atomically (``amount=-1`` takes it back); the usage just before."""
         org = issued.claims.get("org_id")
-        with self._lock:
-            self._clients.add(issued.client_id, now)
-            if isinstance(org, str):
-                self._organizations.add(org, now)
+        counts = [
+            self.store.add(f"{kind}_{window}", f"{key}\0{now // seconds}", amount, expires=(now // seconds + 1) * seconds, now=now)
+            - max(amount, 0)
+            if key
+            else 0
+            for kind, key in _subjects(issued.client_id, org if isinstance(org, str) else None)
+            for window, seconds in _WINDOWS
+        ]
+        return _usage(counts)
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+def _subjects(client_id: str | None, organization_id: str | None) -> tuple[tuple[str, str | None], ...]:
+    return (("client", client_id), ("organization", organization_id))
+
+
+def _usage(counts: list[int]) -> QuotaUsage:
+    ch, cd, oh, od = (max(0, c) for c in counts)
+    return QuotaUsage(client_hour=ch, client_day=cd, organization_hour=oh, organization_day=od)
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,65 +303,112 @@ def _fake(request: Request) -> FakeTenant:
     return state
 
 
-def _decision_headers(decision: Issued | Rejected) -> dict[str, str]:
+def _decision_headers(decision: Issued | Rejected, generation: Generation) -> dict[str, str]:
     headers = dict(decision.headers)
     headers.update(NO_STORE)
+    headers["X-Claimsengine-Generation"] = str(generation.number)
     return headers
+
+
+def _single_use(
+    fake: FakeTenant, tenant: Tenant, req: TokenRequest, decision: Issued | Rejected, jti: tuple[str, int] | None, now: int
+) -> Issued | Rejected:
+    """Commit what a decision used up, atomically, in the shared store.
+
+    The core decided with the facts the store gave before (code unused, jti unseen, counts).
+    If another request used the same code or jti, or took the last token of a quota, in the
+    meantime, the fact changed: the core decides again with the new fact, so every answer
+    is still the core's and each code and assertion succeeds exactly once.
+    """
+    # The jti is recorded once the core found the assertion otherwise valid, even if the
+    # request then failed for another reason (an audience without a grant, say).
+    valid_assertion = jti is not None and req.assertion is not None and _assertion_judged_valid(decision)
+    if valid_assertion and jti is not None and req.assertion is not None and not fake.store.claim("jti", jti[0], expires=jti[1], now=now):
+        req = req.model_copy(update={"assertion": req.assertion.model_copy(update={"jti_reused": True})})
+        decision = _decide_token(req, tenant, now)
+    if not isinstance(decision, Issued):
+        return decision
+    grant = req.code_grant
+    if grant is not None and req.code is not None:
+        expires = grant.issued_at + tenant.behaviour.authorization_code_lifetime + 1
+        if not fake.store.claim("code", req.code.get_secret_value(), expires=max(expires, now + 1), now=now):
+            return _decide_token(req.model_copy(update={"code_grant": None}), tenant, now)
+    before = fake.count(decision, now)
+    if before != req.quota_usage:
+        # Others issued tokens in between: decide again with the count this token really has.
+        again = _decide_token(req.model_copy(update={"quota_usage": before}), tenant, now)
+        if not isinstance(again, Issued):
+            fake.count(decision, now, amount=-1)
+            if grant is not None and req.code is not None:
+                fake.store.release("code", req.code.get_secret_value())
+        return again
+    return decision
+
+
+def _decide_token(req: TokenRequest, tenant: Tenant, now: int) -> Issued | Rejected:
+    decision = decide(req, tenant, now=now)
+    assert not isinstance(decision, Authorized)
+    return decision
+
+
+def _assertion_judged_valid(decision: Issued | Rejected) -> bool:
+    return any(reason.rule is Rule.CLIENT_ASSERTION_VALID for reason in decision.trace)
 
 
 async def token(request: Request) -> Response:
     """POST /oauth/token."""
     fake = _fake(request)
+    generation = fake.generation  # this request's configuration, start to finish
     try:
         params = await _token_parameters(request)
     except BodyError as exc:
         return _transport_error(str(exc))
     now = fake.now()
     client_id = _text(params.get("client_id"))
-    assertion = None
+    assertion: ClientAssertion | None = None
+    jti: tuple[str, int] | None = None
     if (compact := _text(params.get("client_assertion"))) is not None:
-        assertion = fake.verifier.verify(compact, client_id_hint=client_id, now=now)
+        assertion = generation.verifier.verify(compact, client_id_hint=client_id, now=now)
+        jti = replay_key(assertion, now=now) if assertion is not None else None
+        if assertion is not None and jti is not None and fake.store.claimed("jti", jti[0], now=now):
+            assertion = assertion.model_copy(update={"jti_reused": True})
     code_grant = None
     code = _text(params.get("code"))
-    if code is not None and not fake.code_seen(code):
-        code_grant = fake.minter.read_code(code)
+    if code is not None and not fake.store.claimed("code", code, now=now):
+        code_grant = generation.minter.read_code(code)
     refresh_grant = None
     if (refresh := _text(params.get("refresh_token"))) is not None:
-        refresh_grant = fake.minter.read_refresh_token(refresh)
-    usage = fake.quota_usage(
-        client_id or wire.basic_credentials(request.headers.get("authorization"))[0], _organization_key(fake, params), now
-    )
+        refresh_grant = generation.minter.read_refresh_token(refresh)
+    authorization = request.headers.get("authorization")
+    usage = fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
     req = wire.token_request(
         params,
         domain=request.headers.get("host"),
-        authorization=request.headers.get("authorization"),
+        authorization=authorization,
         assertion=assertion,
         code_grant=code_grant,
         refresh_grant=refresh_grant,
         quota_usage=usage,
     )
-    decision = decide(req, fake.tenant, now=now)
+    decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now)
     if isinstance(decision, Rejected):
-        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=_decision_headers(decision))
-    assert isinstance(decision, Issued)
-    if code is not None and code_grant is not None:
-        fake.code_used(code)
-    fake.count(decision, now)
+        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=_decision_headers(decision, generation))
+    minter = generation.minter
     body = wire.success_body(
         decision,
-        fake.minter.access_token(decision),
-        refresh_token=fake.minter.refresh_token(decision.refresh) if decision.refresh is not None else None,
-        id_token=fake.minter.id_token(decision.id_token) if decision.id_token is not None else None,
+        minter.access_token(decision),
+        refresh_token=minter.refresh_token(decision.refresh) if decision.refresh is not None else None,
+        id_token=minter.id_token(decision.id_token) if decision.id_token is not None else None,
     )
-    return JSONResponse(body, headers=_decision_headers(decision))
+    return JSONResponse(body, headers=_decision_headers(decision, generation))
 
 
-def _organization_key(fake: FakeTenant, params: Mapping[str, Any]) -> str | None:
+def _organization_key(tenant: Tenant, params: Mapping[str, Any]) -> str | None:
     """The organization whose token count matters: the one named in the request, by id or name."""
     value = _text(params.get("organization"))
     if value is None:
         return None
-    index = fake.tenant.index
+    index = tenant.index
     org = index.organizations_by_id.get(value) or index.organizations_by_name.get(value)
     return org.id if org is not None else None
 
@@ -353,9 +435,10 @@ async def authorize(request: Request) -> Response:
     params = dict(request.query_params.multi_items()[::-1])  # the first of a repeated parameter counts
     user = _text(params.get("login_hint")) or fake.default_user
     req = wire.authorize_request(params, domain=request.headers.get("host"), user_id=user, consent=fake.auto_consent)
-    decision = decide(req, fake.tenant, now=fake.now())
+    generation = fake.generation
+    decision = decide(req, generation.tenant, now=fake.now())
     if isinstance(decision, Authorized):
-        code = fake.minter.code(decision.grant)
+        code = generation.minter.code(decision.grant)
         location = _with_query(decision.redirect_uri, {"code": code, "state": decision.state})
         return RedirectResponse(location, status_code=302, headers=NO_STORE)
     assert isinstance(decision, Rejected)
@@ -385,7 +468,8 @@ def _domain_refused() -> JSONResponse:
 async def userinfo(request: Request) -> Response:
     """GET /userinfo: the profile of the token's user, filtered by the token's scopes (R71)."""
     fake = _fake(request)
-    tenant = fake.tenant
+    generation = fake.generation
+    tenant = generation.tenant
     domain = served_domain(request.headers.get("host"), tenant)
     if domain is None:
         return _domain_refused()
@@ -395,11 +479,11 @@ async def userinfo(request: Request) -> Response:
         return _unauthorized("Missing access token", error=None)
     presented: PresentedToken | None
     if credentials.count(".") == 4:
-        claims = fake.minter.read_opaque(credentials)
+        claims = generation.minter.read_opaque(credentials)
         # An opaque token is authenticated by decrypting it; the core judges its claims.
         presented = PresentedToken(header={"alg": "dir", "enc": "A256GCM"}, claims=claims) if claims is not None else None
     else:
-        presented = fake.minter.verify_jwt(credentials, audience=tenant.userinfo_audience)
+        presented = generation.minter.verify_jwt(credentials, audience=tenant.userinfo_audience)
     if presented is None:
         return _unauthorized("Invalid token")
     verdict = validate_access_token(presented, audience=tenant.userinfo_audience, domain=domain, tenant=tenant, now=fake.now())
@@ -455,12 +539,37 @@ async def jwks(request: Request) -> Response:
 async def rotate_keys(request: Request) -> Response:
     """POST /admin/rotate-keys (only when the admin API is enabled)."""
     fake = _fake(request)
+    refused = _admin_refusal(request, fake)
+    if refused is not None:
+        return refused
     published = fake.rotate_keys()
     return JSONResponse({"current_kid": fake.keys.current_kid, "jwks": published}, headers=NO_STORE)
 
 
+def _admin_refusal(request: Request, fake: FakeTenant) -> Response | None:
+    """The admin API takes ``Authorization: Bearer <admin token>`` (printed at start-up) and
+    refuses cross-site requests: a browser page elsewhere must not rotate the keys."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if (site is not None and site not in ("same-origin", "none")) or (origin is not None and not _same_origin(origin, request)):
+        body = {"error": "access_denied", "error_description": "Cross-site request refused"}
+        return JSONResponse(body, status_code=403, headers=NO_STORE)
+    scheme, _, presented = request.headers.get("authorization", "").strip().partition(" ")
+    expected = fake.admin_token or ""
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(given, expected.encode()):
+        return _unauthorized("Admin token required")
+    return None
+
+
+def _same_origin(origin: str, request: Request) -> bool:
+    parts = urlsplit(origin)
+    return parts.netloc == request.headers.get("host") and parts.scheme == request.url.scheme
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
-    # Never leak internals (or secrets in exception messages) to the caller.
+    # Never leak internals (or secrets in exception messages) to the caller; log the type only.
+    logging.getLogger("claimsengine.server").error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return JSONResponse({"error": "server_error", "error_description": "Internal error"}, status_code=500, headers=NO_STORE)
 
 
@@ -472,10 +581,29 @@ def create_app(
     default_user: str | None = None,
     auto_consent: bool = True,
     admin: bool = False,
+    admin_token: str | None = None,
     seed: int | None = None,
+    store: Store | None = None,
+    generation: int = 1,
 ) -> Starlette:
-    """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``."""
-    fake = FakeTenant(tenant, keys=keys, clock=clock, default_user=default_user, auto_consent=auto_consent, admin=admin, seed=seed)
+    """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
+
+    ``store`` holds what must be true across processes (default: a new in-memory store).
+    With ``admin``, ``POST /admin/rotate-keys`` needs ``admin_token`` (generated if not given,
+    readable as ``app.state.auth0.admin_token``).
+    """
+    fake = FakeTenant(
+        tenant,
+        keys=keys,
+        clock=clock,
+        default_user=default_user,
+        auto_consent=auto_consent,
+        admin=admin,
+        admin_token=admin_token,
+        seed=seed,
+        store=store,
+        generation=generation,
+    )
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
         Route("/authorize", authorize, methods=["GET"]),

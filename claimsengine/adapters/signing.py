@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import heapq
 import json
 import os
 import secrets
@@ -55,7 +54,7 @@ from claimsengine.model import (
     TokenFormat,
 )
 
-__all__ = ["AssertionVerifier", "KeySet", "Minter"]
+__all__ = ["AssertionVerifier", "KeySet", "Minter", "replay_key"]
 
 RSA_BITS: Final = 2048
 SECRET_BYTES: Final = 32
@@ -531,59 +530,30 @@ def _client_keys(tenant: Tenant) -> dict[str, tuple[_ClientKey, ...]]:
     return parsed
 
 
-class _JtiMemory:
-    """Seen (client_id, jti) pairs, bounded, thread-safe.
-
-    Entries expire at the assertion's exp plus the clock skew. When the memory is full of
-    live entries, the one expiring soonest is forgotten first.
-    """
-
-    def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError("max_jti must be at least 1")
-        self._max = max_entries
-        self._expiry: dict[tuple[str, str], int] = {}
-        self._heap: list[tuple[int, tuple[str, str]]] = []
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def check_and_record(self, key: tuple[str, str], expires: int, now: int) -> bool:
-        """True if ``key`` was seen before; otherwise remember it and return False."""
-        with self._lock:
-            if key in self._expiry:
-                return True
-            heap = self._heap
-            while heap and (heap[0][0] < now or len(self._expiry) >= self._max):
-                _, old = heapq.heappop(heap)
-                del self._expiry[old]
-            self._expiry[key] = expires
-            heapq.heappush(heap, (expires, key))
-            return False
+def replay_key(assertion: ClientAssertion, *, now: int) -> tuple[str, int] | None:
+    """The key under which a signature-checked assertion's ``jti`` is remembered, and until when
+    (its ``exp`` plus the clock skew, or the longest lifetime when ``exp`` is not a number)."""
+    sub, jti, exp = assertion.claims.get("sub"), assertion.claims.get("jti"), assertion.claims.get("exp")
+    if not assertion.signature_valid or not isinstance(sub, str) or not isinstance(jti, str):
+        return None
+    base = exp if type(exp) is int else now + ASSERTION_MAX_LIFETIME
+    return f"{sub}\0{jti}", base + ASSERTION_CLOCK_SKEW
 
 
 class AssertionVerifier:
-    """private_key_jwt (R9): checks an assertion's signature and remembers its jti.
+    """private_key_jwt (R9): checks an assertion's signature.
 
-    Returns facts (:class:`~claimsengine.model.ClientAssertion`); the engine judges them.
+    Returns facts (:class:`~claimsengine.model.ClientAssertion`); the engine judges them. Replay
+    is the server's business: it asks its store about :func:`replay_key` and records the key
+    only once the engine found the assertion otherwise valid.
     """
 
-    def __init__(self, tenant: Tenant, *, max_jti: int = 100_000) -> None:
+    def __init__(self, tenant: Tenant) -> None:
         self._tenant = tenant
         self._keys = _client_keys(tenant)
-        self._seen = _JtiMemory(max_jti)
-
-    def for_tenant(self, tenant: Tenant) -> AssertionVerifier:
-        """A verifier for a reloaded tenant (new client keys) that shares this one's jti memory."""
-        verifier = AssertionVerifier.__new__(AssertionVerifier)
-        verifier._tenant = tenant
-        verifier._keys = _client_keys(tenant)
-        verifier._seen = self._seen
-        return verifier
 
     def __repr__(self) -> str:
-        return f"AssertionVerifier(domain={self._tenant.domain!r}, remembered={len(self._seen)})"
+        return f"AssertionVerifier(domain={self._tenant.domain!r}, clients={len(self._keys)})"
 
     def verify(self, client_assertion: str, *, client_id_hint: str | None, now: int) -> ClientAssertion | None:
         """Facts about ``client_assertion``; None only if it is not a parseable compact JWS."""
@@ -605,12 +575,6 @@ class AssertionVerifier:
         if client_id is not None and alg in _ASSERTION_REGISTRY:
             key_alg = self._check_signature(obj, alg, kid, self._keys[client_id])
 
-        jti_reused = False
-        jti = claims.get("jti")
-        if key_alg is not None and client_id is not None and isinstance(jti, str):
-            exp = claims.get("exp")
-            base = exp if type(exp) is int else now + ASSERTION_MAX_LIFETIME
-            jti_reused = self._seen.check_and_record((client_id, jti), base + ASSERTION_CLOCK_SKEW, now)
         try:
             return ClientAssertion(
                 alg=alg,
@@ -619,7 +583,6 @@ class AssertionVerifier:
                 size=len(raw),
                 signature_valid=key_alg is not None,
                 key_alg=key_alg,
-                jti_reused=jti_reused,
             )
         except ValidationError:
             return None

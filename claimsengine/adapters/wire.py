@@ -8,7 +8,6 @@ core can reject them), and renders decisions in Auth0's response shapes.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
@@ -43,8 +42,29 @@ TOKEN_PARAMETERS = (
 )
 # Parameters whose values are secrets wherever they appear, even in a URL where they do not belong.
 SECRET_PARAMETERS = frozenset(
-    {"client_secret", "client_assertion", "code", "code_verifier", "refresh_token", "access_token", "id_token", "password"}
+    {
+        "client_secret",
+        "client_assertion",
+        "assertion",
+        "code",
+        "code_verifier",
+        "device_code",
+        "refresh_token",
+        "access_token",
+        "id_token",
+        "subject_token",
+        "actor_token",
+        "token",
+        "password",
+        "otp",
+        "binding_code",
+        "admin_token",
+    }
 )
+# Headers whose values are secrets (compared case-insensitively, like every HTTP header name).
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"})
+# Any parameter whose name ends like these is treated as a secret too (``new_password``, ...).
+_SECRET_SUFFIXES = ("_secret", "_token", "password", "_assertion", "_verifier")
 REDACTED = "[redacted]"
 NO_USAGE = QuotaUsage()  # frozen, so one instance serves every request
 AUTHORIZE_PARAMETERS = (
@@ -84,15 +104,30 @@ def _strings(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[dict[st
     return values, malformed
 
 
+def is_secret(name: str) -> bool:
+    """Whether a parameter or header called ``name`` (any case, ``-`` or ``_``) carries a secret."""
+    key = name.strip().lower()
+    if key in SECRET_HEADERS:
+        return True
+    key = key.replace("-", "_")
+    return key in SECRET_PARAMETERS or key.endswith(_SECRET_SUFFIXES)
+
+
+def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (parameters or headers) with every secret's value masked, for logs and captures."""
+    return {name: REDACTED if is_secret(name) else value for name, value in values.items()}
+
+
 def redact_query(target: str) -> str:
     """``target`` (a path with its query) with the values of secret parameters masked, for logs."""
     path, sep, query = target.partition("?")
     if not sep:
         return target
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(name in SECRET_PARAMETERS for name, _ in pairs):
+    if not any(is_secret(name) for name, _ in pairs):
         return target
-    return path + "?" + urlencode([(name, REDACTED if name in SECRET_PARAMETERS else value) for name, value in pairs], safe="[]")
+    masked = [(name, REDACTED if is_secret(name) else value) for name, value in pairs]
+    return path + "?" + urlencode(masked, safe="[]", encoding="utf-8", errors="surrogatepass")
 
 
 def basic_credentials(authorization: str | None) -> tuple[str | None, SecretStr | None]:
@@ -108,7 +143,7 @@ def basic_credentials(authorization: str | None) -> tuple[str | None, SecretStr 
         return None, None
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text for b64decode
         return "", None
     client_id, sep, secret = decoded.partition(":")
     if not sep:

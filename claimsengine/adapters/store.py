@@ -1,0 +1,491 @@
+"""The fake tenant's shared state: what must be true across workers, replicas and restarts.
+
+One small interface, three backends chosen by URL (``claimsengine serve --store URL``):
+
+* ``memory``: a bounded in-process store (the default for one process);
+* ``sqlite:///path``: a file every worker on the machine opens (the default for ``--workers N``);
+* ``redis://host:port/db``: a Redis server shared by replicas on several machines.
+
+What is kept: single-use keys (authorization codes, assertion ``jti``\\ s, device codes),
+counters (tokens issued per hour and day, for quotas), refresh-token families (rotation,
+reuse detection, revocation) and a bounded log of captured requests. Every check-and-set is
+atomic in each backend: one SQLite statement or ``BEGIN IMMEDIATE`` transaction, one Redis
+``SET NX`` or Lua script. Every entry expires with the thing it guards. Keys are stored as
+SHA-256 digests, so a store never holds a code or a token.
+
+Times are the fake tenant's clock (``--now`` may fix it); Redis expiries are the difference
+to ``now`` in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import heapq
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "MemoryStore",
+    "RedisStore",
+    "Rotation",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "open_store",
+]
+
+DEFAULT_MAX_ENTRIES = 100_000
+# The captured-request log keeps at most this many records per kind.
+DEFAULT_CAPTURE_LIMIT = 1_000
+
+
+class StoreError(ValueError):
+    """A store URL that names no backend, or a backend that cannot be opened."""
+
+
+class Rotation(StrEnum):
+    """What presenting a refresh token of a family did (see :meth:`Store.rotate`)."""
+
+    ROTATED = "rotated"  # it was the family's current token; the successor is current now
+    REUSED = "reused"  # an earlier token of the family: the family is revoked now
+    REVOKED = "revoked"  # the family was revoked before
+    UNKNOWN = "unknown"  # no such family (never started, or expired)
+
+
+class Store(Protocol):
+    """The shared truth. Every method is atomic with respect to every process using the store."""
+
+    url: str
+
+    def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
+        """Mark ``key`` used until ``expires``; True only for the one caller that marked it first."""
+        ...
+
+    def claimed(self, kind: str, key: str, *, now: int) -> bool:
+        """Whether ``key`` is marked used (and not expired)."""
+        ...
+
+    def release(self, kind: str, key: str) -> None:
+        """Forget ``key`` (undo a claim whose outcome was not used)."""
+        ...
+
+    def add(self, kind: str, key: str, amount: int, *, expires: int, now: int) -> int:
+        """Add ``amount`` to a counter that lives until ``expires``; the new value."""
+        ...
+
+    def count(self, kind: str, key: str, *, now: int) -> int:
+        """A counter's value (0 when absent or expired)."""
+        ...
+
+    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
+        """Start a refresh-token family whose current token is ``token``."""
+        ...
+
+    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
+        """Present ``presented``: if current, ``successor`` becomes current; an earlier one revokes the family."""
+        ...
+
+    def revoke_family(self, family: str, *, now: int) -> None:
+        """Revoke a family: none of its tokens rotates again."""
+        ...
+
+    def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        """Append ``record`` (already redacted) to a log that keeps the last ``limit``."""
+        ...
+
+    def captured(self, kind: str) -> list[str]:
+        """The captured records of ``kind``, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def digest(kind: str, key: str) -> str:
+    """The stored form of a key: never the key itself (codes and tokens are secrets)."""
+    return hashlib.sha256(f"{kind}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------------------
+
+
+class _Expiring:
+    """A bounded map of digests to (value, expiry). Full of live entries, it forgets the one
+    expiring soonest first; ``bounded`` says whether that ever happened."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max = max_entries
+        self.items: dict[str, tuple[Any, int]] = {}
+        self._heap: list[tuple[int, str]] = []
+        self.evicted = 0
+
+    def get(self, key: str, now: int) -> Any:
+        item = self.items.get(key)
+        if item is None or item[1] <= now:
+            return None
+        return item[0]
+
+    def put(self, key: str, value: Any, expires: int, now: int) -> None:
+        heap = self._heap
+        while heap and (heap[0][0] <= now or len(self.items) >= self.max):
+            when, old = heapq.heappop(heap)
+            item = self.items.get(old)
+            if item is not None and item[1] == when:
+                if when > now:
+                    self.evicted += 1
+                del self.items[old]
+        self.items[key] = (value, expires)
+        heapq.heappush(heap, (expires, key))
+
+    def pop(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+class MemoryStore:
+    """One process's store, bounded to ``max_entries`` per table."""
+
+    def __init__(self, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        if max_entries < 1:
+            raise StoreError("max_entries must be at least 1")
+        self.url = "memory"
+        self._lock = threading.Lock()
+        self._claims = _Expiring(max_entries)
+        self._counters = _Expiring(max_entries)
+        self._families = _Expiring(max_entries)
+        self._logs: dict[str, deque[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(entries={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self._claims.items) + len(self._counters.items) + len(self._families.items)
+
+    def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
+        k = digest(kind, key)
+        with self._lock:
+            if self._claims.get(k, now) is not None:
+                return False
+            self._claims.put(k, True, expires, now)
+            return True
+
+    def claimed(self, kind: str, key: str, *, now: int) -> bool:
+        with self._lock:
+            return self._claims.get(digest(kind, key), now) is not None
+
+    def release(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._claims.pop(digest(kind, key))
+
+    def add(self, kind: str, key: str, amount: int, *, expires: int, now: int) -> int:
+        k = digest(kind, key)
+        with self._lock:
+            value = int(self._counters.get(k, now) or 0) + amount
+            self._counters.put(k, value, expires, now)
+            return value
+
+    def count(self, kind: str, key: str, *, now: int) -> int:
+        with self._lock:
+            return int(self._counters.get(digest(kind, key), now) or 0)
+
+    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
+        with self._lock:
+            self._families.put(digest("family", family), (digest("token", token), False), expires, now)
+
+    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
+        k = digest("family", family)
+        with self._lock:
+            state = self._families.get(k, now)
+            if state is None:
+                return Rotation.UNKNOWN
+            current, revoked = state
+            if revoked:
+                return Rotation.REVOKED
+            if current != digest("token", presented):
+                self._families.put(k, (current, True), self._families.items[k][1], now)
+                return Rotation.REUSED
+            self._families.put(k, (digest("token", successor), False), expires, now)
+            return Rotation.ROTATED
+
+    def revoke_family(self, family: str, *, now: int) -> None:
+        k = digest("family", family)
+        with self._lock:
+            state = self._families.get(k, now)
+            if state is not None:
+                self._families.put(k, (state[0], True), self._families.items[k][1], now)
+
+    def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        with self._lock:
+            log = self._logs.setdefault(kind, deque(maxlen=limit))
+            log.append(record)
+
+    def captured(self, kind: str) -> list[str]:
+        with self._lock:
+            return list(self._logs.get(kind, ()))
+
+    def close(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# SQLite
+# ---------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS families (
+    key TEXT PRIMARY KEY, current TEXT NOT NULL, revoked INTEGER NOT NULL, expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS captured (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS captured_kind ON captured (kind, id);
+"""
+# Expired rows are deleted every this many writes (and each write ignores expired rows).
+_PRUNE_EVERY = 512
+
+
+class SqliteStore:
+    """A store in one SQLite file, shared by every process that opens it (WAL mode)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._lock = threading.Lock()
+        self._writes = 0
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction() as db:
+                db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    @contextlib.contextmanager
+    def _immediate(self, now: int) -> Iterator[sqlite3.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` takes the file's write lock up front."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                self._writes += 1
+                if self._writes % _PRUNE_EVERY == 0:
+                    for table in ("claims", "counters", "families"):
+                        db.execute(f"DELETE FROM {table} WHERE expires <= ?", (now,))  # noqa: S608 (fixed names)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
+        with self._immediate(now) as db:
+            cur = db.execute(
+                "INSERT INTO claims (key, expires) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE claims.expires <= ?",
+                (digest(kind, key), expires, now),
+            )
+            return cur.rowcount == 1
+
+    def claimed(self, kind: str, key: str, *, now: int) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT 1 FROM claims WHERE key = ? AND expires > ?", (digest(kind, key), now)).fetchone()
+        return row is not None
+
+    def release(self, kind: str, key: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ?", (digest(kind, key),))
+
+    def add(self, kind: str, key: str, amount: int, *, expires: int, now: int) -> int:
+        with self._immediate(now) as db:
+            row = db.execute(
+                "INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "value = CASE WHEN counters.expires <= ? THEN excluded.value ELSE counters.value + excluded.value END, "
+                "expires = CASE WHEN counters.expires <= ? THEN excluded.expires ELSE counters.expires END "
+                "RETURNING value",
+                (digest(kind, key), amount, expires, now, now),
+            ).fetchone()
+        return int(row[0])
+
+    def count(self, kind: str, key: str, *, now: int) -> int:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM counters WHERE key = ? AND expires > ?", (digest(kind, key), now)).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
+        with self._immediate(now) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO families (key, current, revoked, expires) VALUES (?, ?, 0, ?)",
+                (digest("family", family), digest("token", token), expires),
+            )
+
+    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
+        k = digest("family", family)
+        with self._immediate(now) as db:
+            row = db.execute("SELECT current, revoked FROM families WHERE key = ? AND expires > ?", (k, now)).fetchone()
+            if row is None:
+                return Rotation.UNKNOWN
+            if row[1]:
+                return Rotation.REVOKED
+            if row[0] != digest("token", presented):
+                db.execute("UPDATE families SET revoked = 1 WHERE key = ?", (k,))
+                return Rotation.REUSED
+            db.execute("UPDATE families SET current = ?, expires = ? WHERE key = ?", (digest("token", successor), expires, k))
+            return Rotation.ROTATED
+
+    def revoke_family(self, family: str, *, now: int) -> None:
+        with self._immediate(now) as db:
+            db.execute("UPDATE families SET revoked = 1 WHERE key = ?", (digest("family", family),))
+
+    def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        with self._immediate(0) as db:
+            db.execute("INSERT INTO captured (kind, record) VALUES (?, ?)", (kind, record.encode("utf-8", "surrogatepass")))
+            db.execute(
+                "DELETE FROM captured WHERE kind = ? AND id <= (SELECT id FROM captured WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (kind, kind, limit),
+            )
+
+    def captured(self, kind: str) -> list[str]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT record FROM captured WHERE kind = ? ORDER BY id", (kind,)).fetchall()
+        return [bytes(r[0]).decode("utf-8", "surrogatepass") for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------------------
+
+# KEYS[1] counter; ARGV amount, ttl. A new counter gets the ttl; an existing one keeps its own.
+_ADD = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+# KEYS[1] family hash; ARGV presented digest, successor digest, ttl.
+_ROTATE = """
+local state = redis.call('HMGET', KEYS[1], 'current', 'revoked')
+if not state[1] then return 'unknown' end
+if state[2] == '1' then return 'revoked' end
+if state[1] ~= ARGV[1] then redis.call('HSET', KEYS[1], 'revoked', '1') return 'reused' end
+redis.call('HSET', KEYS[1], 'current', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 'rotated'
+"""
+
+
+class RedisStore:
+    """A store in a Redis database, for replicas on several machines."""
+
+    def __init__(self, url: str, *, prefix: str = "claimsengine:") -> None:
+        import redis
+
+        self.url = url
+        self._prefix = prefix
+        try:
+            self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+            self._redis.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise StoreError(f"cannot reach the Redis store {_without_password(url)}: {type(exc).__name__}") from None
+        self._add = self._redis.register_script(_ADD)
+        self._rotate = self._redis.register_script(_ROTATE)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({_without_password(self.url)!r})"
+
+    def _key(self, table: str, kind: str, key: str) -> str:
+        return f"{self._prefix}{table}:{digest(kind, key)}"
+
+    def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
+        return bool(self._redis.set(self._key("claim", kind, key), b"1", nx=True, ex=_ttl(expires, now)))
+
+    def claimed(self, kind: str, key: str, *, now: int) -> bool:
+        return bool(self._redis.exists(self._key("claim", kind, key)))
+
+    def release(self, kind: str, key: str) -> None:
+        self._redis.delete(self._key("claim", kind, key))
+
+    def add(self, kind: str, key: str, amount: int, *, expires: int, now: int) -> int:
+        return int(self._add(keys=[self._key("count", kind, key)], args=[amount, _ttl(expires, now)]))
+
+    def count(self, kind: str, key: str, *, now: int) -> int:
+        value = self._redis.get(self._key("count", kind, key))
+        return int(value) if value is not None else 0
+
+    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
+        k = self._key("family", "family", family)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(k)
+            pipe.hset(k, mapping={"current": digest("token", token), "revoked": "0"})
+            pipe.expire(k, _ttl(expires, now))
+            pipe.execute()
+
+    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
+        k = self._key("family", "family", family)
+        outcome = self._rotate(keys=[k], args=[digest("token", presented), digest("token", successor), _ttl(expires, now)])
+        return Rotation(outcome.decode() if isinstance(outcome, bytes) else outcome)
+
+    def revoke_family(self, family: str, *, now: int) -> None:
+        k = self._key("family", "family", family)
+        # HSET on a missing key would create a family with no current token: only mark existing ones.
+        self._redis.eval("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end", 1, k)
+
+    def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        k = f"{self._prefix}captured:{kind}"
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(k, record.encode("utf-8", "surrogatepass"))
+            pipe.ltrim(k, -limit, -1)
+            pipe.execute()
+
+    def captured(self, kind: str) -> list[str]:
+        values: list[bytes] = self._redis.lrange(f"{self._prefix}captured:{kind}", 0, -1)  # type: ignore[assignment]
+        return [v.decode("utf-8", "surrogatepass") for v in values]
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _ttl(expires: int, now: int) -> int:
+    return max(1, expires - now)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":[redacted]@")).geturl()
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing a backend
+# ---------------------------------------------------------------------------------------
+
+
+def open_store(url: str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
+    """The store a ``--store`` URL names: ``memory``, ``sqlite:///path`` or ``redis://host:port/db``."""
+    if url == "memory":
+        return MemoryStore(max_entries=max_entries)
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return SqliteStore(url[len("sqlite:///") :])
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url)
+    raise StoreError(f"--store must be memory, sqlite:///PATH or redis://HOST:PORT/DB, not {_without_password(url)!r}")

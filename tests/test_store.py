@@ -1,0 +1,202 @@
+"""The state store's contract, run against every backend: memory, SQLite and a real Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from claimsengine.adapters.store import MemoryStore, RedisStore, Rotation, SqliteStore, Store, StoreError, open_store
+from tests.services import redis_server
+
+NOW = 1_800_000_000
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        opened: Store = open_store("memory")
+    elif request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    else:
+        url: str = request.getfixturevalue("redis_url")
+        opened = open_store(url)
+        assert isinstance(opened, RedisStore)
+        opened._redis.flushdb()
+    yield opened
+    opened.close()
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory"), MemoryStore)
+    sqlite = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert isinstance(sqlite, SqliteStore)
+    assert sqlite.url == f"sqlite:///{tmp_path / 's.db'}"
+    sqlite.close()
+    for bad in ("", "sqlite:///", "postgres://x", "memory:", "redis"):
+        with pytest.raises(StoreError):
+            open_store(bad)
+
+
+def test_an_unreachable_redis_is_a_store_error_without_its_password() -> None:
+    from tests.services import free_port
+
+    with pytest.raises(StoreError) as caught:
+        open_store(f"redis://user:hunter2@127.0.0.1:{free_port()}/0")
+    assert "hunter2" not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
+
+
+def test_a_claim_succeeds_once_until_it_expires(store: Store) -> None:
+    assert not store.claimed("code", "abc", now=NOW)
+    assert store.claim("code", "abc", expires=NOW + 60, now=NOW)
+    assert not store.claim("code", "abc", expires=NOW + 60, now=NOW + 1)
+    assert store.claimed("code", "abc", now=NOW + 1)
+    assert not store.claimed("jti", "abc", now=NOW + 1)  # kinds are separate
+    assert store.claim("jti", "abc", expires=NOW + 60, now=NOW)
+    store.release("jti", "abc")
+    assert not store.claimed("jti", "abc", now=NOW)
+    if not isinstance(store, RedisStore):  # Redis expires in real seconds; see the TTL test
+        assert not store.claimed("code", "abc", now=NOW + 60)
+        assert store.claim("code", "abc", expires=NOW + 120, now=NOW + 60)
+
+
+def test_redis_entries_carry_the_ttl_of_what_they_guard(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    store._redis.flushdb()
+    store.claim("code", "ttl", expires=NOW + 600, now=NOW)
+    store.add("client_hour", "c", 1, expires=NOW + 3600, now=NOW)
+    store.start_family("f", "t0", expires=NOW + 86400, now=NOW)
+    ttls = sorted(int(store._redis.ttl(k)) for k in store._redis.keys("claimsengine:*"))
+    assert 590 <= ttls[0] <= 600
+    assert 3590 <= ttls[1] <= 3600
+    assert 86390 <= ttls[2] <= 86400
+    # Keys are digests: the code itself is not stored.
+    assert not any(b"ttl" in k for k in store._redis.keys("*"))
+    store.close()
+
+
+def test_counters_add_and_expire(store: Store) -> None:
+    assert store.count("client_hour", "c1", now=NOW) == 0
+    assert store.add("client_hour", "c1", 1, expires=NOW + 3600, now=NOW) == 1
+    assert store.add("client_hour", "c1", 1, expires=NOW + 3600, now=NOW) == 2
+    assert store.add("client_hour", "c1", -1, expires=NOW + 3600, now=NOW) == 1
+    assert store.count("client_hour", "c1", now=NOW) == 1
+    assert store.count("client_hour", "c2", now=NOW) == 0
+    if not isinstance(store, RedisStore):
+        assert store.count("client_hour", "c1", now=NOW + 3600) == 0
+        assert store.add("client_hour", "c1", 1, expires=NOW + 7200, now=NOW + 3600) == 1
+
+
+def test_a_refresh_family_rotates_detects_reuse_and_stays_revoked(store: Store) -> None:
+    exp = NOW + 86400
+    assert store.rotate("fam", "t0", "t1", expires=exp, now=NOW) is Rotation.UNKNOWN
+    store.start_family("fam", "t0", expires=exp, now=NOW)
+    assert store.rotate("fam", "t0", "t1", expires=exp, now=NOW) is Rotation.ROTATED
+    assert store.rotate("fam", "t1", "t2", expires=exp, now=NOW) is Rotation.ROTATED
+    # t0 again: a stolen earlier token; the whole family is revoked, the current one too.
+    assert store.rotate("fam", "t0", "t9", expires=exp, now=NOW) is Rotation.REUSED
+    assert store.rotate("fam", "t2", "t3", expires=exp, now=NOW) is Rotation.REVOKED
+    store.start_family("other", "o0", expires=exp, now=NOW)
+    store.revoke_family("other", now=NOW)
+    store.revoke_family("never-started", now=NOW)
+    assert store.rotate("other", "o0", "o1", expires=exp, now=NOW) is Rotation.REVOKED
+    assert store.rotate("never-started", "x", "y", expires=exp, now=NOW) is Rotation.UNKNOWN
+
+
+def test_captured_requests_keep_the_last_few(store: Store) -> None:
+    for i in range(7):
+        store.capture("token", f"r{i}", limit=5)
+    store.capture("authorize", "a\ud800", limit=5)
+    assert store.captured("token") == ["r2", "r3", "r4", "r5", "r6"]
+    assert store.captured("authorize") == ["a\ud800"]
+    assert store.captured("none") == []
+
+
+def race(action: Callable[[], T], n: int = 32) -> list[T]:
+    barrier = threading.Barrier(n)
+
+    def run() -> T:
+        barrier.wait()
+        return action()
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: run(), range(n)))
+
+
+def test_a_claim_raced_by_32_threads_succeeds_exactly_once(store: Store) -> None:
+    outcomes = race(lambda: store.claim("code", "raced", expires=NOW + 60, now=NOW))
+    assert outcomes.count(True) == 1
+
+
+def test_a_rotation_raced_by_32_threads_succeeds_exactly_once(store: Store) -> None:
+    store.start_family("raced", "t0", expires=NOW + 60, now=NOW)
+    outcomes = race(lambda: store.rotate("raced", "t0", f"t1-{threading.get_ident()}", expires=NOW + 60, now=NOW))
+    assert outcomes.count(Rotation.ROTATED) == 1
+    # The losers presented a token that is no longer current: reuse, so the family is revoked.
+    assert set(outcomes) <= {Rotation.ROTATED, Rotation.REUSED, Rotation.REVOKED}
+
+
+def test_counters_raced_by_32_threads_count_every_add(store: Store) -> None:
+    values = race(lambda: store.add("client_day", "c", 1, expires=NOW + 60, now=NOW))
+    assert sorted(values) == list(range(1, 33))
+
+
+def test_two_sqlite_connections_share_one_truth(tmp_path: Path) -> None:
+    a, b = SqliteStore(tmp_path / "s.db"), SqliteStore(tmp_path / "s.db")
+    assert a.claim("code", "x", expires=NOW + 60, now=NOW)
+    assert not b.claim("code", "x", expires=NOW + 60, now=NOW)
+    assert b.add("n", "k", 2, expires=NOW + 60, now=NOW) == 2
+    assert a.count("n", "k", now=NOW) == 2
+    a.close()
+    b.close()
+
+
+def test_the_memory_store_is_bounded_and_forgets_what_expires_soonest() -> None:
+    store = MemoryStore(max_entries=3)
+    for i in range(3):
+        assert store.claim("jti", f"j{i}", expires=NOW + 10 + i, now=NOW)
+    assert store.claim("jti", "late", expires=NOW + 1000, now=NOW)
+    assert len(store) == 3
+    assert not store.claimed("jti", "j0", now=NOW)  # evicted: it would have expired first
+    assert store.claimed("jti", "late", now=NOW)
+    assert store._claims.evicted == 1
+    # Expired entries go first, without counting as evictions.
+    assert store.claim("jti", "after", expires=NOW + 2000, now=NOW + 500)
+    assert store._claims.evicted == 1
+    assert "MemoryStore(entries=" in repr(store)
+    with pytest.raises(StoreError):
+        MemoryStore(max_entries=0)
+
+
+def test_sqlite_prunes_expired_rows(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "p.db")
+    for i in range(600):
+        store.claim("code", f"c{i}", expires=NOW + 1, now=NOW)
+    store.claim("code", "live", expires=NOW + 10_000, now=NOW + 5000)
+    for i in range(600):
+        store.add("n", f"k{i}", 1, expires=NOW + 10_000, now=NOW + 5000)
+    rows = store._db.execute("SELECT count(*) FROM claims").fetchone()[0]
+    assert rows < 600
+    assert store.claimed("code", "live", now=NOW + 5000)
+    store.close()
+
+
+@given(st.text(), st.text())
+def test_any_kind_and_key_can_be_claimed_once_in_memory(kind: str, key: str) -> None:
+    store = MemoryStore()
+    assert store.claim(kind, key, expires=NOW + 1, now=NOW)
+    assert not store.claim(kind, key, expires=NOW + 1, now=NOW)
