@@ -143,7 +143,8 @@ def test_table_markdown_is_the_default_when_piped() -> None:
     result = run("table")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("| client | grant | audience | scope | domain | organization |")
+    assert lines[0].startswith("| application | grant | audience | scope | domain | organization |")
+    assert "| Northwind Billing Service (nw-m2m-0001) |" in result.stdout
     assert len(lines) > 20
     assert M2M_SECRET not in result.stdout
 

@@ -201,3 +201,105 @@ def test_diff_reports_a_change_in_claims_alone() -> None:
         assert "org_name" in change.old.claims
         assert "org_name" not in change.new.claims
         assert change.new.summary() != change.old.summary()
+
+
+def _edit(path: str, value: object) -> Tenant:
+    """The example tenant with one setting changed; ``path`` is like ``apis[0].token_lifetime``."""
+
+    def thaw(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: thaw(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [thaw(v) for v in value]
+        return value
+
+    data = thaw(example().model_dump())
+    *parents, last = re.findall(r"[^.\[\]]+", path)
+    node: object = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]  # type: ignore[index]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        assert isinstance(node, dict)
+        assert last in node, path
+        node[last] = value
+    return Tenant.model_validate(data)
+
+
+# Every tenant setting that changes an issued token (or turns it into an error), and the
+# outcome field diff must report for it.
+TOKEN_SETTINGS = [
+    ("apis[0].token_lifetime", 60, "expires_in", "lifetime.api"),
+    ("apis[0].signing_alg", "PS256", "alg", "signing.tenant_key"),
+    ("apis[1].token_dialect", "access_token", "typ", "claims.rfc9068"),
+    ("apis[0].token_dialect", "access_token", "claims", "claims.permissions_m2m"),
+    ("apis[0].allow_offline_access", False, "refresh_token", "refresh.omitted"),
+    ("apis[0].enforce_policies", False, "claims", "claims.permissions_user"),
+    ("clients[1].id_token_lifetime", 600, "id_token_expires_in", "id_token.issued"),
+    ("client_grants[0].scope", ["read:orders"], "scope", "scope.grant_list"),
+    ("allow_organization_name_in_authentication_api", False, "claims", "org.allowed"),
+    ("default_audience", "https://api.northwind.com/orders", "aud", "audience.default"),
+    ("clients[0].grant_types", ["authorization_code"], "kind", "client.grant_type_not_allowed"),
+]
+
+
+def test_every_token_setting_is_in_the_rows_and_diff_reports_it_with_rule_ids() -> None:
+    base = TableContext(example())
+    for path, value, changed_field, rule in TOKEN_SETTINGS:
+        changes = list(table_diff.diff_tables(base, TableContext(_edit(path, value))))
+        assert changes, f"diff misses a change of {path}"
+        found = [f for c in changes for f in c.fields() if f.field == changed_field]
+        assert found, f"{path}: no change of {changed_field} in {[f.field for c in changes for f in c.fields()]}"
+        assert any(rule in f.rules for f in found), f"{path}: {changed_field} not explained by {rule}: {found[0].rules}"
+        for change in changes:
+            assert change.fields() or change.rule_delta() != ((), ()), "a reported change must show what changed"
+
+
+def test_rows_carry_lifetime_header_refresh_and_id_token() -> None:
+    issued = [r for r in rows(0) if r.outcome.kind == "issued"]
+    assert all(r.outcome.expires_in is not None for r in issued)
+    jwts = [r for r in issued if r.outcome.format == "jwt"]
+    assert jwts
+    assert all(r.outcome.alg is not None and r.outcome.typ for r in jwts)
+    assert all(r.outcome.alg is None for r in issued if r.outcome.format == "opaque")
+    assert any(r.outcome.refresh_token for r in issued), "the offline scope class must get a refresh token somewhere"
+    assert any(r.outcome.id_token and r.outcome.id_token_expires_in for r in issued)
+    assert {r.outcome.typ for r in jwts} == {"JWT", "at+jwt"}
+    rejected = [r for r in rows(0) if r.outcome.kind == "rejected"]
+    assert rejected
+    assert all(r.outcome.description and r.outcome.alg is None and r.outcome.expires_in is None for r in rejected)
+
+
+def test_json_has_real_arrays_and_nulls_and_markdown_has_the_error_text() -> None:
+    import json
+
+    data = json.loads("".join(table_render.render_json(rows(0))))
+    arrays = [d for d in data if isinstance(d["aud"], list)]
+    assert arrays, "an openid request to a custom API gets an aud array"
+    assert all(len(d["aud"]) == 2 for d in arrays)
+    assert all(isinstance(d["claims"], list) and isinstance(d["rules"], list) for d in data)
+    rejected = [d for d in data if d["kind"] == "rejected"]
+    assert all(d["format"] is None and d["expires_in"] is None and isinstance(d["status"], int) for d in rejected)
+    issued = [d for d in data if d["kind"] == "issued"]
+    assert all(d["error"] is None and d["status"] is None and isinstance(d["refresh_token"], bool) for d in issued)
+    assert {d["client_name"] for d in data} >= {"Northwind Billing Service", "Northwind Storefront"}
+    page = "".join(table_render.render_markdown(rows(0)))
+    for row in rows(0):
+        if row.outcome.description:
+            assert table_render.md_cell(row.outcome.description) in page
+
+
+def test_terminal_table_fits_80_and_120_columns_and_names_applications() -> None:
+    import io
+
+    from rich.console import Console
+
+    for width in (80, 120):
+        buffer = io.StringIO()
+        table_render.render_terminal(iter(rows(0)), "Decision table", Console(width=width, file=buffer, force_terminal=False))
+        lines = buffer.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width
+        assert sum("→ " in line for line in lines) == len(rows(0))
+        assert "Northwind Billing Service (nw-m2m-0001) · client_credentials" in buffer.getvalue()
+        assert "/oauth/token" not in buffer.getvalue() or width >= 80

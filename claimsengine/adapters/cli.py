@@ -336,16 +336,29 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rule_delta(old: table.Outcome | None, new: table.Outcome | None) -> str:
-    before = old.rules if old is not None else ()
-    after = new.rules if new is not None else ()
-    removed = [r for r in before if r not in after]
-    added = [r for r in after if r not in before]
+def _rule_delta(change: table_diff.Change) -> str:
+    removed, added = change.rule_delta()
     return " ".join([*(f"-{r}" for r in removed), *(f"+{r}" for r in added)]) or "same rules"
 
 
 def _summary(o: table.Outcome | None) -> str:
     return "(no such request class)" if o is None else o.summary()
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return "—" if value is None else str(value)
+
+
+def _field_lines(change: table_diff.Change) -> list[str]:
+    return [f"{f.field}: {_value(f.old)} → {_value(f.new)} ({' '.join(f.rules) or 'no rule'})" for f in change.fields()]
+
+
+def _change_key(change: table_diff.Change) -> str:
+    r = change.request
+    who = f"{change.client_name} ({r.client})" if change.client_name else r.client
+    return f"{who} · {r.grant} · audience {r.audience} · scope {r.scope} · domain {r.domain} · organization {r.organization}"
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -357,10 +370,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if fmt == "json":
         _print_json([c.as_dict() for c in changes])
     elif fmt == "markdown":
-        header = (*table.DIMENSIONS, "old", "new", "rules changed")
+        header = ("application", *table.DIMENSIONS[1:], "old", "new", "changed", "rules changed")
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for c in changes:
-            cells = [c.request.get(d) for d in table.DIMENSIONS] + [_summary(c.old), _summary(c.new), _rule_delta(c.old, c.new)]
+            who = f"{c.client_name} ({c.request.client})" if c.client_name else c.request.client
+            cells = [who, *(c.request.get(d) for d in table.DIMENSIONS[1:])]
+            cells += [_summary(c.old), _summary(c.new), "; ".join(_field_lines(c)), _rule_delta(c)]
             lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
         sys.stdout.write("\n".join(lines) + "\n")
     else:
@@ -369,15 +384,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if not changes:
             print("No request class changes its outcome.")
         for c in changes:
-            key = "  ".join(f"{d}={c.request.get(d)}" for d in table.DIMENSIONS)
-            block = [key, f"    old: {_summary(c.old)}", f"    new: {_summary(c.new)}", f"    rules: {_rule_delta(c.old, c.new)}"]
+            block = [_change_key(c), f"    old: {_summary(c.old)}", f"    new: {_summary(c.new)}"]
+            block += [f"    {line}" for line in _field_lines(c)]
+            block.append(f"    rules: {_rule_delta(c)}")
             if console is not None:
                 from rich.text import Text
 
-                console.print(Text(block[0], style="bold"))
-                console.print(Text(block[1], style="red"))
-                console.print(Text(block[2], style="green"))
-                console.print(Text(block[3], style="dim"))
+                styles = ["bold", "red", "green", *(["yellow"] * (len(block) - 4)), "dim"]
+                for line, style in zip(block, styles, strict=True):
+                    console.print(Text(line, style=style))
             else:
                 sys.stdout.write("\n".join(block) + "\n")
         if changes:

@@ -51,7 +51,8 @@ NO_AUDIENCE = "(none)"
 PKCE_VERIFIER = "decision-table-verifier-0123456789-abcdefghijklmnop"
 
 GRANTS = ("client_credentials", "authorization_code")
-SCOPE_CLASSES = ("none", "granted", "not granted", "openid")
+# "offline" asks for a refresh token and an ID token with the granted scopes: "openid offline_access ...".
+SCOPE_CLASSES = ("none", "granted", "not granted", "openid", "offline")
 ORG_CLASSES = ("none", "associated", "not associated", "unknown")
 DIMENSIONS = ("client", "grant", "audience", "scope", "domain", "organization")
 # Dimensions merged inside a group (one application and grant type), in this order.
@@ -77,29 +78,73 @@ class RequestClass:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What ``decide`` answered for a class, with the domain abstracted out of ``iss``."""
+    """What ``decide`` answered for a class: everything that tells two tokens (or errors) apart.
+
+    The domain is abstracted out of ``iss``. ``None`` means "not applicable" (a rejection has
+    no ``alg``, an issued token no ``error``).
+    """
 
     endpoint: str
     kind: str
-    format: str = ""
-    aud: str = ""
-    iss: str = ""
-    scope: str = ""
-    error: str = ""
-    status: int | None = None
-    description: str = ""
+    format: str | None = None
+    alg: str | None = None
+    typ: str | None = None
+    aud: str | tuple[str, ...] | None = None
+    iss: str | None = None
+    scope: str | None = None
+    expires_in: int | None = None
+    refresh_token: bool | None = None
+    id_token: bool | None = None
+    id_token_expires_in: int | None = None
     # Names of the token's claims beyond the registered ones every token has, so that a
     # change such as org_name appearing is a change of outcome too.
     claims: tuple[str, ...] = ()
+    error: str | None = None
+    status: int | None = None
+    description: str | None = None
     rules: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """A short one-line form, for diffs."""
         if self.kind == "issued":
-            scope = f" scope={self.scope!r}" if self.scope else ""
-            claims = f" claims={','.join(self.claims)}" if self.claims else ""
-            return f"issued {self.format} aud={self.aud}{scope}{claims}"
+            parts = [f"issued {self.format}"]
+            if self.alg is not None:
+                parts.append(f"{self.alg}/{self.typ}")
+            parts.append(f"aud={aud_text(self.aud)}")
+            if self.scope:
+                parts.append(f"scope={self.scope!r}")
+            parts.append(f"expires_in={self.expires_in}")
+            if self.refresh_token:
+                parts.append("+refresh_token")
+            if self.id_token:
+                parts.append(f"+id_token({self.id_token_expires_in}s)")
+            if self.claims:
+                parts.append(f"claims={','.join(self.claims)}")
+            return " ".join(parts)
+        if self.kind == "authorized":
+            return f"authorized at {self.endpoint}"
         return f"{self.status} {self.error} at {self.endpoint}: {self.description!r}"
+
+
+# Outcome fields compared by diff, with the rule-id prefixes that explain a change in each.
+FIELD_RULES: dict[str, tuple[str, ...]] = {
+    "endpoint": ("authorize.", "consent.", "code."),
+    "kind": (),
+    "format": ("format.",),
+    "alg": ("signing.", "format."),
+    "typ": ("claims.rfc9068", "format."),
+    "aud": ("aud.", "audience."),
+    "iss": ("iss.", "domain."),
+    "scope": ("scope.", "response.scope", "action.target_scopes"),
+    "expires_in": ("lifetime.",),
+    "refresh_token": ("refresh.", "scope.offline_access"),
+    "id_token": ("id_token.",),
+    "id_token_expires_in": ("id_token.",),
+    "claims": ("claims.", "action.claim", "org."),
+    "error": (),
+    "status": (),
+    "description": (),
+}
 
 
 @dataclass(frozen=True)
@@ -108,34 +153,51 @@ class Row:
 
     request: RequestClass
     outcome: Outcome
+    client_name: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as JSON values: arrays are lists, what does not apply is ``None``."""
         out: dict[str, Any] = asdict(self.request)
         o = self.outcome
         out.update(
+            client_name=self.client_name or None,
             endpoint=o.endpoint,
             kind=o.kind,
             format=o.format,
-            aud=o.aud,
+            alg=o.alg,
+            typ=o.typ,
+            aud=list(o.aud) if isinstance(o.aud, tuple) else o.aud,
             iss=o.iss,
             token_scope=o.scope,
-            claims=" ".join(o.claims),
+            expires_in=o.expires_in,
+            refresh_token=o.refresh_token,
+            id_token=o.id_token,
+            id_token_expires_in=o.id_token_expires_in,
+            claims=list(o.claims),
             error=o.error,
             status=o.status,
             error_description=o.description,
             rules=list(o.rules),
         )
-        return out
+        return {column: out[column] for column in COLUMNS}
 
 
 COLUMNS = (
-    *DIMENSIONS,
+    "client",
+    "client_name",
+    *DIMENSIONS[1:],
     "endpoint",
     "kind",
     "format",
+    "alg",
+    "typ",
     "aud",
     "iss",
     "token_scope",
+    "expires_in",
+    "refresh_token",
+    "id_token",
+    "id_token_expires_in",
     "claims",
     "error",
     "status",
@@ -242,6 +304,8 @@ class TableContext:
         granted = self.granted_scopes(cls.client, cls.grant, cls.audience)
         if cls.scope == "granted":
             return " ".join(granted) or None
+        if cls.scope == "offline":
+            return " ".join(("openid", "offline_access", *granted))
         api = self.tenant.index.apis.get(cls.audience)
         spare = [s for s in (api.scopes if api is not None else ()) if s not in granted]
         return spare[0] if spare else UNDEFINED_SCOPE
@@ -363,13 +427,15 @@ class TableContext:
         """The table, one group (application x grant type) at a time."""
         for client in self.tenant.clients:
             for grant in GRANTS:
-                raw = self.raw(client, grant)
-                if merge:
-                    yield from (Row(k, v) for k, v in merge_rows(raw))
-                else:
-                    yield from (Row(k, v) for k, v in raw.items())
+                yield from self.group_rows(client, grant, merge=merge)
                 if on_group is not None:
                     on_group()
+
+    def group_rows(self, client: Client, grant: str, *, merge: bool = True) -> list[Row]:
+        """The rows of one application and grant type."""
+        raw = self.raw(client, grant)
+        pairs = merge_rows(raw) if merge else list(raw.items())
+        return [Row(k, v, client.name) for k, v in pairs]
 
 
 def wire_basic(client_id: str, secret: str) -> str:
@@ -402,13 +468,23 @@ def outcome_of(
     rules = (*before, *(r.rule.value for r in decision.trace))
     if isinstance(decision, Issued):
         iss = decision.issuer.replace(f"https://{domain}/", f"https://{DOMAIN_PATTERN}/") if domain else decision.issuer
+        id_token = decision.id_token
+        id_lifetime = None
+        if id_token is not None and isinstance(id_token.get("exp"), int) and isinstance(id_token.get("iat"), int):
+            id_lifetime = id_token["exp"] - id_token["iat"]
         return Outcome(
             endpoint=endpoint,
             kind="issued",
             format=decision.format.value,
-            aud=aud_text(decision.audience),
+            alg=decision.header.alg.value if decision.header is not None else None,
+            typ=decision.header.typ if decision.header is not None else None,
+            aud=decision.audience,
             iss=iss,
-            scope=decision.scope or "",
+            scope=decision.scope,
+            expires_in=decision.expires_in,
+            refresh_token=decision.refresh is not None,
+            id_token=id_token is not None,
+            id_token_expires_in=id_lifetime,
             claims=tuple(name for name in decision.claims if name not in _COMMON_CLAIMS),
             rules=rules,
         )

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from .table import GRANTS, MERGE_ORDER, Outcome, RequestClass, TableContext, merge_rows
+from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of the outcome that differs, and the rule ids that explain it."""
+
+    field: str
+    old: Any
+    new: Any
+    rules: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -17,20 +27,51 @@ class Change:
     request: RequestClass
     old: Outcome | None
     new: Outcome | None
+    client_name: str = ""
+
+    def fields(self) -> list[FieldChange]:
+        """Every outcome field that changed (``rules`` aside), each with the rule ids behind it."""
+        old_rules = self.old.rules if self.old is not None else ()
+        new_rules = self.new.rules if self.new is not None else ()
+        delta = tuple(r for r in dict.fromkeys((*old_rules, *new_rules)) if (r in old_rules) != (r in new_rules))
+        # The rule that ended a trace decided its outcome (the rejection or the last step).
+        deciding = tuple(dict.fromkeys(t[-1] for t in (old_rules, new_rules) if t))
+        out: list[FieldChange] = []
+        for name, prefixes in FIELD_RULES.items():
+            before = getattr(self.old, name) if self.old is not None else None
+            after = getattr(self.new, name) if self.new is not None else None
+            if before == after:
+                continue
+            rules: tuple[str, ...] = ()
+            if prefixes:
+                rules = tuple(r for r in dict.fromkeys((*new_rules, *old_rules)) if r.startswith(prefixes))
+            out.append(FieldChange(name, before, after, rules or delta or deciding))
+        return out
+
+    def rule_delta(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(rules only the old trace has, rules only the new trace has)."""
+        old_rules = self.old.rules if self.old is not None else ()
+        new_rules = self.new.rules if self.new is not None else ()
+        return tuple(r for r in old_rules if r not in new_rules), tuple(r for r in new_rules if r not in old_rules)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self.request)
+        out["client_name"] = self.client_name or None
         out["old"] = _outcome_dict(self.old)
         out["new"] = _outcome_dict(self.new)
+        out["changed"] = [{"field": f.field, "old": _json(f.old), "new": _json(f.new), "rules": list(f.rules)} for f in self.fields()]
         return out
 
 
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _outcome_dict(o: Outcome | None) -> dict[str, Any] | None:
+    """The outcome's fields (as in ``Outcome``), as JSON values."""
     if o is None:
         return None
-    d = {f.name: getattr(o, f.name) for f in fields(o)}
-    d["rules"] = list(o.rules)
-    return d
+    return {f.name: _json(getattr(o, f.name)) for f in dataclass_fields(o)}
 
 
 def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], None] | None = None) -> Iterator[Change]:
@@ -38,23 +79,22 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
 
     Classes are compared on their key (application, grant type, audience, scope class,
     domain, organization class); a class only one tenant has shows ``None`` on the other
-    side. Unchanged classes help merging but are not reported.
+    side. A group (application x grant type) with no change costs its two evaluations and
+    one comparison; only groups with a change are merged, and unchanged classes take part
+    in that merge so that ``any`` never stands for a class that did not change.
     """
     old_clients = {c.client_id: c for c in old.tenant.clients}
     new_clients = {c.client_id: c for c in new.tenant.clients}
     ids = list(dict.fromkeys([*old_clients, *new_clients]))
     for client_id in ids:
+        client = new_clients.get(client_id) or old_clients[client_id]
         for grant in GRANTS:
             a = old.raw(old_clients[client_id], grant) if client_id in old_clients else {}
             b = new.raw(new_clients[client_id], grant) if client_id in new_clients else {}
-            pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
-            # The merge order that reports the changes in the fewest rows (ties: the first order).
-            best: list[tuple[RequestClass, tuple[Outcome | None, Outcome | None]]] | None = None
-            for order in itertools.permutations(MERGE_ORDER):
-                changed = [(k, v) for k, v in merge_rows(pairs, order) if v[0] != v[1]]
-                if best is None or len(changed) < len(best):
-                    best = changed
-            for cls, (before, after) in best or []:
-                yield Change(cls, before, after)
+            if a != b:
+                pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
+                for cls, (before, after) in merge_rows(pairs):
+                    if before != after:
+                        yield Change(cls, before, after, client.name)
             if on_group is not None:
                 on_group()
