@@ -51,3 +51,42 @@ def redis_server(directory: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, *options: str, workers: int = 1, name: str = "serve") -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """``claimsengine serve`` in a child process on a free loopback port; yields (process, url, log).
+
+    Waits until every worker accepts connections; stops the server by PID (SIGINT, then SIGKILL).
+    """
+    import re
+    import signal
+    import sys
+
+    log = tmp_path / f"{name}.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "claimsengine", "serve", "--port", "0", "--workers", str(workers), *options],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            text = log.read_text()
+            found = re.search(r"claimsengine: serving \S+ at (https?://127\.0\.0\.1:\d+)", text)
+            if found and text.count("Application startup complete") >= workers:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start:\n{text}")
+            time.sleep(0.05)
+        yield proc, found.group(1), log
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

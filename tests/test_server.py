@@ -577,7 +577,7 @@ def start_serving(*options: str, tmp_path: Path, port: int = 0, workers: int = 1
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = log.read_text()
-        found = re.search(r"Uvicorn running on (https?://127\.0\.0\.1:\d+)", text)
+        found = re.search(r"claimsengine: serving \S+ at (https?://127\.0\.0\.1:\d+)", text)
         if found and text.count("Application startup complete") >= workers:
             ca = re.search(r"CA bundle: (\S+)", text)
             return proc, found.group(1), Path(ca.group(1)) if ca else None

@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio.from_thread
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -53,9 +53,9 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import wire
+from claimsengine.adapters import processes, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
-from claimsengine.adapters.store import MemoryStore, Store
+from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 
 __all__ = [
@@ -79,8 +79,6 @@ EXAMPLE_TENANT = Path(__file__).resolve().parent.parent / "examples" / "northwin
 MAX_BODY_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 64
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# How workers started by `claimsengine serve --workers N` find their configuration.
-WORKER_ENV = "CLAIMSENGINE_SERVE_CONFIG"
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,11 +245,14 @@ async def _read_body(request: Request) -> bytes:
             raise BodyError("Request body too large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyError("Request body too large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BodyError("Request body too large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BodyError("Request body incomplete") from None
     return b"".join(chunks)
 
 
@@ -757,7 +758,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
     parser.add_argument("--seed", type=int, help="seed for generated keys and token randomness (reproducible runs)")
     parser.add_argument("--default-user", metavar="ID", help="user logged in at /authorize when there is no login_hint")
-    parser.add_argument("--admin", action="store_true", help="enable POST /admin/rotate-keys")
+    parser.add_argument("--admin", action="store_true", help="enable POST /admin/rotate-keys (needs the admin token printed at start-up)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="shared state: memory, sqlite:///PATH or redis://HOST:PORT/DB "
+        "(default: memory for one worker, SQLite for --workers N, next to --keys FILE when given)",
+    )
+    parser.add_argument("--watch", action="store_true", help="reload the tenant when its file changes (SIGHUP always reloads)")
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=processes.DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="a request (headers and body) must arrive within SECONDS (default: 10)",
+    )
     parser.add_argument("--now", type=int, metavar="EPOCH", help="deterministic mode: the clock starts at EPOCH instead of the wall clock")
     parser.add_argument(
         "--clock-step",
@@ -824,25 +839,27 @@ def _redact_access_log() -> None:
         access.addFilter(RedactSecrets())
 
 
-def _app_from_config(config: Mapping[str, Any]) -> Starlette:
-    # Runs in every serving process, workers included, so each one's access log is redacted.
-    _redact_access_log()
-    keys = KeySet.load(config["keys"])
-    clock = SteppedClock(config["now"], config["clock_step"]) if config.get("now") is not None else None
-    return create_app(
-        _load(config), keys=keys, clock=clock, default_user=config["default_user"], admin=config["admin"], seed=config["seed"]
-    )
+def default_store(workers: int, keys: str | None, private: Path) -> str:
+    """The store when ``--store`` is not given.
+
+    With ``--keys FILE`` the keys outlive the process, so the state guarding what they sign
+    does too: ``FILE.state.sqlite3`` (a restart with the same keys does not accept used codes
+    again). Otherwise ``memory`` for one process, and a private SQLite file for ``--workers N``.
+    """
+    if keys:
+        return f"sqlite:///{Path(keys).resolve()}.state.sqlite3"
+    return "memory" if workers == 1 else f"sqlite:///{private / 'state.sqlite3'}"
 
 
-def worker_app() -> Starlette:
-    """uvicorn factory for worker processes: the configuration comes from the environment."""
-    return _app_from_config(json.loads(os.environ[WORKER_ENV]))
+def _watched(config: Mapping[str, Any]) -> list[Path]:
+    paths = [Path(config["tenant"])]
+    if config.get("keyword_file"):
+        paths.append(Path(config["keyword_file"]))
+    return paths
 
 
 def run(args: argparse.Namespace) -> int:
     """``claimsengine serve``: load the tenant and serve it until interrupted."""
-    import uvicorn
-
     from claimsengine.adapters.loader import ConfigError
 
     try:
@@ -880,30 +897,63 @@ def run(args: argparse.Namespace) -> int:
             if args.keys:
                 keys.save(args.keys)
                 os.chmod(args.keys, 0o600)
-        key_path = private / "keys.json"
-        keys.save(key_path)
-        key_path.chmod(0o600)
-        config["keys"] = str(key_path)
-        ssl: dict[str, Any] = {}
+        store_url = args.store or default_store(args.workers, args.keys, private)
+        try:
+            open_store(store_url).close()  # fail now, once, if the store cannot be opened
+        except StoreError as exc:
+            print(f"claimsengine serve: {exc}", file=sys.stderr)
+            return 2
+        if store_url == "memory" and args.workers > 1:
+            print("claimsengine serve: --store memory cannot be shared by --workers; use sqlite:///PATH or redis://", file=sys.stderr)
+            return 2
+        options: dict[str, Any] = {}
         scheme = "http"
         if args.tls:
             certs = make_certificates(tenant, private)
-            ssl = {"ssl_certfile": str(certs.cert_path), "ssl_keyfile": str(certs.cert_path)}
+            options = {"ssl_certfile": str(certs.cert_path), "ssl_keyfile": str(certs.cert_path)}
             scheme = "https"
             print(f"CA bundle: {certs.ca_path}", flush=True)
-        served = tenant.behaviour.default_domain or tenant.domain
-        print(f"claimsengine: serving {served} at {scheme}://{args.host}:{args.port}", flush=True)
-        if args.workers == 1:
-            uvicorn.run(_app_from_config(config), host=args.host, port=args.port, log_level="info", **ssl)
-        else:
-            os.environ[WORKER_ENV] = json.dumps(config)
-            uvicorn.run(
-                "claimsengine.adapters.server:worker_app",
-                factory=True,
-                host=args.host,
-                port=args.port,
-                workers=args.workers,
-                log_level="info",
-                **ssl,
+        admin_token = secrets.token_urlsafe(24) if args.admin else None
+        clock_start = getattr(args, "now", None)
+        clock_step = getattr(args, "clock_step", 0)
+
+        def make_app(loaded: Tenant, generation: int) -> Starlette:
+            # Runs in every serving process, workers included (after the fork: each opens the store).
+            _redact_access_log()
+            clock = SteppedClock(clock_start, clock_step) if clock_start is not None else None
+            return create_app(
+                loaded,
+                keys=keys,
+                clock=clock,
+                default_user=args.default_user,
+                admin=bool(args.admin),
+                admin_token=admin_token,
+                seed=args.seed,
+                store=open_store(store_url),
+                generation=generation,
             )
+
+        try:
+            sock = processes.bind(args.host, args.port)
+        except OSError as exc:
+            print(f"claimsengine serve: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        port = int(sock.getsockname()[1])
+        served = tenant.behaviour.default_domain or tenant.domain
+        print(f"claimsengine: serving {served} at {scheme}://{args.host}:{port} (store: {shown_url(store_url)})", flush=True)
+        if admin_token is not None:
+            print(f"claimsengine: admin token (Authorization: Bearer ...): {admin_token}", flush=True)
+        serving = processes.Serving(
+            load=lambda: _load(config),
+            make_app=make_app,
+            adopt=lambda app, loaded, generation: app.state.auth0.reload(loaded, generation),
+            workers=args.workers,
+            watch=_watched(config) if args.watch else (),
+            read_timeout=args.read_timeout,
+            uvicorn_options=options,
+        )
+        try:
+            processes.serve(sock, tenant, serving)
+        finally:
+            sock.close()
     return 0

@@ -40,6 +40,7 @@ __all__ = [
     "Store",
     "StoreError",
     "open_store",
+    "shown_url",
 ]
 
 DEFAULT_MAX_ENTRIES = 100_000
@@ -405,12 +406,12 @@ class RedisStore:
             self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
             self._redis.ping()
         except (redis.RedisError, ValueError) as exc:
-            raise StoreError(f"cannot reach the Redis store {_without_password(url)}: {type(exc).__name__}") from None
+            raise StoreError(f"cannot reach the Redis store {shown_url(url)}: {type(exc).__name__}") from None
         self._add = self._redis.register_script(_ADD)
         self._rotate = self._redis.register_script(_ROTATE)
 
     def __repr__(self) -> str:
-        return f"RedisStore({_without_password(self.url)!r})"
+        return f"RedisStore({shown_url(self.url)!r})"
 
     def _key(self, table: str, kind: str, key: str) -> str:
         return f"{self._prefix}{table}:{digest(kind, key)}"
@@ -468,7 +469,8 @@ def _ttl(expires: int, now: int) -> int:
     return max(1, expires - now)
 
 
-def _without_password(url: str) -> str:
+def shown_url(url: str) -> str:
+    """``url`` with its password (if any) masked, for messages and logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -488,4 +490,4 @@ def open_store(url: str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
         return SqliteStore(url[len("sqlite:///") :])
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url)
-    raise StoreError(f"--store must be memory, sqlite:///PATH or redis://HOST:PORT/DB, not {_without_password(url)!r}")
+    raise StoreError(f"--store must be memory, sqlite:///PATH or redis://HOST:PORT/DB, not {shown_url(url)!r}")

@@ -1,0 +1,373 @@
+"""How ``claimsengine serve`` runs: one process or N workers, atomic reload, process hygiene.
+
+* The parent binds the listening socket itself (``SO_REUSEADDR``) and loads the tenant.
+* ``--workers 1`` serves in that process. ``--workers N`` forks N workers that inherit the
+  socket and the parent's *validated* tenant: workers never read the tenant file. A worker
+  that dies is replaced by a fork of the parent's current generation.
+* ``SIGHUP`` (and, with ``--watch``, a change of the tenant file) reloads: the parent loads and
+  validates the file first. If that fails, the error is logged and the current generation
+  keeps serving. If it succeeds, the next generation starts (new workers, or a new
+  configuration object in the single process), and the old workers finish their requests
+  and exit. Each request is answered by one generation from start to end.
+* Workers exit when the parent dies, even by ``kill -9`` (``PR_SET_PDEATHSIG`` on Linux, a
+  watchdog elsewhere), so the port is free for a restart.
+* A request must arrive whole (headers and body) within ``--read-timeout`` seconds of the
+  connection or of the previous response: slow clients cannot hold a worker's connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from claimsengine import Tenant
+
+__all__ = ["BoundedH11Protocol", "Serving", "bind", "serve"]
+
+DEFAULT_READ_TIMEOUT = 10.0
+# How long a stopping worker may take to finish its requests.
+GRACEFUL_SECONDS = 5
+# How often the parent looks at its children and, with --watch, at the tenant file.
+POLL_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for reading each request (headers and body).
+
+    uvicorn bounds idle keep-alive connections but not a client that sends a request slowly;
+    this closes the connection when a request is still incomplete ``read_timeout`` seconds
+    after the connection opened or the previous response completed.
+    """
+
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_read_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_read_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        handle = getattr(self, "_read_deadline", None)
+        if handle is not None:
+            handle.cancel()
+        super().connection_lost(exc)
+
+    def _arm_read_deadline(self) -> None:
+        handle = getattr(self, "_read_deadline", None)
+        if handle is not None:
+            handle.cancel()
+        self._read_deadline = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        # DONE: the request arrived whole and is being answered; anything else is too slow.
+        if self.conn.their_state is not h11.DONE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def bounded_protocol(read_timeout: float) -> type[BoundedH11Protocol]:
+    """A protocol class with its own read deadline."""
+    return type("BoundedH11Protocol", (BoundedH11Protocol,), {"read_timeout": read_timeout})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, reusable at once after a restart, inheritable by workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _log(message: str) -> None:
+    print(f"claimsengine: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Serving:
+    """What ``serve`` needs: how to load the tenant and how to build a worker's app."""
+
+    load: Callable[[], Tenant]
+    # Builds the app for one generation; runs in the serving process (after the fork).
+    make_app: Callable[[Tenant, int], Starlette]
+    # Adopt a newly loaded generation in the single serving process (no fork).
+    adopt: Callable[[Starlette, Tenant, int], None]
+    workers: int = 1
+    watch: Sequence[Path] = ()
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    uvicorn_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _uvicorn_config(app: Starlette, serving: Serving) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http=bounded_protocol(serving.read_timeout),
+        log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        **serving.uvicorn_options,
+    )
+
+
+class _Reloader:
+    """Loads the next generation, or logs why it cannot and keeps the current one."""
+
+    def __init__(self, serving: Serving, tenant: Tenant) -> None:
+        self.serving = serving
+        self.tenant = tenant
+        self.generation = 1
+        self._stamps = self._stat()
+
+    def _stat(self) -> list[tuple[int, int] | None]:
+        stamps: list[tuple[int, int] | None] = []
+        for path in self.serving.watch:
+            try:
+                st = path.stat()
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append(None)
+        return stamps
+
+    def changed(self) -> bool:
+        stamps = self._stat()
+        if stamps == self._stamps:
+            return False
+        self._stamps = stamps
+        return True
+
+    def reload(self) -> bool:
+        try:
+            tenant = self.serving.load()
+        except Exception as exc:  # noqa: BLE001 (a bad file must never take the server down)
+            _log(f"reload failed; generation {self.generation} keeps serving:\n{exc}")
+            return False
+        self.tenant = tenant
+        self.generation += 1
+        _log(f"reloaded the tenant: generation {self.generation}")
+        return True
+
+
+def serve(sock: socket.socket, tenant: Tenant, serving: Serving) -> None:
+    """Serve on ``sock`` until SIGINT or SIGTERM."""
+    if serving.workers == 1:
+        _serve_here(sock, tenant, serving)
+    else:
+        _Supervisor(sock, tenant, serving).run()
+
+
+def _serve_here(sock: socket.socket, tenant: Tenant, serving: Serving) -> None:
+    """One process: a reload swaps the generation object in place (the store stays open)."""
+    reloader = _Reloader(serving, tenant)
+    app = serving.make_app(tenant, 1)
+    lock = threading.Lock()
+
+    def reload() -> None:
+        with lock:
+            if reloader.reload():
+                serving.adopt(app, reloader.tenant, reloader.generation)
+
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: reload())
+    stop = threading.Event()
+    watcher = None
+    if serving.watch:
+
+        def watch() -> None:
+            while not stop.wait(POLL_SECONDS):
+                if reloader.changed():
+                    reload()
+
+        watcher = threading.Thread(target=watch, name="claimsengine-watch", daemon=True)
+        watcher.start()
+    try:
+        uvicorn.Server(_uvicorn_config(app, serving)).run(sockets=[sock])
+    finally:
+        stop.set()
+        signal.signal(signal.SIGHUP, previous)
+        if watcher is not None:
+            watcher.join(timeout=2)
+
+
+class _ReadyServer(uvicorn.Server):
+    """A worker's server that tells the parent when it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, ready_fd: int) -> None:
+        super().__init__(config)
+        self._ready_fd = ready_fd
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        with contextlib.suppress(OSError):
+            os.write(self._ready_fd, b"1")
+            os.close(self._ready_fd)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker receive SIGTERM when the parent dies, however it dies."""
+    libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    if libc_name is not None:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    else:  # pragma: no cover (not Linux)
+
+        def watchdog() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watchdog, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class _Supervisor:
+    """The parent of ``--workers N``: forks, replaces, reloads and stops its workers."""
+
+    def __init__(self, sock: socket.socket, tenant: Tenant, serving: Serving) -> None:
+        self.sock = sock
+        self.serving = serving
+        self.reloader = _Reloader(serving, tenant)
+        self.children: dict[int, int] = {}  # pid -> generation
+        self.pid = os.getpid()
+        self._hup = False
+        self._stop = False
+        self._failures: list[float] = []
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._hup = True
+        else:
+            self._stop = True
+
+    def run(self) -> None:
+        handled = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            self._spawn_generation()
+            while not self._stop:
+                self._reap()
+                if self._hup or (self.serving.watch and self.reloader.changed()):
+                    self._hup = False
+                    if self.reloader.reload():
+                        self._spawn_generation(retire=True)
+                self._replace_missing()
+                time.sleep(POLL_SECONDS)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._stop_all()
+
+    # Workers ---------------------------------------------------------------------------
+
+    def _spawn(self) -> tuple[int, int]:
+        """Fork one worker of the current generation; (pid, read end of its readiness pipe)."""
+        ready_r, ready_w = os.pipe()
+        tenant, generation = self.reloader.tenant, self.reloader.generation
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (runs in the child; measured by the process tests)
+            code = 1
+            try:
+                os.close(ready_r)
+                _die_with_parent(self.pid)
+                for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # workers never reload on their own
+                app = self.serving.make_app(tenant, generation)
+                _ReadyServer(_uvicorn_config(app, self.serving), ready_w).run(sockets=[self.sock])
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 (report and leave; the parent replaces us)
+                _log(f"worker {os.getpid()} failed: {type(exc).__name__}: {exc}")
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        self.children[pid] = generation
+        return pid, ready_r
+
+    def _spawn_generation(self, *, retire: bool = False) -> None:
+        old = [pid for pid, gen in self.children.items() if gen != self.reloader.generation]
+        started = [self._spawn() for _ in range(self.serving.workers)]
+        self._await_ready(started)
+        if retire:
+            for pid in old:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    @staticmethod
+    def _await_ready(started: list[tuple[int, int]], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        for _pid, fd in started:
+            try:
+                while time.monotonic() < deadline:
+                    with contextlib.suppress(InterruptedError):
+                        readable, _, _ = select.select([fd], [], [], 0.1)
+                        if readable:
+                            break
+            finally:
+                os.close(fd)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            generation = self.children.pop(pid, None)
+            if generation == self.reloader.generation and not self._stop:
+                _log(f"worker {pid} exited ({os.waitstatus_to_exitcode(status)}); starting a replacement")
+                self._failures.append(time.monotonic())
+
+    def _replace_missing(self) -> None:
+        current = sum(1 for gen in self.children.values() if gen == self.reloader.generation)
+        if current >= self.serving.workers or self._stop:
+            return
+        now = time.monotonic()
+        self._failures = [t for t in self._failures if now - t < 10]
+        if len(self._failures) > 2 * self.serving.workers:
+            time.sleep(1)  # a crash loop: do not spin
+        for _ in range(self.serving.workers - current):
+            _, fd = self._spawn()
+            os.close(fd)
+
+    def _stop_all(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACEFUL_SECONDS + 5
+        while self.children and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+                continue
+            self.children.pop(pid, None)
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
