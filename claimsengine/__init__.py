@@ -7,6 +7,7 @@ an immutable decision with the ordered rule ids that produced it. I/O lives in
 
 from claimsengine.actions import ActionApi, CredentialsExchangeEvent, PostLoginEvent
 from claimsengine.engine import decide, served_domain, userinfo_claims, validate_access_token
+from claimsengine.grants import GRANTS, Grant, GrantType
 from claimsengine.model import (
     DECISION,
     Accepted,
@@ -53,6 +54,7 @@ from claimsengine.rules import STATUS, ErrorCode, Rule
 
 __all__ = [
     "DECISION",
+    "GRANTS",
     "STATUS",
     "Accepted",
     "ActionApi",
@@ -73,7 +75,9 @@ __all__ = [
     "DefaultOrganization",
     "ErrorCode",
     "ErrorOverride",
+    "Grant",
     "GrantRef",
+    "GrantType",
     "Issued",
     "JwtHeader",
     "Organization",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
-from claimsengine.model import AuthMethod, ClientPolicy, Frozen, GrantType, OrganizationUsage, SigningAlg, SubjectType, Tenant
+from claimsengine.grants import GrantType
+from claimsengine.model import AuthMethod, ClientPolicy, Frozen, OrganizationUsage, SigningAlg, SubjectType, Tenant
 
 __all__ = ["Finding", "lint"]
 

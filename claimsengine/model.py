@@ -7,7 +7,7 @@ shared, hashed where it matters and compared byte for byte in golden files.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from string import Formatter
@@ -94,16 +94,29 @@ class TokenFormat(StrEnum):
     JWT = "jwt"
 
 
-class GrantType(StrEnum):
-    """The grant types the engine decides."""
-
-    CLIENT_CREDENTIALS = "client_credentials"
-    AUTHORIZATION_CODE = "authorization_code"
-    REFRESH_TOKEN = "refresh_token"
-
-
 # Public application types default to no client authentication (R11, R14).
 PUBLIC_APP_TYPES = frozenset({"spa", "native"})
+
+
+def auth_method_of(registered: AuthMethod | str | None, *, has_public_keys: bool, app_type: str | None) -> AuthMethod:
+    """A client's authentication method: the registered one, else private_key_jwt when it has
+    public keys, else none for public app types, else client_secret_post (R11, R14).
+
+    The one place this default is decided; the loader asks it about raw export records too.
+    """
+    if registered is not None:
+        return AuthMethod(registered)
+    if has_public_keys:
+        return AuthMethod.PRIVATE_KEY_JWT
+    if app_type in PUBLIC_APP_TYPES:
+        return AuthMethod.NONE
+    return AuthMethod.CLIENT_SECRET_POST
+
+
+def issuer(domain: str) -> str:
+    """The ``iss`` of tokens issued through ``domain``: ``https://{domain}/`` (R50)."""
+    return f"https://{domain}/"
+
 
 # R14: grant types a client gets when its record does not list any.
 CONFIDENTIAL_DEFAULT_GRANTS = ("implicit", "authorization_code", "refresh_token", "client_credentials")
@@ -264,13 +277,7 @@ class Client(Frozen):
     @property
     def auth_method(self) -> AuthMethod:
         """The registered method, or the default for the app type (R11, R14)."""
-        if self.token_endpoint_auth_method is not None:
-            return self.token_endpoint_auth_method
-        if self.public_keys:
-            return AuthMethod.PRIVATE_KEY_JWT
-        if self.app_type in PUBLIC_APP_TYPES:
-            return AuthMethod.NONE
-        return AuthMethod.CLIENT_SECRET_POST
+        return auth_method_of(self.token_endpoint_auth_method, has_public_keys=bool(self.public_keys), app_type=self.app_type)
 
     @property
     def effective_grant_types(self) -> tuple[str, ...]:
@@ -399,6 +406,9 @@ class Tenant(Frozen):
     credentials_exchange_actions: tuple[ActionFn, ...] = ()
     post_login_actions: tuple[ActionFn, ...] = ()
     behaviour: Behaviour = Behaviour()
+    # Where each part came from, by model path (``clients[2]`` -> ``tenant.yaml:41``); filled
+    # by the loader, passed through to explanations, never read by a rule.
+    provenance: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Tenant:
@@ -411,6 +421,12 @@ class Tenant(Frozen):
     def management_api_identifier(self) -> str:
         """``https://{canonical}/api/v2/`` (R16)."""
         return f"https://{self.domain}/api/v2/"
+
+    @property
+    def default_domain(self) -> str:
+        """The domain that serves hosts which are none of the tenant's: ``behaviour.default_domain``,
+        else the canonical domain (R50)."""
+        return self.behaviour.default_domain or self.domain
 
     @property
     def userinfo_audience(self) -> str:
@@ -502,6 +518,19 @@ class TenantIndex:
         # Only verified custom domains issue tokens (R95).
         self.domains: frozenset[str] = frozenset([tenant.domain, *(d.domain for d in tenant.custom_domains if d.verified)])
         self.unverified_domains: frozenset[str] = frozenset(d.domain for d in tenant.custom_domains if not d.verified)
+        self.issuers: frozenset[str] = frozenset(issuer(d) for d in self.domains)
+        # Where each configured value sits in the tenant, for traces: "clients[2]" and so on.
+        refs: dict[int, str] = {id(management): "(built-in Management API)"}
+        for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains"):
+            refs.update((id(item), f"{name}[{i}]") for i, item in enumerate(getattr(tenant, name)))
+        self._refs: Mapping[int, str] = refs
+        self.domain_refs: Mapping[str, str] = MappingProxyType(
+            {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}
+        )
+
+    def ref(self, item: object) -> str:
+        """The tenant path of a configured value (``client_grants[3]``), for a trace entry."""
+        return self._refs.get(id(item), "")
 
     def grant_for(self, client: Client, audience: str, subject: SubjectType) -> ClientGrant | None:
         """The client's own grant, else the third-party default grant (R24, R28)."""
@@ -618,7 +647,11 @@ class TokenRequest(Frozen):
     refresh_token: SecretStr | None = None
     refresh_grant: RefreshGrant | None = None
     quota_usage: QuotaUsage = QuotaUsage()
+    parameters: dict[str, SecretStr] = Field(
+        default_factory=dict, description="parameters a grant declares beyond the fields above, as sent (values kept secret)"
+    )
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
+    repeated: tuple[str, ...] = Field(default=(), description="parameters the body carried more than once")
 
 
 class AuthorizeRequest(Frozen):
@@ -652,7 +685,9 @@ class AuthorizeRequest(Frozen):
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One step of a decision: the rule that applied and a short human note.
+    """One step of a decision: the rule that applied, a short human note, and the part of the
+    configuration it consulted as a tenant path (``client_grants[3]``; empty when the step read
+    only the request). ``Tenant.provenance`` maps such a path to its file and line.
 
     A plain frozen dataclass rather than a pydantic model: a decision carries a dozen of
     these, and building them is the largest cost of ``decide`` otherwise. Pydantic still
@@ -661,6 +696,8 @@ class Reason:
 
     rule: Rule
     detail: str = ""
+    # Where, not what: two decisions that differ only in where the configuration sat are equal.
+    ref: str = field(default="", compare=False)
 
 
 class JwtHeader(Frozen):
@@ -680,7 +717,8 @@ class Issued(Frozen):
     scope: str | None
     # Any, not JsonValue: the engine builds claims from JSON values only (Action claims are
     # checked to be JSON first), and validating every value again per decision is costly.
-    claims: dict[str, Any]
+    # Read-only: a decision is a value.
+    claims: Mapping[str, Any]
     header: JwtHeader | None
     signing_key: Literal["tenant", "api_secret"] | None
     needs_jti: bool = False
@@ -689,7 +727,7 @@ class Issued(Frozen):
     client_id: str
     api: str | None = Field(default=None, description="identifier of the API whose secret signs (HS256)")
     refresh: RefreshGrant | None = None
-    id_token: dict[str, Any] | None = None
+    id_token: Mapping[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     trace: tuple[Reason, ...]
 
@@ -726,8 +764,10 @@ class Accepted(Frozen):
     trace: tuple[Reason, ...]
 
 
-Decision = Annotated[Issued | Rejected | Authorized, Field(discriminator="kind")]
-DECISION: TypeAdapter[Issued | Rejected | Authorized] = TypeAdapter(Decision)
+Decision = Annotated[Issued | Rejected | Authorized | Accepted, Field(discriminator="kind")]
+"""Every decision the core makes: ``decide`` gives the first three, ``validate_access_token``
+``Accepted`` or ``Rejected``."""
+DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted] = TypeAdapter(Decision)
 
 
 class PresentedToken(Frozen):

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from claimsengine.grants import GRANTS
 from claimsengine.model import (
     Api,
     AuthorizeRequest,
@@ -50,7 +51,10 @@ USER_POOL = ("auth0|u1", "auth0|u2")
 ROLE_POOL = ("reader", "writer")
 CALLBACK = "https://app.acme.com/cb"
 LOCAL_CALLBACK = "http://localhost:3000/cb"
-GRANT_TYPES = ("client_credentials", "authorization_code", "refresh_token", "implicit")
+# Grant types a client may list: every declared grant, and implicit (which only /authorize knows).
+GRANT_TYPES = (*(g.value for g in GRANTS), "implicit")
+# A grant type no tenant supports.
+UNSUPPORTED_GRANT = "urn:example:grant-type:unsupported"
 
 
 def secret_for(client_id: str) -> str:
@@ -251,7 +255,9 @@ def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
     )
     fields: dict[str, Any] = {
         "domain": _mostly(draw, draw(st.sampled_from(_domains(tenant)[:3])), *_domains(tenant)),
-        "grant_type": _mostly(draw, "client_credentials", None, "", "password", "refresh_token"),
+        "grant_type": _mostly(
+            draw, "client_credentials", None, "", UNSUPPORTED_GRANT, *(g.value for g in GRANTS if g.value != "client_credentials")
+        ),
         "audience": audience,
         "scope": scope,
         "organization": _mostly(draw, None, *_organizations(tenant)),

@@ -276,7 +276,7 @@ def test_every_issued_jwt_is_accepted_by_its_api_through_the_issuing_domain(data
     decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
     if not (isinstance(decision, Issued) and decision.header is not None and decision.api is not None):
         return
-    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=decision.claims)
+    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=dict(decision.claims))
     domain = decision.issuer.removeprefix("https://").rstrip("/")
     verdict = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW + 1)
     assert isinstance(verdict, Accepted), verdict
@@ -291,7 +291,7 @@ def test_a_management_api_token_is_valid_only_through_the_domain_that_issued_it(
     decision = decide(data.draw(token_requests(tenant)), tenant, now=NOW)
     if not (isinstance(decision, Issued) and decision.api == tenant.management_api_identifier and decision.header is not None):
         return
-    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=decision.claims)
+    token = PresentedToken(header=decision.header.model_dump(mode="json"), claims=dict(decision.claims))
     issuing = decision.issuer.removeprefix("https://").rstrip("/")
     for domain in {tenant.domain, *(d.domain for d in tenant.custom_domains)}:
         verdict = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW)

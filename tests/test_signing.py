@@ -401,7 +401,7 @@ def test_verify_jwt_for_a_non_api_audience_accepts_only_the_tenant_key(minter: M
 
 def test_verify_jwt_rejects_alg_none(minter: Minter) -> None:
     # PyJWT's own "none" output, and the signature stripped from one of our tokens.
-    unsigned = jwt.encode(issued().claims, key="", algorithm="none")
+    unsigned = jwt.encode(dict(issued().claims), key="", algorithm="none")
     assert minter.verify_jwt(unsigned, audience=RS_API) is None
     valid = minter.access_token(issued())
     body = valid.split(".")[1]
@@ -432,9 +432,9 @@ def test_verify_jwt_rejects_foreign_keys_unknown_kids_and_tampering(tenant: Tena
     for index in segment_positions(token):
         assert minter.verify_jwt(flip(token, index), audience=RS_API) is None
     # A token signed by our key but naming another kid is not ours.
-    other_kid = jwt.encode(issued().claims, private_key_of(keys), algorithm="RS256", headers={"kid": "not-ours"})
+    other_kid = jwt.encode(dict(issued().claims), private_key_of(keys), algorithm="RS256", headers={"kid": "not-ours"})
     assert minter.verify_jwt(other_kid, audience=RS_API) is None
-    no_kid = jwt.encode(issued().claims, private_key_of(keys), algorithm="RS256")
+    no_kid = jwt.encode(dict(issued().claims), private_key_of(keys), algorithm="RS256")
     assert "kid" not in header_of(no_kid)
     assert minter.verify_jwt(no_kid, audience=RS_API) is not None  # tried against every published key
 

@@ -57,6 +57,7 @@ from claimsengine.adapters import processes, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
+from claimsengine.grants import GRANTS, TOKEN_ENDPOINT
 
 __all__ = [
     "EXAMPLE_TENANT",
@@ -509,7 +510,7 @@ def discovery_document(tenant: Tenant, domain: str) -> dict[str, Any]:
         "scopes_supported": ["openid", *OIDC_SCOPE_CLAIMS, "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "grant_types_supported": sorted(g.grant_type.value for g in GRANTS.values() if g.endpoint == TOKEN_ENDPOINT),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],

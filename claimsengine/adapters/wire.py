@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from pydantic import SecretStr
 
+from claimsengine.grants import TOKEN_PARAMETERS as GRANT_PARAMETERS
 from claimsengine.model import (
     AuthorizationGrant,
     AuthorizeRequest,
@@ -25,21 +26,11 @@ from claimsengine.model import (
     TokenRequest,
 )
 
-# Parameters of POST /oauth/token that the core reads, and those it reads as secrets.
-TOKEN_PARAMETERS = (
-    "grant_type",
-    "client_id",
-    "client_secret",
-    "client_assertion_type",
-    "audience",
-    "resource",
-    "scope",
-    "organization",
-    "code",
-    "code_verifier",
-    "redirect_uri",
-    "refresh_token",
-)
+# Parameters of POST /oauth/token that the core reads: derived from the grant table.
+TOKEN_PARAMETERS = GRANT_PARAMETERS
+# Those that are fields of TokenRequest; a grant's other parameters go into its ``parameters``.
+_NAMED = frozenset(TokenRequest.model_fields)
+_NAMED_SECRETS = ("client_secret", "code", "refresh_token")
 # Parameters whose values are secrets wherever they appear, even in a URL where they do not belong.
 SECRET_PARAMETERS = frozenset(
     {
@@ -168,7 +159,8 @@ def token_request(
     """
     values, malformed = _strings(params, TOKEN_PARAMETERS)
     basic_id, basic_secret = basic_credentials(authorization)
-    secret = {name: SecretStr(values.pop(name)) for name in ("client_secret", "code", "refresh_token") if name in values}
+    secret = {name: SecretStr(values.pop(name)) for name in _NAMED_SECRETS if name in values}
+    others = {name: SecretStr(values.pop(name)) for name in [n for n in values if n not in _NAMED]}
     return TokenRequest(
         domain=domain,
         grant_type=values.get("grant_type"),
@@ -189,6 +181,7 @@ def token_request(
         refresh_token=secret.get("refresh_token"),
         refresh_grant=refresh_grant,
         quota_usage=quota_usage or NO_USAGE,
+        parameters=others,
         malformed=tuple(malformed),
     )
 

@@ -1,0 +1,129 @@
+"""The grant types ``POST /oauth/token`` decides: one declaration per grant, as data.
+
+Each grant is declared once, in :func:`declaration`: its wire identifier, its handler, the
+parameters it accepts and requires, whether the client must authenticate (public clients
+cannot use it), the endpoint it belongs to, and how the decision table reaches it. The
+``match`` there is exhaustive (mypy checks it with ``assert_never``), and the engine
+dispatches only through :data:`GRANTS`, so a grant cannot be declared without a handler or
+handled without a declaration.
+
+Everything else that depends on the set of grants is derived from this table: the wire
+parameter list (:data:`TOKEN_PARAMETERS`), discovery's ``grant_types_supported``, the
+decision table's grant classes, the Hypothesis strategies in ``claimsengine.testing`` and
+the grant section of ``docs/rules.md``.
+
+Adding a grant: write its handler in a module of this package, add a ``GrantType`` member
+and its ``case`` below, and give its rules ids, statements and golden cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Literal, assert_never
+
+from claimsengine.grants.authorization_code import authorization_code
+from claimsengine.grants.client_credentials import client_credentials
+from claimsengine.grants.refresh_token import refresh_token
+from claimsengine.model import Client, Issued, Rejected, TokenRequest
+from claimsengine.steps import Trace
+
+__all__ = [
+    "BY_WIRE",
+    "CLIENT_AUTHENTICATION_PARAMETERS",
+    "GRANTS",
+    "TOKEN_ENDPOINT",
+    "TOKEN_PARAMETERS",
+    "Grant",
+    "GrantType",
+    "Handler",
+    "declaration",
+]
+
+TOKEN_ENDPOINT = "/oauth/token"
+# Parameters every grant accepts: how the client identifies and authenticates itself (R3).
+# (client_assertion itself is verified by the adapter, which hands the core its claims.)
+CLIENT_AUTHENTICATION_PARAMETERS = ("client_id", "client_secret", "client_assertion_type")
+
+Handler = Callable[[TokenRequest, Client, str, Trace], Issued | Rejected]
+"""A grant's flow: the request, the authenticated client, the issuing domain, the trace."""
+
+
+class GrantType(StrEnum):
+    """The grant types the engine decides (wire values)."""
+
+    CLIENT_CREDENTIALS = "client_credentials"
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One grant type's declaration.
+
+    ``parameters`` are the grant's own parameters (beyond ``grant_type`` and client
+    authentication); ``required`` those without which the request is refused with
+    ``request.parameter_missing``. ``client_authentication`` says the client must
+    authenticate, so public clients cannot use the grant (R11, R12). ``table`` is how the
+    decision table builds a request of this grant: one token request (``"token"``), a
+    successful ``/authorize`` then the exchange (``"authorize"``), or not at all (``None``:
+    it needs a token issued earlier).
+    """
+
+    grant_type: GrantType
+    handler: Handler
+    summary: str
+    parameters: tuple[str, ...]
+    required: tuple[str, ...]
+    client_authentication: bool
+    table: Literal["token", "authorize"] | None
+    endpoint: str = TOKEN_ENDPOINT
+
+
+def declaration(grant_type: GrantType) -> Grant:
+    """The table: the declaration of each grant type."""
+    match grant_type:
+        case GrantType.CLIENT_CREDENTIALS:
+            return Grant(
+                grant_type,
+                client_credentials,
+                "a machine-to-machine token for an API, under a client grant",
+                parameters=("audience", "resource", "scope", "organization"),
+                required=(),
+                client_authentication=True,
+                table="token",
+            )
+        case GrantType.AUTHORIZATION_CODE:
+            return Grant(
+                grant_type,
+                authorization_code,
+                "tokens for the user who logged in at /authorize, for a code (with PKCE)",
+                parameters=("code", "code_verifier", "redirect_uri"),
+                required=("code",),
+                client_authentication=False,
+                table="authorize",
+            )
+        case GrantType.REFRESH_TOKEN:
+            return Grant(
+                grant_type,
+                refresh_token,
+                "new tokens for a refresh token, with the same or a narrower scope",
+                parameters=("refresh_token", "scope"),
+                required=("refresh_token",),
+                client_authentication=False,
+                table=None,
+            )
+        case _:
+            assert_never(grant_type)
+
+
+GRANTS: Mapping[GrantType, Grant] = MappingProxyType({grant_type: declaration(grant_type) for grant_type in GrantType})
+"""Every grant type's declaration."""
+BY_WIRE: Mapping[str, Grant] = MappingProxyType({grant.grant_type.value: grant for grant in GRANTS.values()})
+"""The declarations by wire identifier, for dispatch."""
+TOKEN_PARAMETERS: tuple[str, ...] = tuple(
+    dict.fromkeys(("grant_type", *CLIENT_AUTHENTICATION_PARAMETERS, *(p for g in GRANTS.values() for p in g.parameters)))
+)
+"""Every parameter of ``POST /oauth/token`` the core reads, in declaration order."""

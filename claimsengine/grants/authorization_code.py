@@ -1,0 +1,64 @@
+"""The ``authorization_code`` grant: a code from ``/authorize`` exchanged for tokens, with
+redirect_uri and PKCE checks (RFC 6749 section 4.1, RFC 7636)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from claimsengine.model import AuthMethod, AuthorizationGrant, Client, Issued, Rejected, TokenRequest
+from claimsengine.rules import ErrorCode, Rule
+from claimsengine.steps import Trace, audience_still_exists, clean
+from claimsengine.tokens import Draft, issue, stored_targets
+
+__all__ = ["authorization_code"]
+
+
+def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
+    if grant.code_challenge_method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    else:
+        expected = verifier
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), (grant.code_challenge or "").encode("utf-8", "surrogatepass"))
+
+
+def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
+    """Exchange a code (present: the engine checked the grant's required parameters) for tokens."""
+    grant = req.code_grant
+    invalid = "Invalid authorization code"
+    if grant is None:
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="unknown, used or tampered code")
+    if grant.client_id != client.client_id:
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="code was issued to another client")
+    if t.now > grant.issued_at + t.behaviour.authorization_code_lifetime:
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="code has expired")
+    if grant.redirect_uri is not None and clean(req.redirect_uri) != grant.redirect_uri:
+        return t.reject(Rule.CODE_REDIRECT_MISMATCH, ErrorCode.INVALID_GRANT, "Invalid redirect_uri")
+    verifier = clean(req.code_verifier)
+    if grant.code_challenge is not None:
+        if verifier is None or not _pkce_ok(grant, verifier):
+            return t.reject(Rule.CODE_PKCE_FAILED, ErrorCode.INVALID_GRANT, "Failed to verify code verifier")
+    elif client.auth_method is AuthMethod.NONE:
+        return t.reject(Rule.CODE_PKCE_REQUIRED, ErrorCode.INVALID_REQUEST, "Missing required parameter: code_verifier")
+    t.note(Rule.CODE_VERIFIED, "code, redirect_uri and PKCE check out")
+    user = t.index.users.get(grant.user_id)
+    if user is None:
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the user no longer exists")
+    if not audience_still_exists(grant.audience, t):
+        return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the API no longer exists")
+    api, org = stored_targets(grant, t)
+    draft = Draft(
+        client=client,
+        domain=domain,
+        scopes=grant.scope,
+        api=api,
+        user=user,
+        org=org,
+        custom=grant.access_claims,
+        id_claims=grant.id_claims,
+        nonce=grant.nonce,
+        refreshable=True,
+    )
+    return issue(draft, t)

@@ -1,0 +1,525 @@
+"""Steps shared by every flow: the trace, the domain, client authentication, the audience,
+client grants, Actions and the claims they set.
+
+Each rule here is written once; the grant handlers in ``claimsengine.grants`` and the
+``/authorize`` flow in ``claimsengine.engine`` call these steps.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import JsonValue, SecretStr
+
+from claimsengine.actions import ActionApi, ClientInfo, CredentialsExchangeEvent, OrganizationInfo, PostLoginEvent
+from claimsengine.auth0 import CUSTOM_CLAIMS_LIMIT_BYTES, FORBIDDEN_NAMESPACE_HOSTS, OIDC_CLAIM_SCOPE, RESTRICTED_CLAIMS
+from claimsengine.model import (
+    Api,
+    AuthMethod,
+    Client,
+    ClientGrant,
+    Organization,
+    Reason,
+    Rejected,
+    SubjectType,
+    Tenant,
+    TenantIndex,
+    TokenRequest,
+    issuer,
+)
+from claimsengine.rules import STATUS, ErrorCode, Rule
+
+__all__ = [
+    "ASSERTION_CLOCK_SKEW",
+    "ASSERTION_MAX_LIFETIME",
+    "ASSERTION_TYPE",
+    "GRANT_TYPES_URI",
+    "NoAudience",
+    "Trace",
+    "api_for",
+    "audience_still_exists",
+    "authenticate",
+    "clean",
+    "client_info",
+    "filter_claims",
+    "find_grant",
+    "grant_scopes",
+    "granted_scopes",
+    "host_name",
+    "is_auth0_api",
+    "org_info",
+    "parameter",
+    "requested_audience",
+    "resolve_domain",
+    "resolve_organization",
+    "run_actions",
+    "served_domain",
+    "split_scope",
+    "well_formed",
+]
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+GRANT_TYPES_URI = "https://auth0.com/docs/clients/client-grant-types"
+# R9 limits on a client assertion.
+ASSERTION_MAX_BYTES = 2048
+ASSERTION_MAX_LIFETIME = 300
+ASSERTION_CLOCK_SKEW = 10
+ASSERTION_MAX_ID_LENGTH = 64
+ASSERTION_MAX_ALG_LENGTH = 16
+
+
+def well_formed(text: str) -> str:
+    """``text`` with lone surrogates (a JSON body may carry ``"\\ud800"``) replaced by U+FFFD,
+    so every text a decision echoes can be encoded as UTF-8 (core.total)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class Trace:
+    """The trace under construction, and the one place that builds rejections."""
+
+    def __init__(self, tenant: Tenant, now: int) -> None:
+        self.tenant = tenant
+        self.index: TenantIndex = tenant.index
+        self.behaviour = tenant.behaviour
+        self.now = now
+        self.reasons: list[Reason] = []
+        self.redirect_uri: str | None = None
+        self.state: str | None = None
+        # What the request named, as far as the flow got: for error_overrides templates.
+        self.client_id: str | None = None
+        self.audience: str | None = None
+        self.organization: str | None = None
+
+    def note(self, rule: Rule, detail: str = "", ref: str = "") -> None:
+        """Record that ``rule`` applied; ``ref`` names the configuration it consulted."""
+        self.reasons.append(Reason(rule, detail if detail.isascii() else well_formed(detail), ref))
+
+    def reject(
+        self,
+        rule: Rule,
+        code: ErrorCode,
+        description: str,
+        *,
+        detail: str = "",
+        status: int | None = None,
+        error_uri: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        ref: str = "",
+    ) -> Rejected:
+        self.note(rule, detail or description, ref)
+        override = self.behaviour.error_overrides.get(rule)
+        if override is not None:
+            if override.error is not None and override.error is not code:
+                code, status = override.error, None
+            if override.error_description is not None:
+                names = {"client_id": self.client_id, "audience": self.audience, "organization": self.organization}
+                description = override.error_description.format(**{k: v or "" for k, v in names.items()})
+            if override.status is not None:
+                status = override.status
+        return Rejected(
+            error=code,
+            error_description=description if description.isascii() else well_formed(description),
+            status=STATUS[code] if status is None else status,
+            error_uri=error_uri,
+            redirect_uri=self.redirect_uri,
+            state=self.state,
+            headers=headers,
+            rejected_by=rule,
+            trace=tuple(self.reasons),
+        )
+
+    def auth_failed(self, rule: Rule, detail: str, ref: str = "") -> Rejected:
+        # R8: one answer for every client-authentication failure, so a caller cannot tell an
+        # unknown client from a wrong secret; the trace says which it was.
+        if self.behaviour.client_auth_error == "documented":
+            return self.reject(rule, ErrorCode.INVALID_CLIENT, "Client authentication failed", detail=detail, ref=ref)
+        return self.reject(rule, ErrorCode.ACCESS_DENIED, "Unauthorized", detail=detail, status=401, ref=ref)
+
+    def no_grant(self, rule: Rule, client_id: str, audience: str, detail: str, ref: str = "") -> Rejected:
+        # R25: the wording changed over time; the era is a tenant behaviour switch.
+        era = self.behaviour.no_grant_wording
+        see = "See: https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants"
+        if era == "2018":
+            text = (
+                f'Client is not authorized to access "{audience}". You might probably want to create a '
+                f'"client-grant" associated to this API. {see}'
+            )
+        elif era == "2024":
+            text = f'Client is not authorized to access "{audience}". You need to create a "client-grant" associated to this API. {see}'
+        else:
+            text = (
+                f'Client "{client_id}" is not authorized to access resource server "{audience}". '
+                'You need to create a "client-grant" associated to this API.'
+            )
+        return self.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
+
+
+def clean(value: str | None) -> str | None:
+    """Empty and blank parameters count as absent, as SDKs send ``"organization": ""``."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+_NAMED = frozenset(TokenRequest.model_fields)
+
+
+def parameter(req: TokenRequest, name: str) -> str | None:
+    """The value of the wire parameter ``name``: a named field of the request, else one of
+    ``req.parameters`` (the parameters a grant declares beyond the named fields)."""
+    value = getattr(req, name) if name in _NAMED else req.parameters.get(name)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value if isinstance(value, str) else None
+
+
+def split_scope(scope: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((scope or "").split()))
+
+
+def host_name(host: str) -> str:
+    """A Host header's name: no port, no trailing dot, lower case."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[: name.find("]") + 1] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    return name.rstrip(".")
+
+
+def served_domain(host: str | None, tenant: Tenant) -> str | None:
+    """The tenant domain a request through ``host`` is served as, or ``None`` when refused.
+
+    A verified domain of the tenant serves itself; any other host is served as the default
+    domain, unless ``behaviour.unknown_host`` is ``"reject"`` or the host is an unverified
+    custom domain (R50, R52, R95). Adapters use this for discovery and JWKS, so they resolve
+    hosts exactly as ``decide`` does.
+    """
+    default = tenant.default_domain
+    if host is None:
+        return default
+    name = host_name(host)
+    index = tenant.index
+    if name in index.domains:
+        return name
+    if tenant.behaviour.unknown_host == "reject" or name in index.unverified_domains:
+        return None
+    return default
+
+
+def resolve_domain(host: str | None, t: Trace) -> str | Rejected:
+    # domain.resolved (R50, R52, R95): the request's host, if it is a verified domain of the
+    # tenant, is the issuer; a port, a trailing dot and letter case are not significant.
+    served = served_domain(host, t.tenant)
+    if served is None:
+        # Never echo the host: it is attacker-controlled.
+        return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail="host is not a verified domain")
+    if host is None:
+        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}")
+    elif host == served or host_name(host) == served:
+        t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}")
+    else:
+        t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}")
+    return served
+
+
+def resolve_organization(value: str, t: Trace) -> Organization | Rejected:
+    # org.name_not_allowed (R39): names only when the tenant flag allows them.
+    org = t.index.organizations_by_id.get(value)
+    if org is not None:
+        return org
+    by_name = t.index.organizations_by_name.get(value)
+    if by_name is not None:
+        if t.tenant.allow_organization_name_in_authentication_api:
+            return by_name
+        return t.reject(
+            Rule.ORG_NAME_NOT_ALLOWED,
+            ErrorCode.INVALID_REQUEST,
+            "authorization request parameter organization must be an organization id",
+        )
+    return t.reject(Rule.ORG_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Invalid organization: {value}")
+
+
+def is_auth0_api(audience: str, tenant: Tenant) -> bool:
+    # R78: Auth0's own APIs (Management, legacy /api, MFA), but not /userinfo.
+    base = issuer(tenant.domain)
+    return audience.startswith((base + "api", base + "mfa"))
+
+
+def system_api_on_custom_domain(audience: str, t: Trace) -> bool:
+    # R16: Auth0's APIs are named by the canonical domain only.
+    return any(audience in (f"https://{domain}/api/v2/", f"https://{domain}/userinfo") for domain in t.index.domains - {t.tenant.domain})
+
+
+# --- the audience (R15 to R22), for every endpoint ----------------------------------------
+
+
+class NoAudience(Enum):
+    """Why a request has no audience: nothing named and no default, or a legacy API v1 tenant."""
+
+    NONE = "none"
+    API_V1 = "api_v1"
+
+
+def requested_audience(audience: str | None, resource: str | None, t: Trace, *, api_v1: bool = False) -> str | NoAudience:
+    """The audience a request names: ``audience`` (R15), else ``resource`` under the
+    compatibility profile (R17), else, on a legacy tenant that allows it and only where the
+    flow has an API v1 token (``api_v1``), no audience at all (R19), else the tenant's
+    default audience (R21)."""
+    named = clean(audience)
+    tenant = t.tenant
+    if named is not None:
+        t.note(Rule.AUDIENCE_EXPLICIT, named)
+        return named
+    resource = clean(resource)
+    if resource is not None and tenant.resource_parameter_profile == "compatibility":
+        # audience.resource_parameter (R17): RFC 8707's resource stands in for audience.
+        t.note(Rule.AUDIENCE_RESOURCE_PARAMETER, resource, "resource_parameter_profile")
+        return resource
+    if api_v1 and tenant.allow_api1_non_global_clients:
+        # audience.api_v1_legacy (R19): legacy tenants get an API v1 opaque token.
+        t.note(Rule.AUDIENCE_API_V1, "no audience: legacy API v1 token, default audience ignored", "allow_api1_non_global_clients")
+        return NoAudience.API_V1
+    default = clean(tenant.default_audience)
+    if default is not None:
+        t.note(Rule.AUDIENCE_DEFAULT, default, "default_audience")
+        return default
+    return NoAudience.NONE
+
+
+def api_for(audience: str, t: Trace, *, unknown: Rule, text: str) -> Api | Rejected:
+    """The API ``audience`` names (R16, R18, R22). An unknown one is refused with ``unknown``
+    and ``text`` (the wording differs per endpoint); an Auth0 API named through a custom
+    domain is refused with ``audience.system_api_on_canonical_domain``."""
+    t.audience = audience
+    api = t.index.apis.get(audience)
+    if api is None:
+        rule = Rule.AUDIENCE_SYSTEM_API_CANONICAL if system_api_on_custom_domain(audience, t) else unknown
+        return t.reject(rule, ErrorCode.ACCESS_DENIED, f"{text}: {audience}")
+    t.note(Rule.AUDIENCE_MANAGEMENT_API if api.is_system else Rule.AUDIENCE_API, api.identifier, t.index.ref(api))
+    return api
+
+
+def audience_still_exists(audience: str | None, t: Trace) -> bool:
+    """A code or refresh token for an API deleted since it was issued is no longer good."""
+    return audience is None or audience in t.index.apis
+
+
+def _namespace_allowed(name: str, custom_api: bool) -> bool | None:
+    """True/False for a namespaced claim name (allowed or not, R79); None if not namespaced."""
+    lowered = name.lower()
+    if lowered.startswith(("http://", "https://")):
+        host = urlsplit(lowered).hostname or ""
+        return not any(host == h or host.endswith("." + h) for h in FORBIDDEN_NAMESPACE_HOSTS)
+    if lowered.startswith("urn:") and custom_api:
+        return not lowered.startswith("urn:auth0")
+    return None
+
+
+def filter_claims(
+    claims: dict[str, Any], *, auth0_api: bool, custom_api: bool, scopes: Sequence[str], t: Trace, token: str
+) -> dict[str, JsonValue] | Rejected:
+    """Apply R71 and R76 to R80 to claims an Action set."""
+    kept: dict[str, JsonValue] = {}
+    for name, value in claims.items():
+        namespaced = _namespace_allowed(name, custom_api)
+        if name in RESTRICTED_CLAIMS:
+            t.note(Rule.ACTION_CLAIM_RESTRICTED, f"{token}: {name!r} is restricted and was ignored")
+        elif namespaced is False:
+            t.note(Rule.ACTION_CLAIM_FORBIDDEN_NAMESPACE, f"{token}: {name!r} uses an Auth0-owned namespace")
+        elif name in OIDC_CLAIM_SCOPE and OIDC_CLAIM_SCOPE[name] not in scopes:
+            t.note(Rule.CLAIMS_OIDC_FILTERED, f"{token}: {name!r} needs scope {OIDC_CLAIM_SCOPE[name]!r}")
+        elif namespaced is None and auth0_api and name not in OIDC_CLAIM_SCOPE:
+            t.note(Rule.ACTION_CLAIM_AUTH0_AUDIENCE, f"{token}: non-namespaced {name!r} dropped on an Auth0 API")
+        else:
+            kept[name] = value
+            t.note(Rule.ACTION_CLAIM_SET, f"{token}: {name!r}")
+    size = 0
+    for name, value in kept.items():
+        try:
+            size += len(name.encode()) + len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+        except (TypeError, ValueError):
+            # A value JSON cannot carry: in Auth0 the Action itself would have failed.
+            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=f"{token}: {name!r} is not JSON")
+    if size > CUSTOM_CLAIMS_LIMIT_BYTES:
+        return t.reject(
+            Rule.ACTION_CLAIMS_TOO_LARGE,
+            ErrorCode.INVALID_REQUEST,
+            "Custom claims exceed the 100 KB limit",
+            detail=f"{token}: custom claims take {size} bytes",
+        )
+    return kept
+
+
+def client_info(client: Client) -> ClientInfo:
+    return ClientInfo(client.client_id, client.name, MappingProxyType(dict(client.metadata)))
+
+
+def org_info(org: Organization | None) -> OrganizationInfo | None:
+    return None if org is None else OrganizationInfo(org.id, org.name)
+
+
+def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool, t: Trace) -> Client | Rejected:
+    """Identify and authenticate the client (R3, R4, R8, R9, R11); ``client_auth_required`` comes
+    from the grant's declaration: public clients cannot use such a grant."""
+    assertion = req.assertion
+    subject = assertion.claims.get("sub") if assertion is not None else None
+    ids = [i for i in (clean(req.client_id), clean(req.basic_client_id), subject if isinstance(subject, str) else None) if i is not None]
+    if not ids:
+        return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
+    if len(set(ids)) > 1:
+        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, "the request names more than one client")
+    t.client_id = ids[0]
+    client = t.index.clients.get(ids[0])
+    if client is None:
+        return t.auth_failed(Rule.CLIENT_UNKNOWN, "no client with this client_id", "clients")
+    ref = t.index.ref(client)
+    presented = [
+        method
+        for method, present in (
+            (AuthMethod.CLIENT_SECRET_POST, req.client_secret is not None and req.client_secret.get_secret_value() != ""),
+            (AuthMethod.CLIENT_SECRET_BASIC, req.basic_client_id is not None),
+            (AuthMethod.PRIVATE_KEY_JWT, assertion is not None or req.client_assertion_type is not None),
+        )
+        if present
+    ]
+    registered = client.auth_method
+    if len(presented) > 1:
+        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"several methods presented: {', '.join(presented)}", ref)
+    if registered is AuthMethod.NONE:
+        if client_auth_required:
+            # client.public_cannot_use_client_credentials (R11, R12)
+            return t.auth_failed(Rule.CLIENT_PUBLIC_CANNOT_USE_CC, f"public clients cannot use {grant_type}", ref)
+        if presented and t.behaviour.strict_auth_method:
+            return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"public client presented {presented[0]}", ref)
+        t.note(Rule.CLIENT_PUBLIC, "public client: identified by client_id only", ref)
+        return client
+    if not presented:
+        return t.auth_failed(Rule.CLIENT_SECRET_INVALID, "confidential client sent no credentials", ref)
+    method = presented[0]
+    secret_methods = (AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC)
+    mismatch = method != registered and not (
+        not t.behaviour.strict_auth_method and method in secret_methods and registered in secret_methods
+    )
+    if mismatch:
+        # client.auth_method_mismatch (R4): treated as a failed authentication.
+        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"registered {registered}, presented {method}", ref)
+    if method is AuthMethod.PRIVATE_KEY_JWT:
+        return _check_assertion(req, client, t)
+    secret = req.client_secret if method is AuthMethod.CLIENT_SECRET_POST else req.basic_client_secret
+    given = (secret.get_secret_value() if secret is not None else "").encode("utf-8", "surrogatepass")
+    if any(hmac.compare_digest(given, s.get_secret_value().encode("utf-8", "surrogatepass")) for s in client.client_secrets):
+        t.note(Rule.CLIENT_SECRET_VALID, f"{method}", ref)
+        return client
+    return t.auth_failed(Rule.CLIENT_SECRET_INVALID, f"{method}: the secret does not match", ref)
+
+
+def _check_assertion(req: TokenRequest, client: Client, t: Trace) -> Client | Rejected:
+    """client.assertion_* (R9): judge the claims of a signature-checked assertion."""
+    a = req.assertion
+    problem: str | None = None
+    if req.client_assertion_type != ASSERTION_TYPE:
+        problem = "client_assertion_type is not jwt-bearer"
+    elif a is None:
+        problem = "the assertion could not be parsed"
+    else:
+        claims = a.claims
+        exp, iat, nbf, jti = claims.get("exp"), claims.get("iat"), claims.get("nbf"), claims.get("jti")
+        auds = claims.get("aud")
+        aud_list = auds if isinstance(auds, list) else [auds]
+        allowed_aud = t.index.issuers
+        checks: list[tuple[bool, str]] = [
+            (a.size <= ASSERTION_MAX_BYTES, f"assertion is {a.size} bytes (max {ASSERTION_MAX_BYTES})"),
+            (len(a.alg) <= ASSERTION_MAX_ALG_LENGTH, "alg is too long"),
+            (a.signature_valid, "signature does not verify with a registered key"),
+            (a.key_alg is None or a.alg == a.key_alg, f"alg {a.alg} does not match the registered key"),
+            (claims.get("iss") == client.client_id, "iss is not the client_id"),
+            (claims.get("sub") == client.client_id, "sub is not the client_id"),
+            (len(client.client_id) <= ASSERTION_MAX_ID_LENGTH, "iss/sub longer than 64 characters"),
+            (any(x in allowed_aud for x in aud_list), "aud is not a tenant domain URL with trailing slash"),
+            (isinstance(exp, int), "exp is missing"),
+            (isinstance(jti, str) and 0 < len(jti) <= ASSERTION_MAX_ID_LENGTH, "jti is missing or too long"),
+            (not a.jti_reused, "jti was already used"),
+        ]
+        problem = next((msg for ok, msg in checks if not ok), None)
+        if problem is None:
+            assert isinstance(exp, int)
+            start = iat if isinstance(iat, int) else t.now
+            timing: list[tuple[bool, str]] = [
+                (exp + ASSERTION_CLOCK_SKEW >= t.now, "assertion has expired"),
+                (exp - start <= ASSERTION_MAX_LIFETIME, "assertion lifetime exceeds 5 minutes"),
+                (not isinstance(iat, int) or iat <= t.now + ASSERTION_CLOCK_SKEW, "iat is in the future"),
+                (not isinstance(nbf, int) or nbf <= t.now + ASSERTION_CLOCK_SKEW, "nbf is in the future"),
+            ]
+            problem = next((msg for ok, msg in timing if not ok), None)
+    if problem is not None:
+        return t.auth_failed(Rule.CLIENT_ASSERTION_INVALID, problem, t.index.ref(client))
+    t.note(Rule.CLIENT_ASSERTION_VALID, "private_key_jwt", t.index.ref(client))
+    return client
+
+
+def find_grant(client: Client, api: Api, subject: SubjectType, t: Trace) -> ClientGrant | Rejected:
+    """The client grant that lets ``client`` reach ``api`` (R24, R25, R28, R69)."""
+
+    def refuse(rule: Rule, detail: str, ref: str) -> Rejected:
+        if subject is SubjectType.USER:
+            # R69: user flows answer with the resource-server wording and no advice.
+            text = f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"'
+            return t.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
+        return t.no_grant(rule, client.client_id, api.identifier, detail, ref)
+
+    if not client.is_first_party and api.is_system:
+        return refuse(Rule.GRANT_THIRD_PARTY_SYSTEM_API, "third-party apps never get system APIs", t.index.ref(client))
+    grant = t.index.grant_for(client, api.identifier, subject)
+    if grant is None:
+        return refuse(Rule.GRANT_MISSING, f"no {subject} grant for this client and API", "client_grants")
+    if grant.client_id is None:
+        t.note(Rule.GRANT_DEFAULT_FOR_THIRD_PARTY, "default grant for third-party clients", t.index.ref(grant))
+    else:
+        t.note(Rule.GRANT_FOUND, f"{subject} grant", t.index.ref(grant))
+    return grant
+
+
+def grant_scopes(grant: ClientGrant, api: Api) -> tuple[str, ...]:
+    """The scopes a client grant gives for ``api``: every scope the API defines now when the
+    grant allows all (R26), else the grant's list, in its order, limited to scopes the API
+    still defines (R27, R29, R33)."""
+    if grant.allow_all_scopes:
+        return api.scopes
+    defined = set(api.scopes)
+    return tuple(s for s in dict.fromkeys(grant.scope) if s in defined)
+
+
+def granted_scopes(grant: ClientGrant, api: Api, t: Trace) -> tuple[str, ...]:
+    """:func:`grant_scopes`, noted in the trace."""
+    scopes = grant_scopes(grant, api)
+    if grant.allow_all_scopes:
+        # scope.allow_all_scopes (R26)
+        t.note(Rule.SCOPE_ALL_API_SCOPES, f"{len(api.scopes)} API scopes", t.index.ref(grant))
+    else:
+        # scope.grant_list (R27, R29, R33)
+        t.note(Rule.SCOPE_GRANT_LIST, " ".join(scopes) or "(none)", t.index.ref(grant))
+    return scopes
+
+
+def run_actions(
+    actions: Sequence[Any], event: CredentialsExchangeEvent | PostLoginEvent, api_obj: ActionApi, trigger: str, t: Trace
+) -> tuple[str, str | None] | Rejected | None:
+    """Run Actions in order until one denies (R74, R75): the denial, a failure, or None."""
+    for number, action in enumerate(actions, 1):
+        try:
+            action(event, api_obj)
+        except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the flow
+            detail = f"{trigger} action {number} raised {type(exc).__name__}"
+            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=detail)
+        t.note(Rule.ACTION_RAN, f"{trigger} action {number}")
+        if api_obj.access.denial is not None:
+            return api_obj.access.denial
+    return None

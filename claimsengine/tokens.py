@@ -1,0 +1,324 @@
+"""The token being issued, as one value, and the dialect table that says what it carries.
+
+A grant handler decides *what* is issued (to whom, for which API, with which scopes) and
+describes it as a :class:`Draft`; :func:`issue` turns the draft into an ``Issued`` decision:
+format and ``aud`` (R44 to R47), ``iss`` (R50), claims (R53 to R58), lifetime (R61 to R63),
+signing (R64), and, for user flows, the refresh and ID tokens (R66, R71).
+
+Which claims an access token carries depends on the API's dialect. :func:`dialect` is the
+table, written as an exhaustive ``match``: a ``TokenDialect`` without an entry is a type
+error, and a dialect outside ``TokenDialect`` cannot be configured (the model refuses it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, assert_never
+
+from pydantic import JsonValue
+
+from claimsengine.auth0 import OIDC_CLAIM_SCOPE, OIDC_SCOPE_CLAIMS
+from claimsengine.model import (
+    Api,
+    AuthorizationGrant,
+    Client,
+    Issued,
+    JwtHeader,
+    Organization,
+    RefreshGrant,
+    SigningAlg,
+    TokenDialect,
+    TokenFormat,
+    User,
+    issuer,
+)
+from claimsengine.rules import Rule
+from claimsengine.steps import Trace
+
+__all__ = ["API_V1_LIFETIME", "DIALECTS", "USERINFO_LIFETIME", "Dialect", "Draft", "dialect", "issue", "issue_api_v1", "stored_targets"]
+
+# R19, R63: fixed lifetimes of opaque tokens.
+API_V1_LIFETIME = 86400
+USERINFO_LIFETIME = 86400
+# JWT headers are few and immutable: build each once.
+_HEADERS = {(alg, typ): JwtHeader(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
+_NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What an access token of one dialect carries (R53 to R58).
+
+    ``client_claim`` names the client (``azp`` in Auth0's profile, ``client_id`` in RFC 9068);
+    ``gty`` says whether the grant-type claim is set (when the flow has one); ``permissions``
+    whether the ``permissions`` claim is set (machine-to-machine: the granted scopes; user
+    flows: the user's permissions when the API enforces RBAC); ``jti`` whether the signer adds
+    a ``jti``; ``typ`` is the JWT header type.
+    """
+
+    typ: Literal["JWT", "at+jwt"]
+    client_claim: Literal["azp", "client_id"]
+    gty: bool
+    permissions: bool
+    jti: bool
+
+
+_AUTH0 = Dialect(typ="JWT", client_claim="azp", gty=True, permissions=False, jti=False)
+_RFC9068 = Dialect(typ="at+jwt", client_claim="client_id", gty=False, permissions=False, jti=True)
+
+
+def dialect(name: TokenDialect) -> Dialect:
+    """The table of dialects: one entry per ``TokenDialect``, checked exhaustive by mypy."""
+    match name:
+        case TokenDialect.ACCESS_TOKEN:
+            return _AUTH0
+        case TokenDialect.ACCESS_TOKEN_AUTHZ:
+            return Dialect(typ="JWT", client_claim="azp", gty=True, permissions=True, jti=False)
+        case TokenDialect.RFC9068_PROFILE:
+            return _RFC9068
+        case TokenDialect.RFC9068_PROFILE_AUTHZ:
+            return Dialect(typ="at+jwt", client_claim="client_id", gty=False, permissions=True, jti=True)
+        case _:
+            assert_never(name)
+
+
+DIALECTS: Mapping[TokenDialect, Dialect] = MappingProxyType({name: dialect(name) for name in TokenDialect})
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """The token a flow decided to issue, before :func:`issue` writes its claims.
+
+    ``user`` is ``None`` for machine-to-machine tokens. ``api`` is ``None`` for a user token
+    with no API audience (an opaque ``/userinfo`` token). ``gty`` is the grant-type claim
+    the flow sets in Auth0's profile. ``custom`` are the access-token claims Actions set,
+    already filtered. For user flows, ``id_claims`` and ``nonce`` go into the ID token (when
+    ``openid`` is granted) and ``refreshable`` says whether ``offline_access`` may yield a
+    refresh token.
+    """
+
+    client: Client
+    domain: str
+    scopes: tuple[str, ...]
+    api: Api | None
+    user: User | None = None
+    org: Organization | None = None
+    gty: str | None = None
+    custom: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_CLAIMS)
+    headers: tuple[tuple[str, str], ...] = ()
+    id_claims: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_CLAIMS)
+    nonce: str | None = None
+    refreshable: bool = False
+
+
+def issue(draft: Draft, t: Trace) -> Issued:
+    """The ``Issued`` decision for ``draft``."""
+    user = draft.user
+    refresh: RefreshGrant | None = None
+    id_token: dict[str, JsonValue] | None = None
+    if user is not None:
+        refresh = _refresh(draft, user, t)
+        if "openid" in draft.scopes:
+            id_token = _id_token(draft, user, t)
+    if draft.api is None:
+        assert user is not None, "machine-to-machine tokens always have an API"
+        return _userinfo_token(draft, user, refresh, id_token, t)
+    return _jwt(draft, draft.api, refresh, id_token, t)
+
+
+def issue_api_v1(client: Client, domain: str, t: Trace) -> Issued:
+    """A legacy API v1 opaque token (R19, R63)."""
+    t.note(Rule.FORMAT_OPAQUE, "API v1 token")
+    t.note(Rule.LIFETIME_API_V1, f"{API_V1_LIFETIME} s")
+    iss = issuer(domain)
+    claims: dict[str, JsonValue] = {
+        "iss": iss,
+        "sub": f"{client.client_id}@clients",
+        "iat": t.now,
+        "exp": t.now + API_V1_LIFETIME,
+        "azp": client.client_id,
+    }
+    t.note(Rule.RESPONSE_SCOPE_OMITTED, "no scope in an API v1 token")
+    return Issued(
+        format=TokenFormat.OPAQUE,
+        issuer=iss,
+        audience=None,
+        scope=None,
+        claims=claims,
+        header=None,
+        signing_key=None,
+        expires_in=API_V1_LIFETIME,
+        client_id=client.client_id,
+        trace=tuple(t.reasons),
+    )
+
+
+def _refresh(draft: Draft, user: User, t: Trace) -> RefreshGrant | None:
+    if not draft.refreshable:
+        return None
+    if "offline_access" not in draft.scopes:
+        t.note(Rule.REFRESH_OMITTED, "no offline_access: no refresh token")
+        return None
+    # refresh.issued (R66): offline_access made it through the scope rules.
+    t.note(Rule.REFRESH_ISSUED, "offline_access granted")
+    return RefreshGrant(
+        client_id=draft.client.client_id,
+        user_id=user.user_id,
+        audience=draft.api.identifier if draft.api is not None else None,
+        scope=draft.scopes,
+        organization_id=draft.org.id if draft.org is not None else None,
+        domain=draft.domain,
+        access_claims=dict(draft.custom),
+        id_claims=dict(draft.id_claims),
+    )
+
+
+def _org_claims(claims: dict[str, JsonValue], org: Organization | None, t: Trace) -> None:
+    # org.* (R38): org_name only with the tenant flag.
+    if org is not None:
+        claims["org_id"] = org.id
+        if t.tenant.allow_organization_name_in_authentication_api:
+            claims["org_name"] = org.name
+
+
+def _id_token(draft: Draft, user: User, t: Trace) -> dict[str, JsonValue]:
+    """id_token.issued (R71): profile claims only for the scopes that release them."""
+    client = draft.client
+    lifetime = client.id_token_lifetime or t.behaviour.id_token_lifetime
+    claims: dict[str, JsonValue] = {}
+    released = [name for scope in draft.scopes for name in OIDC_SCOPE_CLAIMS.get(scope, ())]
+    for name in released:
+        if name in user.profile:
+            claims[name] = user.profile[name]
+    withheld = [name for name in user.profile if name not in released and name in OIDC_CLAIM_SCOPE]
+    if withheld:
+        t.note(Rule.CLAIMS_OIDC_FILTERED, f"id token: withheld {', '.join(withheld)}", t.index.ref(user))
+    claims.update({"iss": issuer(draft.domain), "sub": user.user_id, "aud": client.client_id, "iat": t.now, "exp": t.now + lifetime})
+    if draft.nonce is not None:
+        claims["nonce"] = draft.nonce
+    _org_claims(claims, draft.org, t)
+    for name, value in draft.id_claims.items():
+        claims.setdefault(name, value)
+    t.note(Rule.ID_TOKEN_ISSUED, f"{lifetime} s", t.index.ref(client) if client.id_token_lifetime else "behaviour.id_token_lifetime")
+    return claims
+
+
+def _userinfo_token(draft: Draft, user: User, refresh: RefreshGrant | None, id_token: dict[str, JsonValue] | None, t: Trace) -> Issued:
+    # format.opaque (R20, R44, R48): no API audience → an opaque token for /userinfo only.
+    t.note(Rule.FORMAT_OPAQUE, "audience is /userinfo")
+    t.note(Rule.AUD_STRING, t.tenant.userinfo_audience)
+    iss = issuer(draft.domain)
+    t.note(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(draft.domain, ""))
+    t.note(Rule.LIFETIME_USERINFO, f"{USERINFO_LIFETIME} s, not configurable")
+    scope = " ".join(draft.scopes)
+    claims: dict[str, JsonValue] = {
+        "iss": iss,
+        "sub": user.user_id,
+        "aud": t.tenant.userinfo_audience,
+        "iat": t.now,
+        "exp": t.now + USERINFO_LIFETIME,
+        "scope": scope,
+        "azp": draft.client.client_id,
+    }
+    return Issued(
+        format=TokenFormat.OPAQUE,
+        issuer=iss,
+        audience=t.tenant.userinfo_audience,
+        scope=scope,
+        claims=claims,
+        header=None,
+        signing_key=None,
+        expires_in=USERINFO_LIFETIME,
+        client_id=draft.client.client_id,
+        refresh=refresh,
+        id_token=id_token,
+        trace=tuple(t.reasons),
+    )
+
+
+def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[str, JsonValue] | None, t: Trace) -> Issued:
+    """A JWT access token for ``api`` (R44 to R47, R50, R53 to R58, R61, R64, R65)."""
+    client, scopes, user = draft.client, draft.scopes, draft.user
+    user_flow = user is not None
+    api_ref = t.index.ref(api)
+    t.note(Rule.FORMAT_JWT, f"audience is the API {api.identifier}", api_ref)
+    audience: str | tuple[str, ...]
+    openid = user_flow and "openid" in scopes
+    if openid and api.signing_alg is SigningAlg.HS256:
+        audience = api.identifier
+        t.note(Rule.AUD_HS256_SINGLE, "HS256 APIs never share a token with /userinfo", api_ref)
+    elif openid:
+        audience = (api.identifier, t.tenant.userinfo_audience)
+        t.note(Rule.AUD_ARRAY_WITH_USERINFO, "openid requested: the token is also valid at /userinfo")
+    else:
+        audience = api.identifier
+        t.note(Rule.AUD_STRING, api.identifier)
+    iss = issuer(draft.domain)
+    t.note(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(draft.domain, ""))
+    kind = DIALECTS[api.token_dialect]
+    lifetime = api.token_lifetime
+    t.note(Rule.LIFETIME_API, f"{lifetime} s", api_ref)
+    scope = " ".join(scopes)
+    claims: dict[str, JsonValue] = {
+        "iss": iss,
+        "sub": user.user_id if user is not None else f"{client.client_id}@clients",
+        "aud": list(audience) if isinstance(audience, tuple) else audience,
+        "iat": t.now,
+        "exp": t.now + lifetime,
+    }
+    if scopes or user_flow:
+        claims["scope"] = scope
+    else:
+        # scope.empty (R32): no scope claim and no scope field when nothing is granted.
+        t.note(Rule.SCOPE_EMPTY, "no scopes: the token has no scope claim")
+    _org_claims(claims, draft.org, t)
+    if kind.permissions:
+        permissions: tuple[str, ...] | None = scopes
+        if user is not None:
+            permissions = (
+                t.index.user_permissions(user, api.identifier, draft.org.id if draft.org else None) if api.enforce_policies else None
+            )
+        if permissions is not None:
+            claims["permissions"] = list(permissions)
+            t.note(Rule.CLAIMS_PERMISSIONS_USER if user_flow else Rule.CLAIMS_PERMISSIONS_M2M, f"{len(permissions)} permissions", api_ref)
+    if kind.gty and draft.gty is not None:
+        claims["gty"] = draft.gty
+    claims[kind.client_claim] = client.client_id
+    if kind.jti:
+        t.note(Rule.CLAIMS_RFC9068, "typ at+jwt, client_id instead of azp, jti, no gty", api_ref)
+    else:
+        t.note(Rule.CLAIMS_USER if user_flow else Rule.CLAIMS_M2M, "Auth0 profile", api_ref)
+    for name, value in draft.custom.items():
+        claims.setdefault(name, value)
+    if api.signing_alg is SigningAlg.HS256:
+        t.note(Rule.SIGNING_API_SECRET, "HS256 with the API's signing secret", api_ref)
+    else:
+        t.note(Rule.SIGNING_TENANT_KEY, f"{api.signing_alg} with the tenant key", api_ref)
+    if not scopes and not user_flow:
+        t.note(Rule.RESPONSE_SCOPE_OMITTED, "the response has no scope field")
+    return Issued(
+        format=TokenFormat.JWT,
+        issuer=iss,
+        audience=audience,
+        scope=scope if (scopes or user_flow) else None,
+        claims=claims,
+        header=_HEADERS[api.signing_alg, kind.typ],
+        signing_key="api_secret" if api.signing_alg is SigningAlg.HS256 else "tenant",
+        needs_jti=kind.jti,
+        expires_in=lifetime,
+        client_id=client.client_id,
+        api=api.identifier,
+        refresh=refresh,
+        id_token=id_token,
+        headers=draft.headers,
+        trace=tuple(t.reasons),
+    )
+
+
+def stored_targets(grant: AuthorizationGrant | RefreshGrant, t: Trace) -> tuple[Api | None, Organization | None]:
+    """The API and organization a stored code or refresh grant names (either may be gone)."""
+    api = t.index.apis.get(grant.audience) if grant.audience is not None else None
+    org = t.index.organizations_by_id.get(grant.organization_id) if grant.organization_id is not None else None
+    return api, org
