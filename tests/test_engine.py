@@ -19,12 +19,15 @@ from claimsengine import (
     Rejected,
     Rule,
     Tenant,
+    TokenDialect,
     TokenRequest,
     decide,
     served_domain,
     userinfo_claims,
     validate_access_token,
 )
+from claimsengine.tokens import DIALECTS
+from claimsengine.tokens import dialect as dialect_entry
 
 NOW = 1_700_000_000
 API = "https://api.example.com"
@@ -416,3 +419,34 @@ def test_an_error_override_template_with_unknown_placeholders_fails_at_load(temp
 def test_an_error_override_for_an_unknown_rule_id_fails_at_load() -> None:
     with pytest.raises(ValidationError):
         tenant(behaviour={"error_overrides": {"grant.mising": {"status": 403}}})
+
+
+@pytest.mark.parametrize("dialect", list(TokenDialect))
+@pytest.mark.parametrize("rbac", [True, False])
+def test_each_dialect_carries_the_claims_its_table_entry_names(dialect: TokenDialect, rbac: bool) -> None:
+    kind = DIALECTS[dialect]
+    t = tenant(
+        apis=[{"identifier": API, "scopes": ["read"], "token_dialect": dialect.value, "enforce_policies": rbac}],
+        clients=[*BASE["clients"], WEB],
+        roles=[{"name": "reader", "permissions": [{"resource_server_identifier": API, "permission_name": "read"}]}],
+        users=[{"user_id": "auth0|u", "roles": ["reader"]}],
+    )
+    machine, user = cc(t), _login_and_exchange(t)
+    assert isinstance(machine, Issued)
+    assert isinstance(user, Issued)
+    for decision, flow_gty in ((machine, "client-credentials"), (user, None)):
+        assert decision.header is not None
+        assert decision.header.typ == kind.typ
+        assert decision.needs_jti is kind.jti
+        assert decision.claims[kind.client_claim] == decision.client_id
+        assert {"azp", "client_id"} - {kind.client_claim} - set(decision.claims) == {"azp", "client_id"} - {kind.client_claim}
+        assert decision.claims.get("gty") == (flow_gty if kind.gty else None)
+    # Machine-to-machine tokens carry the granted scopes as permissions; user tokens the
+    # user's permissions, only when the API enforces RBAC.
+    assert machine.claims.get("permissions") == (["read"] if kind.permissions else None)
+    assert user.claims.get("permissions") == (["read"] if kind.permissions and rbac else None)
+
+
+def test_the_dialect_table_has_one_entry_per_dialect() -> None:
+    assert set(DIALECTS) == set(TokenDialect)
+    assert all(DIALECTS[d] == dialect_entry(d) for d in TokenDialect)

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from claimsengine.engine import ASSERTION_TYPE, decide
+from claimsengine.grants import BY_WIRE
+from claimsengine.grants import GRANTS as DECLARED
 from claimsengine.model import (
     AuthMethod,
     Authorized,
@@ -35,6 +37,7 @@ from claimsengine.model import (
     Tenant,
     TokenRequest,
 )
+from claimsengine.steps import grant_scopes
 
 from . import wire
 
@@ -50,7 +53,8 @@ UNDEFINED_SCOPE = "undefined:scope"
 NO_AUDIENCE = "(none)"
 PKCE_VERIFIER = "decision-table-verifier-0123456789-abcdefghijklmnop"
 
-GRANTS = ("client_credentials", "authorization_code")
+# The grant types the table covers: every declared grant a request can start from.
+GRANTS = tuple(g.grant_type.value for g in DECLARED.values() if g.table is not None)
 # "offline" asks for a refresh token and an ID token with the granted scopes: "openid offline_access ...".
 SCOPE_CLASSES = ("none", "granted", "not granted", "openid", "offline")
 ORG_CLASSES = ("none", "associated", "not associated", "unknown")
@@ -264,13 +268,13 @@ class TableContext:
 
     def _associated(self, client_id: str, grant: str, audience: str) -> str | None:
         t = self.tenant
-        if grant == "client_credentials":
+        if BY_WIRE[grant].subject is SubjectType.CLIENT:
             return next((o.id for o in t.organizations if (o.id, client_id, audience) in t.index.org_associations), None)
         return next((o.id for o in t.organizations if (o.id, self.user_id or "") in t.index.memberships), None)
 
     def _not_associated(self, client_id: str, grant: str, audience: str) -> str | None:
         t = self.tenant
-        if grant == "client_credentials":
+        if BY_WIRE[grant].subject is SubjectType.CLIENT:
             return next((o.id for o in t.organizations if (o.id, client_id, audience) not in t.index.org_associations), None)
         return next((o.id for o in t.organizations if (o.id, self.user_id or "") not in t.index.memberships), None)
 
@@ -290,11 +294,9 @@ class TableContext:
         client = t.index.clients[client_id]
         if api is None:
             return ()
-        subject = SubjectType.CLIENT if grant == "client_credentials" else SubjectType.USER
-        cg = t.index.grant_for(client, audience, subject)
-        if cg is None or cg.allow_all_scopes:
-            return api.scopes
-        return tuple(s for s in cg.scope if s in api.scopes)
+        cg = t.index.grant_for(client, audience, BY_WIRE[grant].subject)
+        # The core's rule for what a client grant gives (R26, R27, R29, R33).
+        return api.scopes if cg is None else grant_scopes(cg, api)
 
     def scope_value(self, cls: RequestClass) -> str | None:
         if cls.scope == "none":
@@ -344,10 +346,10 @@ class TableContext:
         return {"client_id": client.client_id, "client_secret": secret or ""}, None, None
 
     def token_params(self, cls: RequestClass) -> tuple[dict[str, Any], str | None, ClientAssertion | None]:
-        """The wire parameters a client_credentials request of this class sends."""
+        """The wire parameters a one-request grant (``table="token"``) of this class sends."""
         client = self.tenant.index.clients[cls.client]
         params, authorization, assertion = self._credentials(client, cls.domain)
-        params = {"grant_type": "client_credentials", **params}
+        params = {"grant_type": cls.grant, **params}
         if cls.audience != NO_AUDIENCE:
             params["audience"] = cls.audience
         scope = self.scope_value(cls)
@@ -395,7 +397,7 @@ class TableContext:
 
     def evaluate(self, cls: RequestClass) -> Outcome:
         """Run ``decide`` on the concrete request(s) of ``cls``."""
-        if cls.grant == "client_credentials":
+        if BY_WIRE[cls.grant].table == "token":
             params, authorization, assertion = self.token_params(cls)
             request = wire.token_request(params, domain=cls.domain, authorization=authorization, assertion=assertion)
             return outcome_of(decide(request, self.tenant, now=self.now), cls.domain)

@@ -27,7 +27,7 @@ from typing import Literal, assert_never
 from claimsengine.grants.authorization_code import authorization_code
 from claimsengine.grants.client_credentials import client_credentials
 from claimsengine.grants.refresh_token import refresh_token
-from claimsengine.model import Client, Issued, Rejected, TokenRequest
+from claimsengine.model import Client, Issued, Rejected, SubjectType, TokenRequest
 from claimsengine.steps import Trace
 
 __all__ = [
@@ -66,7 +66,9 @@ class Grant:
     ``parameters`` are the grant's own parameters (beyond ``grant_type`` and client
     authentication); ``required`` those without which the request is refused with
     ``request.parameter_missing``. ``client_authentication`` says the client must
-    authenticate, so public clients cannot use the grant (R11, R12). ``table`` is how the
+    authenticate, so public clients cannot use the grant (R11, R12). ``subject`` is whom the
+    token is for: the client itself or a user (it selects the client grant's subject type,
+    R24, and what "associated organization" means). ``table`` is how the
     decision table builds a request of this grant: one token request (``"token"``), a
     successful ``/authorize`` then the exchange (``"authorize"``), or not at all (``None``:
     it needs a token issued earlier).
@@ -78,6 +80,7 @@ class Grant:
     parameters: tuple[str, ...]
     required: tuple[str, ...]
     client_authentication: bool
+    subject: SubjectType
     table: Literal["token", "authorize"] | None
     endpoint: str = TOKEN_ENDPOINT
 
@@ -93,6 +96,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 parameters=("audience", "resource", "scope", "organization"),
                 required=(),
                 client_authentication=True,
+                subject=SubjectType.CLIENT,
                 table="token",
             )
         case GrantType.AUTHORIZATION_CODE:
@@ -103,6 +107,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 parameters=("code", "code_verifier", "redirect_uri"),
                 required=("code",),
                 client_authentication=False,
+                subject=SubjectType.USER,
                 table="authorize",
             )
         case GrantType.REFRESH_TOKEN:
@@ -113,6 +118,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 parameters=("refresh_token", "scope"),
                 required=("refresh_token",),
                 client_authentication=False,
+                subject=SubjectType.USER,
                 table=None,
             )
         case _:
