@@ -71,6 +71,7 @@ from claimsengine.steps import (
     client_info,
     filter_claims,
     find_grant,
+    host_address,
     host_name,
     is_auth0_api,
     org_info,
@@ -452,15 +453,14 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
         return t.reject(Rule.VALIDATE_EXPIRY, ErrorCode.INVALID_TOKEN, invalid, detail="exp is missing or past")
     if isinstance(nbf, int) and nbf > now:
         return t.reject(Rule.VALIDATE_NOT_BEFORE, ErrorCode.INVALID_TOKEN, invalid, detail="nbf is in the future")
-    if audience == tenant.management_api_identifier:
-        called = host_name(domain)
-        if iss != f"https://{called}/":
-            # validate.management_api_domain_binding (seed, R51)
-            return t.reject(
-                Rule.VALIDATE_MANAGEMENT_DOMAIN,
-                ErrorCode.INVALID_TOKEN,
-                invalid,
-                detail="a Management API token is valid only through the domain that issued it",
-            )
+    called = {f"https://{host_name(domain)}/", f"https://{host_address(domain)}/"}
+    if audience == tenant.management_api_identifier and iss not in called:
+        # validate.management_api_domain_binding (seed, R51)
+        return t.reject(
+            Rule.VALIDATE_MANAGEMENT_DOMAIN,
+            ErrorCode.INVALID_TOKEN,
+            invalid,
+            detail="a Management API token is valid only through the domain that issued it",
+        )
     t.note(Rule.VALIDATE_ACCEPTED, f"{audience} accepts the token")
     return Accepted(trace=tuple(t.reasons))

@@ -51,6 +51,7 @@ __all__ = [
     "find_grant",
     "grant_scopes",
     "granted_scopes",
+    "host_address",
     "host_name",
     "is_auth0_api",
     "org_info",
@@ -184,14 +185,30 @@ def split_scope(scope: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys((scope or "").split()))
 
 
+def _host_parts(host: str) -> tuple[str, str]:
+    """A Host header's name (no trailing dot, lower case) and its port (``""`` if none)."""
+    name, port = host.strip().lower(), ""
+    if name.startswith("["):
+        if "]" in name:
+            name, port = name[: name.find("]") + 1], name[name.find("]") + 1 :].removeprefix(":")
+    elif name.count(":") == 1:
+        name, port = name.rsplit(":", 1)
+    return name.rstrip("."), port
+
+
 def host_name(host: str) -> str:
     """A Host header's name: no port, no trailing dot, lower case."""
-    name = host.strip().lower()
-    if name.startswith("["):
-        name = name[: name.find("]") + 1] if "]" in name else name
-    elif name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
-    return name.rstrip(".")
+    return _host_parts(host)[0]
+
+
+def host_address(host: str) -> str:
+    """A Host header as ``name:port`` (``name`` alone without a port), normalised as above.
+
+    A tenant domain that names a port (the address a local server is served as, R50) is
+    matched by this form: there the port is part of the domain.
+    """
+    name, port = _host_parts(host)
+    return f"{name}:{port}" if port else name
 
 
 def served_domain(host: str | None, tenant: Tenant) -> str | None:
@@ -205,8 +222,10 @@ def served_domain(host: str | None, tenant: Tenant) -> str | None:
     default = tenant.default_domain
     if host is None:
         return default
-    name = host_name(host)
+    name, address = host_name(host), host_address(host)
     index = tenant.index
+    if address in index.domains:
+        return address
     if name in index.domains:
         return name
     if tenant.behaviour.unknown_host == "reject" or name in index.unverified_domains:
@@ -223,7 +242,7 @@ def resolve_domain(host: str | None, t: Trace) -> str | Rejected:
         return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail="host is not a verified domain")
     if host is None:
         t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}")
-    elif host == served or host_name(host) == served:
+    elif served in (host_name(host), host_address(host)):
         t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}")
     else:
         t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}")
