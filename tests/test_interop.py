@@ -1,9 +1,16 @@
 """Real Auth0 SDKs and JOSE libraries against the fake tenant, over loopback only.
 
-* auth0-python requests tokens through its own HTTP path (https, trusting a trustme CA);
-* PyJWT's PyJWKClient verifies our tokens with keys fetched from our JWKS;
+Every SDK is pointed at the address the server printed (``LiveServer.domain``,
+``127.0.0.1:PORT``), unmodified: no URL rewriting, no Host juggling. The server declared
+that address as a domain of the tenant, so discovery, ``iss`` and the JWKS URL all name it.
+The only thing a client is told is to trust the throwaway CA.
+
+* auth0-python requests tokens through its own HTTP path;
+* PyJWT's PyJWKClient verifies our tokens with the keys discovery points it to;
 * auth0-api-python verifies tokens through discovery and refuses another tenant's;
-* Node's jose (createRemoteJWKSet + jwtVerify) verifies them, when node and npm are here.
+* Authlib fetches a token from the discovered token endpoint and verifies it;
+* Node's jose (createRemoteJWKSet + jwtVerify) and express-oauth2-jwt-bearer (an Express API
+  configured with ``issuerBaseURL``) verify them, when node and npm are here.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -18,7 +26,6 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import jwt
@@ -33,7 +40,6 @@ pytestmark = pytest.mark.interop
 
 ORDERS = "https://api.northwind.com/orders"
 M2M_ID, M2M_SECRET = "nw-m2m-0001", "example-billing-secret-not-for-production"
-CANONICAL = "northwind.auth0.com"
 NODE_DIR = Path(__file__).resolve().parent / "interop_node"
 
 
@@ -62,10 +68,12 @@ def trust(server: LiveServer) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(server.ca_path))
 
 
-def sdk_domain(server: LiveServer) -> str:
-    # The SDKs build https://{domain}/...; localhost resolves to loopback and, not being a
-    # tenant domain, is served as the tenant's default domain.
-    return f"localhost:{server.port}"
+def discovery(server: LiveServer) -> dict[str, Any]:
+    with httpx.Client(verify=trust(server), timeout=10) as client:
+        response = client.get(f"https://{server.domain}/.well-known/openid-configuration")
+    response.raise_for_status()
+    document: dict[str, Any] = response.json()
+    return document
 
 
 def m2m_token(server: LiveServer, audience: str = ORDERS) -> str:
@@ -90,12 +98,12 @@ def test_auth0_python_get_token(tls_server: LiveServer, monkeypatch: pytest.Monk
 
     # requests (under the SDK) reads its CA bundle from the environment.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_server.ca_path))
-    sdk = GetToken(sdk_domain(tls_server), M2M_ID, client_secret=M2M_SECRET)
+    sdk = GetToken(tls_server.domain, M2M_ID, client_secret=M2M_SECRET)
     issued = sdk.client_credentials(audience=ORDERS)
     assert issued["token_type"] == "Bearer"
     assert issued["scope"] == "read:orders write:orders"
     claims = jwt.decode(issued["access_token"], options={"verify_signature": False})
-    assert claims["iss"] == f"https://{CANONICAL}/"
+    assert claims["iss"] == f"https://{tls_server.domain}/" == tls_server.issuer
     assert claims["aud"] == ORDERS
 
     with pytest.raises(Auth0Error) as refused:
@@ -104,7 +112,7 @@ def test_auth0_python_get_token(tls_server: LiveServer, monkeypatch: pytest.Monk
     assert refused.value.error_code == "access_denied"
     assert refused.value.message == "Service not enabled within domain: https://unknown.example/api"
 
-    wrong = GetToken(sdk_domain(tls_server), M2M_ID, client_secret="not-the-secret")
+    wrong = GetToken(tls_server.domain, M2M_ID, client_secret="not-the-secret")
     with pytest.raises(Auth0Error) as unauthorized:
         wrong.client_credentials(audience=ORDERS)
     assert (unauthorized.value.status_code, unauthorized.value.error_code, unauthorized.value.message) == (
@@ -121,10 +129,13 @@ def test_auth0_python_get_token(tls_server: LiveServer, monkeypatch: pytest.Monk
 
 def test_pyjwt_jwks_client_verifies_our_tokens(tls_server: LiveServer, other_server: LiveServer) -> None:
     token = m2m_token(tls_server)
-    keys = jwt.PyJWKClient(f"{tls_server.url}/.well-known/jwks.json", ssl_context=trust(tls_server))
+    metadata = discovery(tls_server)
+    assert metadata["jwks_uri"] == f"https://{tls_server.domain}/.well-known/jwks.json"
+    keys = jwt.PyJWKClient(metadata["jwks_uri"], ssl_context=trust(tls_server))
     signing_key = keys.get_signing_key_from_jwt(token)
-    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=ORDERS, issuer=tls_server.issuer)
+    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=ORDERS, issuer=metadata["issuer"])
     assert claims["sub"] == f"{M2M_ID}@clients"
+    assert claims["iss"] == tls_server.issuer
     # Another tenant's token names a kid our JWKS does not publish.
     with pytest.raises(jwt.PyJWKClientError):
         keys.get_signing_key_from_jwt(m2m_token(other_server))
@@ -144,36 +155,60 @@ def api_sdk() -> Any:
 
 
 def api_client(server: LiveServer, audience: str = ORDERS) -> Any:
+    # The SDK as its README shows it: the domain and the audience, nothing else. Its httpx
+    # client trusts SSL_CERT_FILE (set by the test).
     sdk = api_sdk()
-
-    context = trust(server)
-
-    async def fetch(url: str) -> httpx.Response:
-        # The SDK's hook for fetching metadata and keys. Discovery names the tenant's own
-        # domain (jwks_uri is https://northwind.auth0.com/...): like a hosts-file entry, send
-        # every request to the loopback server, keeping the URL's host as the Host header.
-        parts = urlsplit(url)
-        local = urlunsplit(parts._replace(netloc=f"localhost:{server.port}"))
-        async with httpx.AsyncClient(verify=context, timeout=10) as client:
-            response = await client.get(local, headers={"Host": parts.netloc})
-            response.raise_for_status()
-            return response
-
-    return sdk.ApiClient(sdk.ApiClientOptions(domain=sdk_domain(server), audience=audience, custom_fetch=fetch))
+    return sdk.ApiClient(sdk.ApiClientOptions(domain=server.domain, audience=audience))
 
 
-def test_auth0_api_python_accepts_our_token_and_refuses_another_tenants(tls_server: LiveServer, other_server: LiveServer) -> None:
+def test_auth0_api_python_accepts_our_token_and_refuses_another_tenants(
+    tls_server: LiveServer, other_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.ca_path))
     failure = api_sdk().errors.VerifyAccessTokenError
     claims = asyncio.run(api_client(tls_server).verify_access_token(m2m_token(tls_server)))
-    assert claims["iss"] == f"https://{CANONICAL}/"
+    assert claims["iss"] == f"https://{tls_server.domain}/"
     assert claims["scope"] == "read:orders write:orders"
 
     foreign = m2m_token(other_server)
-    assert jwt.decode(foreign, options={"verify_signature": False})["iss"] == "https://contoso.auth0.com/"
+    assert jwt.decode(foreign, options={"verify_signature": False})["iss"] == f"https://{other_server.domain}/"
     with pytest.raises(failure):
         asyncio.run(api_client(tls_server).verify_access_token(foreign))
     with pytest.raises(failure):
         asyncio.run(api_client(tls_server, audience="https://reports.northwind.com").verify_access_token(m2m_token(tls_server)))
+
+
+# ---------------------------------------------------------------------------------------
+# Authlib
+# ---------------------------------------------------------------------------------------
+
+
+def authlib_jose() -> Any:
+    # authlib.jose warns about its own deprecation on import (see api_sdk).
+    with warnings.catch_warnings(record=True):
+        from authlib import jose
+    return jose
+
+
+def test_authlib_fetches_and_verifies_a_token_through_discovery(tls_server: LiveServer, other_server: LiveServer) -> None:
+    from authlib.integrations.requests_client import OAuth2Session
+
+    jose = authlib_jose()
+    metadata = discovery(tls_server)
+    ca = str(tls_server.ca_path)
+    # The client is registered with client_secret_post (Authlib defaults to Basic).
+    with OAuth2Session(M2M_ID, M2M_SECRET, token_endpoint_auth_method="client_secret_post") as session:
+        issued = session.fetch_token(metadata["token_endpoint"], grant_type="client_credentials", audience=ORDERS, verify=ca, timeout=10)
+        jwks = session.get(metadata["jwks_uri"], verify=ca, timeout=10).json()
+    assert issued["scope"] == "read:orders write:orders"
+    options = {"iss": {"essential": True, "value": metadata["issuer"]}, "aud": {"essential": True, "value": ORDERS}}
+    claims = jose.jwt.decode(issued["access_token"], jose.JsonWebKey.import_key_set(jwks), claims_options=options)
+    claims.validate()
+    assert claims["iss"] == tls_server.issuer
+    assert claims["sub"] == f"{M2M_ID}@clients"
+    # Another tenant's token names a kid this JWKS does not publish.
+    with pytest.raises(ValueError, match="Key not found"):
+        jose.jwt.decode(m2m_token(other_server), jose.JsonWebKey.import_key_set(jwks), claims_options=options).validate()
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,7 +221,8 @@ def node_verifier() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are needed for the jose interop test")
-    if not (NODE_DIR / "node_modules" / "jose").is_dir():
+    modules = NODE_DIR / "node_modules"
+    if not all((modules / name).is_dir() for name in ("jose", "express", "express-oauth2-jwt-bearer")):
         command = [npm, "ci" if (NODE_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund", "--ignore-scripts"]
         try:
             done = subprocess.run(command, cwd=NODE_DIR, capture_output=True, text=True, timeout=120, check=False)
@@ -197,10 +233,11 @@ def node_verifier() -> Path:
     return NODE_DIR / "verify.mjs"
 
 
-def node_verify(script: Path, server: LiveServer, token: str, *, audience: str = ORDERS) -> tuple[int, dict[str, Any]]:
+def run_node(script: Path, server: LiveServer, token: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run a Node script with the token on stdin, trusting only the fake's CA besides Node's own."""
     assert server.ca_path is not None
-    done = subprocess.run(
-        ["node", str(script), f"{server.url}/.well-known/jwks.json", server.issuer, audience],
+    return subprocess.run(
+        ["node", str(script), *arguments],
         input=token,
         capture_output=True,
         text=True,
@@ -208,15 +245,57 @@ def node_verify(script: Path, server: LiveServer, token: str, *, audience: str =
         env={"PATH": os.environ.get("PATH", ""), "NODE_EXTRA_CA_CERTS": str(server.ca_path)},
         check=False,
     )
+
+
+def node_verify(script: Path, server: LiveServer, token: str, *, audience: str = ORDERS) -> tuple[int, dict[str, Any]]:
+    done = run_node(script, server, token, f"{server.url}/.well-known/jwks.json", server.issuer, audience)
     return done.returncode, json.loads(done.stdout or "{}")
 
 
 def test_node_jose_verifies_our_tokens(node_verifier: Path, tls_server: LiveServer, other_server: LiveServer) -> None:
     code, result = node_verify(node_verifier, tls_server, m2m_token(tls_server))
     assert code == 0, result
-    assert result["payload"]["iss"] == f"https://{CANONICAL}/"
+    assert result["payload"]["iss"] == tls_server.issuer
     assert result["kid"] == tls_server.keys.current_kid
     code, result = node_verify(node_verifier, tls_server, m2m_token(tls_server), audience="https://elsewhere.example")
     assert (code, result) == (1, {"error": "ERR_JWT_CLAIM_VALIDATION_FAILED"})
     code, result = node_verify(node_verifier, tls_server, m2m_token(other_server))
     assert (code, result) == (1, {"error": "ERR_JWKS_NO_MATCHING_KEY"})
+
+
+def node_api(server: LiveServer, token: str, *, audience: str = ORDERS, scope: str = "read:orders") -> dict[str, Any]:
+    """Call an Express API protected by express-oauth2-jwt-bearer configured with the printed address."""
+    done = run_node(NODE_DIR / "bearer.mjs", server, token, server.url, audience, scope)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_express_oauth2_jwt_bearer_protects_a_route_with_our_tokens(
+    node_verifier: Path, tls_server: LiveServer, other_server: LiveServer
+) -> None:
+    accepted = node_api(tls_server, m2m_token(tls_server))
+    assert accepted == {"status": 200, "body": {"sub": f"{M2M_ID}@clients", "iss": tls_server.issuer}}
+    wrong_audience = node_api(tls_server, m2m_token(tls_server), audience="https://elsewhere.example")
+    assert (wrong_audience["status"], wrong_audience["body"]["error"]) == (401, "invalid_token")
+    foreign = node_api(tls_server, m2m_token(other_server))
+    assert (foreign["status"], foreign["body"]["error"]) == (401, "invalid_token")
+    no_scope = node_api(tls_server, m2m_token(tls_server), scope="delete:orders")
+    assert (no_scope["status"], no_scope["body"]["error"]) == (403, "insufficient_scope")
+
+
+def test_the_readmes_server_example_runs_unmodified(tls_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's resource-server example, with the README's port replaced by this server's."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"```python\n(# SSL_CERT_FILE=.*?)```", readme, re.S)
+    assert example is not None
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.ca_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_server.ca_path))
+    code = example.group(1).replace("127.0.0.1:8443", tls_server.domain)
+    namespace: dict[str, Any] = {}
+    with warnings.catch_warnings(record=True):  # auth0_api_python imports authlib.jose (see api_sdk)
+        exec(compile(code, "README.md", "exec"), namespace)
+    claims = namespace["claims"]
+    assert claims["iss"] == tls_server.issuer
+    assert claims["sub"] == f"{M2M_ID}@clients"
+    assert claims["aud"] == ORDERS

@@ -116,7 +116,8 @@ def test_live_server(auth0_server: LiveServer) -> None:
     key = jwt.PyJWKSet.from_dict(jwks)[auth0_server.keys.current_kid]
     claims = jwt.decode(token, key.key, algorithms=["RS256"], audience=ORDERS, issuer=auth0_server.issuer)
     assert claims["azp"] == "nw-m2m-0001"
-    assert auth0_server.domain == auth0_server.tenant.domain
+    assert auth0_server.domain == f"127.0.0.1:{auth0_server.port}"
+    assert claims["iss"] == f"https://{auth0_server.domain}/"
 
 
 def test_rotating_keys_through_the_app_state(auth0_app: Starlette, auth0_client: httpx.Client) -> None:

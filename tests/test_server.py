@@ -136,9 +136,9 @@ def test_client_credentials_over_http_verifies_against_jwks(live: LiveServer, ht
     body = response.json()
     assert list(body) == ["access_token", "scope", "expires_in", "token_type"]
     jwks = http.get(f"{live.url}/.well-known/jwks.json").json()
-    # 127.0.0.1 is not a tenant domain: served as the canonical domain.
-    claims = verify(body["access_token"], jwks, audience=ORDERS, issuer=f"https://{CANONICAL}/")
-    assert live.issuer == f"https://{CANONICAL}/"
+    # The address the server listens on was declared as a tenant domain at start-up: it is iss.
+    claims = verify(body["access_token"], jwks, audience=ORDERS, issuer=f"https://{live.domain}/")
+    assert live.issuer == f"https://127.0.0.1:{live.port}/"
     assert claims["sub"] == "nw-m2m-0001@clients"
     assert body["scope"] == "read:orders write:orders"
 
@@ -607,7 +607,13 @@ def test_serve_with_tls_prints_a_ca_bundle_that_clients_can_trust(tmp_path: Path
         with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=10) as client:
             discovery = client.get(f"{url}/.well-known/openid-configuration", headers={"Host": CANONICAL})
             assert discovery.json()["issuer"] == f"https://{CANONICAL}/"
-            assert client.get(f"{url}/.well-known/jwks.json").status_code == 400  # --strict-host: 127.0.0.1 is refused
+            # The printed address is a declared domain: discovery through it names it everywhere.
+            served = client.get(f"{url}/.well-known/openid-configuration").json()
+            assert served["issuer"] == f"{url}/"
+            assert served["jwks_uri"] == f"{url}/.well-known/jwks.json"
+            assert client.get(served["jwks_uri"]).status_code == 200
+            # --strict-host: a host that is no configured or declared domain is refused.
+            assert client.get(f"{url}/.well-known/jwks.json", headers={"Host": "127.0.0.1:1"}).status_code == 400
         with pytest.raises(httpx.ConnectError), httpx.Client(timeout=10) as untrusting:
             untrusting.get(f"{url}/.well-known/jwks.json")
     finally:
@@ -676,3 +682,126 @@ def test_secrets_put_in_a_url_never_reach_the_access_log(tmp_path: Path) -> None
     assert "POST /oauth/token?client_secret=[redacted]&refresh_token=[redacted]" in log, log
     assert M2M["client_secret"] not in log
     assert "rt-leak-123" not in log
+
+
+# ---------------------------------------------------------------------------------------
+# Served addresses: declared domains, never reflected (issue 10, item 1)
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_host_that_is_no_declared_address_never_reaches_iss(live: LiveServer, http: httpx.Client) -> None:
+    # Same host, another port: not the declared address, so served as the canonical domain.
+    for host in (f"127.0.0.1:{live.port + 1}", "127.0.0.1", f"evil.example:{live.port}"):
+        token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": host}).json()["access_token"]
+        assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{CANONICAL}/", host
+        discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": host}).json()
+        assert discovery["jwks_uri"] == f"https://{CANONICAL}/.well-known/jwks.json", host
+    # localhost:PORT is declared too on loopback: it serves itself.
+    token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": f"localhost:{live.port}"}).json()["access_token"]
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://localhost:{live.port}/"
+
+
+def test_plain_http_discovery_advertises_reachable_urls(live: LiveServer, http: httpx.Client) -> None:
+    discovery = http.get(f"{live.url}/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == f"https://{live.domain}/"  # iss is always https, as Auth0's
+    assert discovery["jwks_uri"] == f"{live.url}/.well-known/jwks.json"
+    assert discovery["token_endpoint"] == f"{live.url}/oauth/token"
+    assert http.get(discovery["jwks_uri"]).json()["keys"]
+
+
+def test_listen_addresses_of_wildcard_loopback_and_other_binds() -> None:
+    from claimsengine.adapters.server import host_of, listen_addresses
+
+    assert listen_addresses("127.0.0.1", 8443) == ["127.0.0.1:8443", "localhost:8443"]
+    assert listen_addresses("::1", 8443) == ["[::1]:8443", "localhost:8443"]
+    assert listen_addresses("0.0.0.0", 80) == ["127.0.0.1:80", "localhost:80"]
+    assert listen_addresses("192.0.2.7", 80) == ["192.0.2.7:80"]
+    assert [host_of(a) for a in ("Auth.Test:8443", "[::1]:80", "::1", "login.example.")] == ["auth.test", "::1", "::1", "login.example"]
+
+
+def test_tls_certificate_names_served_hosts_without_their_ports(tenant: Tenant, key_file: Path) -> None:
+    from cryptography import x509
+
+    from claimsengine.adapters.server import with_served_domains
+
+    # A tenant domain with a port used to break certificate creation.
+    ported = with_served_domains(tenant, ["auth.test:8443"])
+    app = create_app(ported, keys=KeySet.load(key_file))
+    with serve_in_thread(app, tls=True, serve_as=["fake-auth0.test:9443"]) as server:
+        assert server.ca_path is not None
+        pem = ssl.get_server_certificate(("127.0.0.1", server.port))
+        names = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = set(names.get_values_for_type(x509.DNSName))
+        assert {"auth.test", "fake-auth0.test", "localhost", CANONICAL, CUSTOM} <= dns
+        assert not any(":" in name for name in dns)
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(server.ca_path)), timeout=10) as client:
+            for address in ("auth.test:8443", "fake-auth0.test:9443", server.domain):
+                token = client.post(f"{server.url}/oauth/token", data=cc(), headers={"Host": address}).json()["access_token"]
+                assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{address}/"
+
+
+def test_serve_declares_its_address_and_serve_as_in_the_banner(tmp_path: Path) -> None:
+    proc, url, ca = start_serving("--tls", "--serve-as", "fake-auth0.test:9443", tmp_path=tmp_path)
+    try:
+        assert not url.endswith(":0")
+        banner = (tmp_path / "serve.log").read_text()
+        domain = url.removeprefix("https://")
+        assert f"Auth0 domain for SDKs: {domain}" in banner
+        assert f"discovery: {url}/.well-known/openid-configuration" in banner
+        assert "fake-auth0.test:9443" in banner
+        assert "nw-m2m-0001" in banner
+        assert M2M["client_secret"] not in banner
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=10) as client:
+            served = client.get(f"{url}/.well-known/openid-configuration", headers={"Host": "fake-auth0.test:9443"}).json()
+            assert served["token_endpoint"] == "https://fake-auth0.test:9443/oauth/token"
+    finally:
+        stop(proc)
+
+
+# ---------------------------------------------------------------------------------------
+# Start-up and shutdown (issue 10, item 6)
+# ---------------------------------------------------------------------------------------
+
+
+def run_serve(*options: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SERVE, *options], capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ}
+    )
+
+
+def test_a_busy_port_is_a_clear_error_with_exit_code_3_and_no_banner() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_serve("--port", str(port))
+    assert done.returncode == 3
+    assert done.stderr.strip() == f"claimsengine serve: cannot listen on 127.0.0.1:{port}: the port is already in use"
+    assert "serving" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_remove_the_temporary_key_directory(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, _, ca = start_serving("--tls", tmp_path=tmp_path)
+    assert ca is not None
+    private = ca.parent
+    assert (private / "server.pem").exists()  # the TLS private key
+    proc.send_signal(sig)
+    assert proc.wait(timeout=15) == 0
+    assert not private.exists()
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_key_file_readable_by_others_gets_a_warning(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    KeySet.generate(seed=1).save(keys)
+    keys.chmod(0o644)
+    proc, _, _ = start_serving("--keys", str(keys), tmp_path=tmp_path)
+    stop(proc)
+    log = (tmp_path / "serve.log").read_text()
+    assert f"warning: {keys} is readable by others (mode 644); chmod 600 it" in log
+    keys.chmod(0o600)
+    proc, _, _ = start_serving("--keys", str(keys), tmp_path=tmp_path)
+    stop(proc)
+    assert "readable by others" not in (tmp_path / "serve.log").read_text()

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hmac
 import itertools
 import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -41,6 +43,7 @@ from starlette.routing import Route
 from claimsengine import (
     Authorized,
     ClientAssertion,
+    CustomDomain,
     Issued,
     PresentedToken,
     QuotaUsage,
@@ -95,6 +98,47 @@ def strict_host(tenant: Tenant) -> Tenant:
     return Tenant.model_validate({**fields, "behaviour": behaviour})
 
 
+def host_of(address: str) -> str:
+    """The host of ``HOST[:PORT]`` (``[::1]:80`` gives ``::1``), lower case, for certificates."""
+    address = address.strip()
+    if address.count(":") > 1 and not address.startswith("["):
+        return address.lower()  # a bare IPv6 address
+    host = urlsplit(f"//{address}").hostname
+    return (host or address).rstrip(".").lower()
+
+
+def listen_addresses(host: str, port: int) -> list[str]:
+    """The addresses a server listening on ``host:port`` declares as tenant domains.
+
+    The listen address itself, and ``localhost:PORT`` for loopback and wildcard binds (a
+    wildcard adds ``127.0.0.1:PORT`` too: ``0.0.0.0`` is no address a client can use).
+    """
+    name = host.strip().lower()
+    wildcard = name in ("0.0.0.0", "::", "")  # noqa: S104 - recognising a wildcard, not binding one
+    loopback = wildcard or name in ("127.0.0.1", "::1", "localhost")
+    addresses = [] if wildcard else [f"[{name}]:{port}" if ":" in name else f"{name}:{port}"]
+    if wildcard:
+        addresses.append(f"127.0.0.1:{port}")
+    if loopback:
+        addresses.append(f"localhost:{port}")
+    return list(dict.fromkeys(addresses))
+
+
+def with_served_domains(tenant: Tenant, addresses: Sequence[str]) -> Tenant:
+    """``tenant`` with each of ``addresses`` (``HOST[:PORT]``) declared as a verified custom domain.
+
+    This is how a server makes the address it is reached through a domain of the tenant, so
+    that discovery, ``iss`` and every advertised URL name that address (R50: a domain with a
+    port serves that host and port only). Nothing is inferred from a request's Host.
+    """
+    known = {tenant.domain, *(d.domain for d in tenant.custom_domains)}
+    extra = [CustomDomain(domain=a) for a in dict.fromkeys(a.strip().lower() for a in addresses) if a and a not in known]
+    if not extra:
+        return tenant
+    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
+    return Tenant.model_validate({**fields, "custom_domains": (*tenant.custom_domains, *extra)})
+
+
 # ---------------------------------------------------------------------------------------
 # State
 # ---------------------------------------------------------------------------------------
@@ -141,6 +185,9 @@ class FakeTenant:
         generation: int = 1,
     ) -> None:
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
+        # Addresses declared at start-up (serve_as); every generation's tenant includes them.
+        self.served_as: tuple[str, ...] = ()
+        self.scheme = "https"
         # The seed makes keys reproducible, never IVs: a repeated AES-GCM IV under one key
         # (say, in two workers) would break the sealed tokens.
         self.generation = self._generation(generation, tenant)
@@ -153,6 +200,7 @@ class FakeTenant:
         self._lock = threading.Lock()
 
     def _generation(self, number: int, tenant: Tenant) -> Generation:
+        tenant = with_served_domains(tenant, self.served_as)
         return Generation(number=number, tenant=tenant, minter=Minter(tenant, self.keys), verifier=AssertionVerifier(tenant))
 
     def __repr__(self) -> str:
@@ -178,6 +226,19 @@ class FakeTenant:
         with self._lock:
             self.generation = self._generation(self.generation.number + 1 if number is None else number, tenant)
             return self.generation
+
+    def serve_as(self, addresses: Sequence[str], *, scheme: str = "https") -> None:
+        """Declare the addresses this server is reached through as domains of the tenant.
+
+        Called once at start-up, before the first request, with the bound address (and any
+        ``--serve-as``). Discovery advertises ``scheme`` URLs for these addresses (``iss`` is
+        always ``https://``, as Auth0's).
+        """
+        declared = (a.strip().lower() for a in addresses)
+        self.served_as = tuple(dict.fromkeys((*self.served_as, *(a for a in declared if a))))
+        self.scheme = scheme
+        # The same configuration, now with the declared domains (a reload keeps them too).
+        self.reload(self.tenant, number=self.generation.number)
 
     def now(self) -> int:
         """The fake tenant's current time, in Unix seconds."""
@@ -497,12 +558,16 @@ async def userinfo(request: Request) -> Response:
     return JSONResponse(profile, headers=NO_STORE)
 
 
-def discovery_document(tenant: Tenant, domain: str) -> dict[str, Any]:
-    """OpenID Provider metadata for ``domain`` (an already resolved tenant domain)."""
-    base = f"https://{domain}"
+def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") -> dict[str, Any]:
+    """OpenID Provider metadata for ``domain`` (an already resolved tenant domain).
+
+    The issuer is always ``https://{domain}/``; the endpoints use ``scheme`` (``http`` for
+    an address a plain-http server declared, so that they are reachable).
+    """
+    base = f"{scheme}://{domain}"
     claims = sorted({"sub", "iss", "aud", "exp", "iat", "nonce", "org_id", "org_name"} | {c for v in OIDC_SCOPE_CLAIMS.values() for c in v})
     return {
-        "issuer": f"{base}/",
+        "issuer": f"https://{domain}/",
         "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "userinfo_endpoint": f"{base}/userinfo",
@@ -527,7 +592,8 @@ async def openid_configuration(request: Request) -> Response:
     domain = served_domain(request.headers.get("host"), fake.tenant)
     if domain is None:
         return _domain_refused()
-    return JSONResponse(discovery_document(fake.tenant, domain), headers={"Cache-Control": "public, max-age=15"})
+    scheme = fake.scheme if domain in fake.served_as else "https"
+    return JSONResponse(discovery_document(fake.tenant, domain, scheme=scheme), headers={"Cache-Control": "public, max-age=15"})
 
 
 async def jwks(request: Request) -> Response:
@@ -669,13 +735,17 @@ class Certificates:
     cert_path: Path
 
 
-def make_certificates(tenant: Tenant, directory: Path) -> Certificates:
-    """Issue a trustme CA and server certificate into ``directory``."""
+def make_certificates(tenant: Tenant, directory: Path, served_as: Sequence[str] = ()) -> Certificates:
+    """Issue a trustme CA and a server certificate into ``directory``.
+
+    The certificate names the tenant's domains, the ``served_as`` addresses and loopback,
+    each by its host alone: a certificate names hosts, not ports.
+    """
     import trustme
 
     ca = trustme.CA()
-    names = sorted({tenant.domain, *(d.domain for d in tenant.custom_domains)})
-    cert = ca.issue_cert(*names, "localhost", "127.0.0.1", "::1")
+    domains = [tenant.domain, *(d.domain for d in tenant.custom_domains), *served_as, "localhost", "127.0.0.1", "::1"]
+    cert = ca.issue_cert(*sorted({host_of(d) for d in domains}))
     ca_path, cert_path = directory / "ca.pem", directory / "server.pem"
     ca.cert_pem.write_to_path(str(ca_path))
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
@@ -685,12 +755,18 @@ def make_certificates(tenant: Tenant, directory: Path) -> Certificates:
 
 @dataclass
 class LiveServer:
-    """A running server: where it listens and what it serves."""
+    """A running server: where it listens and what it serves.
+
+    ``domain`` is the address it listens on (``127.0.0.1:PORT``), declared as a domain of
+    the tenant at start-up: give it to an SDK as the Auth0 domain, and ``iss``, discovery and
+    the JWKS URL all name it.
+    """
 
     url: str
     port: int
     app: Starlette
     ca_path: Path | None = None
+    host: str = "127.0.0.1"
 
     @property
     def fake(self) -> FakeTenant:
@@ -707,8 +783,8 @@ class LiveServer:
 
     @property
     def domain(self) -> str:
-        """The domain loopback requests are served as (their Host is not a tenant domain)."""
-        return self.tenant.behaviour.default_domain or self.tenant.domain
+        """The served address, ``HOST:PORT``: a domain of the tenant (SDKs take it as the Auth0 domain)."""
+        return listen_addresses(self.host, self.port)[0]
 
     @property
     def issuer(self) -> str:
@@ -716,12 +792,16 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Starlette, *, tls: bool = False, host: str = "127.0.0.1") -> Iterator[LiveServer]:
-    """Serve ``app`` with uvicorn on an ephemeral loopback port until the block ends."""
+def serve_in_thread(app: Starlette, *, tls: bool = False, host: str = "127.0.0.1", serve_as: Sequence[str] = ()) -> Iterator[LiveServer]:
+    """Serve ``app`` with uvicorn on an ephemeral loopback port until the block ends.
+
+    Once the port is bound, ``HOST:PORT`` (and ``localhost:PORT`` on loopback) and every
+    ``serve_as`` address are declared as domains of the tenant (``FakeTenant.serve_as``).
+    """
     import uvicorn
 
     with tempfile.TemporaryDirectory(prefix="claimsengine-") as tmp:
-        certs = make_certificates(app.state.auth0.tenant, Path(tmp)) if tls else None
+        certs = make_certificates(app.state.auth0.tenant, Path(tmp), serve_as) if tls else None
         config = uvicorn.Config(
             app,
             host=host,
@@ -743,7 +823,11 @@ def serve_in_thread(app: Starlette, *, tls: bool = False, host: str = "127.0.0.1
                 time.sleep(0.005)
             port = int(server.servers[0].sockets[0].getsockname()[1])
             scheme = "https" if tls else "http"
-            yield LiveServer(url=f"{scheme}://{host}:{port}", port=port, app=app, ca_path=certs.ca_path if certs else None)
+            fake: FakeTenant = app.state.auth0
+            fake.serve_as([*listen_addresses(host, port), *serve_as], scheme=scheme)
+            live = LiveServer(url="", port=port, app=app, ca_path=certs.ca_path if certs else None, host=host)
+            live.url = f"{scheme}://{live.domain}"
+            yield live
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -754,6 +838,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4000, help="port to listen on; 0 picks a free one (default: 4000)")
     parser.add_argument("--tls", action="store_true", help="serve https with a throwaway CA; prints the CA bundle's path")
+    parser.add_argument(
+        "--serve-as",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="another address clients reach this server through (a proxy, a hosts-file name): declared as a tenant domain",
+    )
     parser.add_argument("--strict-host", action="store_true", help="refuse hosts that are not a tenant domain (400)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes; they share one key set (default: 1)")
     parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
@@ -859,15 +949,75 @@ def _watched(config: Mapping[str, Any]) -> list[Path]:
     return paths
 
 
+# Exit codes of `claimsengine serve` (docs/server.md).
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CANNOT_LISTEN = 3
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT arrived: unwind, so that the temporary key directory is removed."""
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)
+
+
+def _warn_if_shared(path: Path) -> None:
+    """A key file that others can read lets them mint this tenant's tokens: say so."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        print(f"claimsengine serve: warning: {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it", file=sys.stderr)
+
+
+def banner(tenant: Tenant, *, url: str, domain: str, ca_path: Path | None, admin_token: str | None = None) -> str:
+    """What `claimsengine serve` prints once it listens: where, how to trust it, what it serves.
+
+    Client secrets are not printed (secrets never reach logs); they are in the tenant file.
+    """
+    lines = [
+        f"claimsengine: serving {tenant.domain} at {url}",
+        f"  Auth0 domain for SDKs: {domain}   (iss: https://{domain}/)",
+        f"  discovery: {url}/.well-known/openid-configuration",
+    ]
+    if ca_path is not None:
+        lines.append(f"  CA bundle: {ca_path}")
+    if admin_token is not None:
+        lines.append(f"  admin token: {admin_token}")
+    others = [d.domain for d in tenant.custom_domains if d.verified and d.domain != domain]
+    lines.append(f"  domains: {', '.join([tenant.domain, *others])}")
+    lines.append("  clients:")
+    lines.extend(f"    {c.client_id}  {c.name or ''} ({c.app_type}; {', '.join(c.grant_types or ())})" for c in tenant.clients)
+    if tenant.users:
+        lines.append(f"  users: {', '.join(u.user_id for u in tenant.users)}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    """``claimsengine serve``: load the tenant and serve it until interrupted."""
+    """``claimsengine serve``: load the tenant, bind the port, print the banner, serve until stopped.
+
+    SIGTERM and SIGINT both stop the server gracefully and remove the temporary directory
+    holding the keys and the TLS private key. Exit codes: 0 stopped, 2 bad options or
+    tenant, 3 cannot listen (the port is busy, or not permitted).
+    """
+    handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(args)
+    except _Stopped:
+        return EXIT_OK
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     from claimsengine.adapters.loader import ConfigError
 
     try:
         keywords = _keywords(getattr(args, "keyword", None))
     except ValueError as exc:
         print(f"claimsengine serve: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     config: dict[str, Any] = {
         "tenant": str(getattr(args, "tenant", None) or EXAMPLE_TENANT),
         "keywords": keywords,
@@ -885,13 +1035,22 @@ def run(args: argparse.Namespace) -> int:
         tenant = _load(config)
     except ConfigError as exc:
         print(f"claimsengine serve: cannot load the tenant:\n{exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.workers < 1:
         print("claimsengine serve: --workers must be at least 1", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="claimsengine-serve-") as tmp:
+        return EXIT_USAGE
+    try:
+        sock = processes.bind(args.host, args.port)
+    except OSError as exc:
+        reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        print(f"claimsengine serve: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
+    with sock, tempfile.TemporaryDirectory(prefix="claimsengine-serve-") as tmp:
         private = Path(tmp)  # mkdtemp directories are 0700
+        port = int(sock.getsockname()[1])
+        served = [*listen_addresses(args.host, port), *(getattr(args, "serve_as", None) or ())]
         if args.keys and Path(args.keys).exists():
+            _warn_if_shared(Path(args.keys))
             keys = KeySet.load(args.keys)
         else:
             keys = KeySet.generate(seed=args.seed)
@@ -903,17 +1062,16 @@ def run(args: argparse.Namespace) -> int:
             open_store(store_url).close()  # fail now, once, if the store cannot be opened
         except StoreError as exc:
             print(f"claimsengine serve: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         if store_url == "memory" and args.workers > 1:
             print("claimsengine serve: --store memory cannot be shared by --workers; use sqlite:///PATH or redis://", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         options: dict[str, Any] = {}
-        scheme = "http"
+        scheme, ca_path = "http", None
         if args.tls:
-            certs = make_certificates(tenant, private)
+            certs = make_certificates(tenant, private, served)
             options = {"ssl_certfile": str(certs.cert_path), "ssl_keyfile": str(certs.cert_path)}
-            scheme = "https"
-            print(f"CA bundle: {certs.ca_path}", flush=True)
+            scheme, ca_path = "https", certs.ca_path
         admin_token = secrets.token_urlsafe(24) if args.admin else None
         clock_start = getattr(args, "now", None)
         clock_step = getattr(args, "clock_step", 0)
@@ -922,7 +1080,7 @@ def run(args: argparse.Namespace) -> int:
             # Runs in every serving process, workers included (after the fork: each opens the store).
             _redact_access_log()
             clock = SteppedClock(clock_start, clock_step) if clock_start is not None else None
-            return create_app(
+            app = create_app(
                 loaded,
                 keys=keys,
                 clock=clock,
@@ -933,17 +1091,15 @@ def run(args: argparse.Namespace) -> int:
                 store=open_store(store_url),
                 generation=generation,
             )
+            # The addresses this server is reached through are domains of every generation.
+            fake: FakeTenant = app.state.auth0
+            fake.serve_as(served, scheme=scheme)
+            return app
 
-        try:
-            sock = processes.bind(args.host, args.port)
-        except OSError as exc:
-            print(f"claimsengine serve: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
-            return 2
-        port = int(sock.getsockname()[1])
-        served = tenant.behaviour.default_domain or tenant.domain
-        print(f"claimsengine: serving {served} at {scheme}://{args.host}:{port} (store: {shown_url(store_url)})", flush=True)
-        if admin_token is not None:
-            print(f"claimsengine: admin token (Authorization: Bearer ...): {admin_token}", flush=True)
+        text = banner(
+            with_served_domains(tenant, served), url=f"{scheme}://{served[0]}", domain=served[0], ca_path=ca_path, admin_token=admin_token
+        )
+        print(f"{text}\n  store: {shown_url(store_url)}", flush=True)
         serving = processes.Serving(
             load=lambda: _load(config),
             make_app=make_app,
@@ -953,8 +1109,5 @@ def run(args: argparse.Namespace) -> int:
             read_timeout=args.read_timeout,
             uvicorn_options=options,
         )
-        try:
-            processes.serve(sock, tenant, serving)
-        finally:
-            sock.close()
-    return 0
+        processes.serve(sock, tenant, serving)
+    return EXIT_OK
