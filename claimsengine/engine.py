@@ -76,6 +76,7 @@ from claimsengine.steps import (
     is_auth0_api,
     org_info,
     parameter,
+    repeated_parameters,
     requested_audience,
     resolve_domain,
     resolve_organization,
@@ -123,6 +124,9 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     domain = resolve_domain(req.domain, t)
     if isinstance(domain, Rejected):
         return domain
+    repeated = repeated_parameters(req.repeated, t)
+    if repeated is not None:
+        return repeated
     if req.malformed:
         # request.parameter_malformed (R7): e.g. a JSON number where a string belongs.
         name = sorted(req.malformed)[0]
@@ -179,6 +183,9 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     domain = resolve_domain(req.domain, t)
     if isinstance(domain, Rejected):
         return domain
+    repeated = repeated_parameters(req.repeated, t)
+    if repeated is not None:
+        return repeated
     client_id = clean(req.client_id)
     if client_id is None:
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")

@@ -189,6 +189,9 @@ class Behaviour(Frozen):
     default_domain: str | None = None
     # How long an authorization code stays valid, in seconds.
     authorization_code_lifetime: int = Field(default=600, ge=1)
+    # A parameter sent more than once: the first value counts (as Auth0's form parsing was
+    # observed to do), or the request is refused as RFC 6749 section 3.2 says.
+    repeated_parameters: Literal["first", "reject"] = "first"
     # ID-token lifetime when the client does not set one (R14: 36000 s).
     id_token_lifetime: int = Field(default=36000, ge=1)
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
@@ -676,6 +679,7 @@ class AuthorizeRequest(Frozen):
     code_challenge_method: str | None = None
     user_id: str | None = None
     consent: bool | None = None
+    repeated: tuple[str, ...] = Field(default=(), description="parameters the query carried more than once")
 
 
 # ---------------------------------------------------------------------------------------

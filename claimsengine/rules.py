@@ -19,6 +19,7 @@ class Rule(StrEnum):
     GRANT_TYPE_UNSUPPORTED = "request.grant_type_unsupported"
     PARAMETER_MISSING = "request.parameter_missing"
     PARAMETER_MALFORMED = "request.parameter_malformed"
+    PARAMETER_REPEATED = "request.parameter_repeated"
 
     # --- client authentication -----------------------------------------------------
     CLIENT_ID_MISSING = "client.id_missing"

@@ -56,6 +56,7 @@ __all__ = [
     "is_auth0_api",
     "org_info",
     "parameter",
+    "repeated_parameters",
     "requested_audience",
     "resolve_domain",
     "resolve_organization",
@@ -179,6 +180,23 @@ def parameter(req: TokenRequest, name: str) -> str | None:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     return value if isinstance(value, str) else None
+
+
+def repeated_parameters(repeated: tuple[str, ...], t: Trace) -> Rejected | None:
+    """request.parameter_repeated: the first value of a repeated parameter counts, or the
+    request is refused, as ``behaviour.repeated_parameters`` says; form and JSON alike."""
+    if not repeated:
+        return None
+    names = sorted(repeated)
+    if t.behaviour.repeated_parameters == "reject":
+        return t.reject(
+            Rule.PARAMETER_REPEATED,
+            ErrorCode.INVALID_REQUEST,
+            f"Parameter sent more than once: {names[0]}",
+            ref="behaviour.repeated_parameters",
+        )
+    t.note(Rule.PARAMETER_REPEATED, f"{', '.join(names)}: the first value counts", "behaviour.repeated_parameters")
+    return None
 
 
 def split_scope(scope: str | None) -> tuple[str, ...]:

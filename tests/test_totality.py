@@ -74,7 +74,7 @@ def test_decide_never_raises_on_any_string_in_a_token_request(data: st.DataObjec
 def test_decide_never_raises_on_any_string_in_an_authorize_request(fields: dict[str, str], consent: bool | None) -> None:
     base = {"client_id": "nw-spa-0001", "redirect_uri": "https://shop.northwind.com/callback", "user_id": "auth0|alice"}
     # Values the core echoes unchanged (state, nonce) are the caller's to render.
-    _assert_renderable(decide(AuthorizeRequest(**{**base, **fields}, consent=consent), EXAMPLE, now=NOW))
+    _assert_renderable(decide(AuthorizeRequest.model_validate({**base, **fields, "consent": consent}), EXAMPLE, now=NOW))
 
 
 def test_a_lone_surrogate_in_a_secret_or_a_plain_verifier_is_a_rejection() -> None:

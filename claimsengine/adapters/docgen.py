@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from claimsengine.engine import decide
+from claimsengine.grants import GRANTS
 from claimsengine.model import Authorized, Issued, Rejected, Tenant, TokenRequest
 
 from . import wire
@@ -54,6 +55,7 @@ def render_rules_reference(rules_toml_path: Path | str | None = None) -> str:
         f"{md_cell(', '.join(r.get('catalogue', [])))} | {md_cell(str(r.get('confidence', '')))} |"
         for r in rules
     ]
+    lines += _grant_types()
     for r in rules:
         lines += ["", f"## {r['id']}", "", f"**{str(r.get('title', '')).strip()}**", "", str(r.get("statement", "")).strip(), ""]
         lines.append(f"- Catalogue: {', '.join(r.get('catalogue', [])) or '—'}")
@@ -68,6 +70,29 @@ def render_rules_reference(rules_toml_path: Path | str | None = None) -> str:
         label = ", ".join(catalogue) if isinstance(catalogue, list) else str(catalogue)
         lines.append(f"- **{label}**: {' '.join(str(m.get('reason', '')).split())}")
     return "\n".join(lines) + "\n"
+
+
+def _grant_types() -> list[str]:
+    """The grant types section, from the grant table (``claimsengine.grants``)."""
+    lines = [
+        "",
+        "## Grant types",
+        "",
+        "The grants `POST /oauth/token` decides, as declared in `claimsengine/grants/__init__.py`. A",
+        "missing required parameter is refused with `request.parameter_missing`; a grant that needs",
+        "client authentication refuses public clients (`client.public_cannot_use_client_credentials`).",
+        "",
+        "| grant_type | what it issues | parameters | required | client authentication | token for |",
+        "|---|---|---|---|---|---|",
+    ]
+    for grant in GRANTS.values():
+        parameters = ", ".join(f"`{p}`" for p in grant.parameters) or "—"
+        required = ", ".join(f"`{p}`" for p in grant.required) or "—"
+        lines.append(
+            f"| `{grant.grant_type.value}` | {md_cell(grant.summary)} | {parameters} | {required} | "
+            f"{'required' if grant.client_authentication else 'optional'} | {grant.subject.value} |"
+        )
+    return lines
 
 
 def _anchor(rule_id: str) -> str:

@@ -334,22 +334,20 @@ async def _token_parameters(request: Request) -> dict[str, Any]:
         raise BodyError("Request body is not valid UTF-8") from None
     if kind == "application/json":
         try:
-            params = json.loads(text)
-        except (ValueError, RecursionError):
+            return wire.json_parameters(text)
+        except json.JSONDecodeError:
             raise BodyError("Request body is not valid JSON") from None
-        if not isinstance(params, dict):
-            raise BodyError("Request body must be a JSON object")
-        return params
+        except ValueError:
+            raise BodyError("Request body must be a JSON object") from None
+        except RecursionError:
+            raise BodyError("Request body is not valid JSON") from None
     try:
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise BodyError("Request body is not valid UTF-8") from None
     except ValueError:
         raise BodyError("Too many form fields") from None
-    form: dict[str, Any] = {}
-    for name, value in pairs:
-        form.setdefault(name, value)  # the first occurrence of a repeated parameter counts
-    return form
+    return wire.Parameters(pairs)  # the core decides about repeated parameters
 
 
 def _text(value: Any) -> str | None:
@@ -495,7 +493,7 @@ def _error_page(rejected: Rejected, request: Request) -> Response:
 async def authorize(request: Request) -> Response:
     """GET /authorize: a non-interactive login as ``login_hint`` or the default user."""
     fake = _fake(request)
-    params = dict(request.query_params.multi_items()[::-1])  # the first of a repeated parameter counts
+    params = wire.Parameters(request.query_params.multi_items())  # the core decides about repeated ones
     user = _text(params.get("login_hint")) or fake.default_user
     req = wire.authorize_request(params, domain=request.headers.get("host"), user_id=user, consent=fake.auto_consent)
     generation = fake.generation

@@ -1,14 +1,17 @@
 """Translate between the wire (form or JSON parameters, HTTP headers) and core values.
 
 This module decides nothing: it copies what was sent into ``TokenRequest`` or
-``AuthorizeRequest`` (marking parameters of the wrong JSON type as malformed, so the
-core can reject them), and renders decisions in Auth0's response shapes.
+``AuthorizeRequest`` (marking parameters of the wrong JSON type as malformed and those sent
+more than once as repeated, so the core can decide about them), and renders decisions in
+Auth0's response shapes. Form and JSON bodies are read alike: the first value of a repeated
+parameter is the one passed on.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
@@ -72,6 +75,40 @@ AUTHORIZE_PARAMETERS = (
     "code_challenge",
     "code_challenge_method",
 )
+
+
+class Parameters(dict[str, Any]):
+    """Request parameters as sent: the first value of each name, and in ``repeated`` the names
+    that came more than once (in order of their first repetition)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, Any]] = ()) -> None:
+        super().__init__()
+        again: dict[str, None] = {}
+        for name, value in pairs:
+            if name in self:
+                again[name] = None
+            else:
+                self[name] = value
+        self.repeated: tuple[str, ...] = tuple(again)
+
+
+class _JsonObject(list[tuple[str, Any]]):
+    """A JSON object as its (name, value) pairs, so a repeated name is seen, not overwritten."""
+
+
+def json_parameters(text: str) -> Parameters:
+    """The parameters of a JSON body. Raises ``ValueError`` for invalid JSON or a body that is
+    not an object (and ``RecursionError`` for absurd nesting). A nested object stays a list of
+    pairs, which no parameter accepts, so it is reported as malformed."""
+    value = json.loads(text, object_pairs_hook=_JsonObject)
+    if not isinstance(value, _JsonObject):
+        raise ValueError("the body is not a JSON object")
+    return Parameters(value)
+
+
+def _repeated(params: Mapping[str, Any], names: Iterable[str]) -> tuple[str, ...]:
+    repeated = params.repeated if isinstance(params, Parameters) else ()
+    return tuple(name for name in repeated if name in names)
 
 
 def _strings(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
@@ -159,6 +196,7 @@ def token_request(
     """
     values, malformed = _strings(params, TOKEN_PARAMETERS)
     basic_id, basic_secret = basic_credentials(authorization)
+    repeated = _repeated(params, (*TOKEN_PARAMETERS, "client_assertion"))
     secret = {name: SecretStr(values.pop(name)) for name in _NAMED_SECRETS if name in values}
     others = {name: SecretStr(values.pop(name)) for name in [n for n in values if n not in _NAMED]}
     return TokenRequest(
@@ -183,6 +221,7 @@ def token_request(
         quota_usage=quota_usage or NO_USAGE,
         parameters=others,
         malformed=tuple(malformed),
+        repeated=repeated,
     )
 
 
@@ -191,7 +230,8 @@ def authorize_request(
 ) -> AuthorizeRequest:
     """Build an ``AuthorizeRequest`` from ``/authorize`` query parameters and the login outcome."""
     values, _ = _strings(params, AUTHORIZE_PARAMETERS)
-    return AuthorizeRequest(domain=domain, user_id=user_id, consent=consent, **values)
+    repeated = _repeated(params, AUTHORIZE_PARAMETERS)
+    return AuthorizeRequest(domain=domain, user_id=user_id, consent=consent, repeated=repeated, **values)
 
 
 def success_body(issued: Issued, access_token: str, *, refresh_token: str | None = None, id_token: str | None = None) -> dict[str, Any]:
