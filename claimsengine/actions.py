@@ -47,6 +47,8 @@ class CredentialsExchangeEvent:
     organization: OrganizationInfo | None
     requested_scopes: tuple[str, ...]
     scopes: tuple[str, ...]
+    # The decision's time (Unix seconds): what an Action's clock reads.
+    now: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class PostLoginEvent:
     organization: OrganizationInfo | None
     requested_scopes: tuple[str, ...]
     scopes: tuple[str, ...]
+    # ``event.authorization.roles``: the user's roles, and in an organization its member roles.
+    roles: tuple[str, ...] = ()
+    tenant: str = ""
+    now: int = 0
 
 
 @dataclass
@@ -123,12 +129,17 @@ class _Transaction:
 
 @dataclass
 class ActionApi:
-    """``api`` of both triggers. ``transaction`` is used by credentials-exchange only."""
+    """``api`` of both triggers. ``transaction`` is used by credentials-exchange only.
+
+    ``cache`` is ``api.cache``: shared by the Actions of one trigger run, and empty at the
+    start of each run (Auth0 never guarantees a cached item survives).
+    """
 
     access: _Access
     access_token: _Claims
     id_token: _Claims
     transaction: _Transaction
+    cache: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, scopes: tuple[str, ...]) -> ActionApi:

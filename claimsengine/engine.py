@@ -382,6 +382,9 @@ def _post_login(
         organization=org_info(org),
         requested_scopes=scopes,
         scopes=scopes,
+        roles=tuple(dict.fromkeys((*user.roles, *(t.index.memberships[(org.id, user.user_id)].roles if org is not None else ())))),
+        tenant=t.tenant.domain,
+        now=t.now,
     )
     outcome = run_actions(actions, event, api_obj, "post-login", t)
     if isinstance(outcome, Rejected):

@@ -549,14 +549,28 @@ def granted_scopes(grant: ClientGrant, api: Api, t: Trace) -> tuple[str, ...]:
 def run_actions(
     actions: Sequence[Any], event: CredentialsExchangeEvent | PostLoginEvent, api_obj: ActionApi, trigger: str, t: Trace
 ) -> tuple[str, str | None] | Rejected | None:
-    """Run Actions in order until one denies (R74, R75): the denial, a failure, or None."""
+    """Run Actions in order until one denies (R74, R75): the denial, a failure, or None.
+
+    The trace names each Action (its ``__name__``) and the claims it set."""
     for number, action in enumerate(actions, 1):
+        name = f"{trigger} action {number} {getattr(action, '__name__', type(action).__name__)!r}"
+        before = (dict(api_obj.access_token.claims), dict(api_obj.id_token.claims))
         try:
             action(event, api_obj)
         except Exception as exc:  # noqa: BLE001 - user code; Auth0 fails the flow
-            detail = f"{trigger} action {number} raised {type(exc).__name__}"
+            detail = f"{name} raised {type(exc).__name__}"
+            if trigger == "post-login":
+                # An uncaught error in a login ends it as access_denied with the error's message.
+                return t.reject(Rule.ACTION_FAILED, ErrorCode.ACCESS_DENIED, str(exc), detail=detail)
             return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=detail)
-        t.note(Rule.ACTION_RAN, f"{trigger} action {number}")
+        tokens = (("access token", api_obj.access_token.claims, before[0]), ("id token", api_obj.id_token.claims, before[1]))
+        effects = [
+            f"{token} sets {', '.join(repr(n) for n in changed)}"
+            for token, claims, old in tokens
+            if (changed := [n for n, v in claims.items() if n not in old or old[n] is not v])
+        ]
         if api_obj.access.denial is not None:
+            t.note(Rule.ACTION_RAN, f"{name}: {'; '.join([*effects, 'denies'])}")
             return api_obj.access.denial
+        t.note(Rule.ACTION_RAN, f"{name}: {'; '.join(effects)}" if effects else name)
     return None

@@ -12,6 +12,7 @@ from claimsengine import Issued, Rejected, Rule, TokenRequest, decide
 from claimsengine.adapters.loader import ConfigError, Loaded, load_tenant
 from claimsengine.lint import lint
 from tests.conftest import CORPUS
+from tests.node_packages import installed
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"tenant corpus not found at {CORPUS}")
 
@@ -60,6 +61,9 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "auth0__auth0-deploy-cli__examples_directory": ("example.auth0.com", {"ENV": "dev", "AUTH0_TENANT_NAME": "example"}),
 }
 DIRECTORY = "auth0__auth0-deploy-cli__examples_directory"
+# The Deploy CLI's YAML example binds a post-login Action whose code.js the corpus does not
+# carry (only tenant.yaml was collected); its own tests complete the export.
+WITH_ACTION = "auth0__auth0-deploy-cli__examples_yaml_tenant.yaml"
 
 
 def load(name: str, tmp_path: Path, source: Path | None = None) -> Loaded:
@@ -89,7 +93,7 @@ def test_every_corpus_entry_is_covered() -> None:
     assert sorted(p.name for p in CORPUS.iterdir() if p.name != "SOURCES.md") == sorted(CASES)
 
 
-@pytest.mark.parametrize("name", sorted(set(CASES) - {DIRECTORY}))
+@pytest.mark.parametrize("name", sorted(set(CASES) - {DIRECTORY, WITH_ACTION}))
 def test_yaml_export_loads(name: str, tmp_path: Path) -> None:
     loaded = load(name, tmp_path)
     assert loaded.tenant.domain == CASES[name][0]
@@ -207,3 +211,29 @@ def test_pushpabrol_identifier_and_callbacks_come_from_keywords(tmp_path: Path) 
     loaded = load("pushpabrol__github-actions-auth0-deploy__tenant.yaml", tmp_path)
     assert [a.identifier for a in loaded.tenant.apis] == ["https://api.example.test"]
     assert any(c.callbacks == ("https://app.example.test/callback",) for c in loaded.tenant.clients)
+
+
+def test_deploy_cli_example_without_its_action_code_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as missing:
+        load(WITH_ACTION, tmp_path)
+    assert [p.message for p in missing.value.problems] == [
+        "Action 'action-example': code file './actions/action-example/code.js' not found next to the export"
+    ]
+
+
+def test_deploy_cli_example_runs_its_action_with_lodash_from_npm(tmp_path: Path) -> None:
+    """The export completed as the Deploy CLI writes it: code.js in the example's (pre-GA)
+    shape next to tenant.yaml, and its lodash dependency installed by npm."""
+    node_modules = installed(Path(__file__).resolve().parent / "actions_node", "lodash")
+    export = tmp_path / "export"
+    (export / "actions" / "action-example").mkdir(parents=True)
+    shutil.copy(CORPUS / WITH_ACTION, export / "tenant.yaml")
+    (export / "actions" / "action-example" / "code.js").write_text(
+        "/** @type {PostLoginAction} */\nmodule.exports = async (event, context) => {\n  console.log('example');\n  return {};\n};\n"
+    )
+    domain, keywords = CASES[WITH_ACTION]
+    loaded = load_tenant(export / "tenant.yaml", keywords={**keywords, "AUTH0_DOMAIN": domain}, node_modules=node_modules)  # type: ignore[dict-item]
+    assert [a.__name__ for a in loaded.tenant.post_login_actions] == ["action-example"]
+    assert [w.message for w in loaded.warnings] == [
+        "Action 'action-example': secret MY_SECRET has no value (give it in the Action secrets file or as keyword MY_SECRET)"
+    ]

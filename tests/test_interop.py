@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import warnings
@@ -35,6 +34,7 @@ from claimsengine import Tenant
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import EXAMPLE_TENANT, LiveServer, create_app, serve_in_thread
 from claimsengine.adapters.signing import KeySet
+from tests.node_packages import installed
 
 pytestmark = pytest.mark.interop
 
@@ -218,18 +218,7 @@ def test_authlib_fetches_and_verifies_a_token_through_discovery(tls_server: Live
 
 @pytest.fixture(scope="module")
 def node_verifier() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed for the jose interop test")
-    modules = NODE_DIR / "node_modules"
-    if not all((modules / name).is_dir() for name in ("jose", "express", "express-oauth2-jwt-bearer")):
-        command = [npm, "ci" if (NODE_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund", "--ignore-scripts"]
-        try:
-            done = subprocess.run(command, cwd=NODE_DIR, capture_output=True, text=True, timeout=120, check=False)
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm could not install jose in time (no network?)")
-        if done.returncode != 0:
-            pytest.skip(f"npm could not install jose (no network?): {done.stderr.strip()[-300:]}")
+    installed(NODE_DIR, "jose", "express", "express-oauth2-jwt-bearer")
     return NODE_DIR / "verify.mjs"
 
 

@@ -78,6 +78,8 @@ def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
         domain=args.auth0_domain,
         credentials=args.credentials,
         environ=os.environ,
+        node_modules=args.node_modules,
+        action_secrets=args.action_secrets,
     )
 
 
@@ -526,6 +528,15 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--keyword", metavar="KEY=VALUE", action="append", default=default(None), help="keyword replacement (repeatable)")
     group.add_argument("--keyword-file", metavar="PATH", default=default(None), help="JSON or YAML mapping of keyword values")
     group.add_argument("--credentials", metavar="PATH", default=default(None), help="client credentials overlay (JSON or YAML)")
+    group.add_argument(
+        "--node-modules",
+        metavar="DIR",
+        default=default(None),
+        help="installed Node modules the tenant's Actions depend on (a node_modules folder)",
+    )
+    group.add_argument(
+        "--action-secrets", metavar="PATH", default=default(None), help="values of the Actions' secrets: {action name: {SECRET: value}}"
+    )
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:

@@ -426,11 +426,17 @@ def load_tenant(
     domain: str | None = None,
     credentials: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    node_modules: str | Path | None = None,
+    action_secrets: str | Path | None = None,
+    action_time_limit: float | None = None,
 ) -> Loaded:
     """Load a tenant from a Deploy CLI export (YAML or directory) or claimsengine's format.
 
     Keyword values come from ``keywords``, then ``keyword_file``, then ``environ`` (only
-    when given). Raises :class:`ConfigError` listing every problem found.
+    when given). The export's post-login and credentials-exchange Actions run as JavaScript
+    (the ``js`` extra): their npm dependencies come from ``node_modules``, hidden secret values
+    from ``action_secrets`` (``{action name: {SECRET: value}}``) or keywords. Raises
+    :class:`ConfigError` listing every problem found.
     """
     run = _Run(keywords={})
     merged: dict[str, Any] = dict(environ or {})
@@ -441,6 +447,7 @@ def load_tenant(
     run.overlay_file = Path(credentials).name if credentials is not None else ""
     source = Path(path)
     loaded: Loaded | None = None
+    export: dict[str, Any] | None = None  # the parsed YAML export, for its actions
     if source.is_dir():
         loaded = _load_directory(source, domain, overlay, run)
     else:
@@ -451,10 +458,61 @@ def load_tenant(
             if "domain" in data and not DEPLOY_ONLY_KEYS & data.keys():
                 loaded = _load_own(data, source.name, domain, overlay, run)
             else:
+                export = data
                 loaded = _load_deploy(data, source.name, domain, overlay, run)
+    if loaded is not None and (export is not None or source.is_dir()):
+        secrets_overlay = _mapping_file(action_secrets, "Action secrets", run)
+        loaded = _with_actions(loaded, source, export, run, node_modules, secrets_overlay, action_time_limit)
     if run.problems or loaded is None:
         raise ConfigError(tuple(run.problems))
     return loaded
+
+
+def _with_actions(
+    loaded: Loaded,
+    source: Path,
+    export: dict[str, Any] | None,
+    run: _Run,
+    node_modules: str | Path | None,
+    secrets_overlay: Mapping[str, Any],
+    time_limit: float | None,
+) -> Loaded:
+    """The export's bound post-login and credentials-exchange Actions, compiled into the
+    tenant (claimsengine/adapters/js_actions.py)."""
+    from claimsengine.adapters import js_actions
+
+    def read_text(path: Path, display: str) -> str | None:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            run.problems.append(Problem(display, "", f"cannot read: {exc}"))
+            return None
+        return _replace_keywords(raw, display, run)
+
+    reader = js_actions.ExportReader(
+        read=lambda path, display: _read(path, display, run),
+        read_text=read_text,
+        problem=run.problem,
+        warn=run.warn,
+        keywords=run.keywords,
+        secrets_overlay=secrets_overlay,
+        node_modules=Path(node_modules) if node_modules is not None else None,
+    )
+    specs = js_actions.read_export_actions(source, export, reader)
+    if not specs or run.problems:
+        return loaded
+    try:
+        exchange, login = js_actions.compile_actions(specs, time_limit=time_limit or js_actions.DEFAULT_TIME_LIMIT)
+    except js_actions.JsUnavailableError as exc:
+        names = ", ".join(repr(s.name) for s in specs)
+        run.problems.append(Problem(source.name, "actions", f"the tenant's Actions ({names}) are JavaScript; {exc}"))
+        return loaded
+    except js_actions.ActionFailed as exc:
+        run.problems.append(Problem(source.name, "actions", str(exc)))
+        return loaded
+    tenant = loaded.tenant.model_copy(update={"credentials_exchange_actions": exchange, "post_login_actions": login})
+    run.notes.extend(f"{s.trigger} Action {s.name!r} runs as JavaScript ({s.file})" for s in specs)
+    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), loaded.credentials, loaded.derived_api_secrets)
 
 
 # ---------------------------------------------------------------------------------------

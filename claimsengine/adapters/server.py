@@ -364,10 +364,17 @@ def _fake(request: Request) -> FakeTenant:
     return state
 
 
+ACTION_RULES = frozenset({Rule.ACTION_RAN, Rule.ACTION_FAILED, Rule.ACTION_DENY})
+
+
 def _decision_headers(decision: Issued | Rejected, generation: Generation) -> dict[str, str]:
     headers = dict(decision.headers)
     headers.update(NO_STORE)
     headers["X-Claimsengine-Generation"] = str(generation.number)
+    # The fake's explanation of what the tenant's Actions did (named, with what they set).
+    ran = [r.detail for r in decision.trace if r.rule in ACTION_RULES]
+    if ran:
+        headers["X-Claimsengine-Actions"] = "; ".join(ran).encode("ascii", "backslashreplace").decode()
     return headers
 
 
@@ -891,6 +898,8 @@ def _load(config: Mapping[str, Any]) -> Tenant:
         keyword_file=config["keyword_file"],
         domain=config["domain"],
         credentials=config["credentials"],
+        node_modules=config.get("node_modules"),
+        action_secrets=config.get("action_secrets"),
     )
     return strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant
 
@@ -1022,6 +1031,8 @@ def _run(args: argparse.Namespace) -> int:
         "keyword_file": getattr(args, "keyword_file", None),
         "domain": getattr(args, "auth0_domain", None),
         "credentials": getattr(args, "credentials", None),
+        "node_modules": getattr(args, "node_modules", None),
+        "action_secrets": getattr(args, "action_secrets", None),
         "strict_host": bool(args.strict_host),
         "default_user": args.default_user,
         "admin": bool(args.admin),

@@ -37,6 +37,7 @@ from claimsengine.model import (
     Tenant,
     TokenRequest,
 )
+from claimsengine.rules import Rule
 from claimsengine.steps import grant_scopes
 
 from . import wire
@@ -463,6 +464,19 @@ def aud_text(audience: str | tuple[str, ...] | None) -> str:
     return audience
 
 
+def _claims_column(decision: Issued) -> tuple[str, ...]:
+    """The token's non-registered claim names; a claim an Action set also shows its value, so
+    that changing an Action's code changes the outcome."""
+    by_action = {
+        r.detail.split(": ", 1)[1] for r in decision.trace if r.rule is Rule.ACTION_CLAIM_SET and r.detail.startswith("access token: ")
+    }
+    return tuple(
+        f"{name}={json.dumps(value, sort_keys=True)}" if repr(name) in by_action else name
+        for name, value in decision.claims.items()
+        if name not in _COMMON_CLAIMS
+    )
+
+
 def outcome_of(
     decision: Issued | Rejected | Authorized, domain: str, *, endpoint: str = "/oauth/token", before: tuple[str, ...] = ()
 ) -> Outcome:
@@ -487,7 +501,7 @@ def outcome_of(
             refresh_token=decision.refresh is not None,
             id_token=id_token is not None,
             id_token_expires_in=id_lifetime,
-            claims=tuple(name for name in decision.claims if name not in _COMMON_CLAIMS),
+            claims=_claims_column(decision),
             rules=rules,
         )
     if isinstance(decision, Rejected):

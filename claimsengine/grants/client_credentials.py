@@ -202,6 +202,7 @@ def _credentials_exchange(
         organization=org_info(org),
         requested_scopes=requested,
         scopes=scopes,
+        now=t.now,
     )
     outcome = run_actions(actions, event, api_obj, "credentials-exchange", t)
     if isinstance(outcome, Rejected):
