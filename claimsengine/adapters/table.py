@@ -15,6 +15,7 @@ them, ``docgen`` writes the generated pages under ``docs/``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
