@@ -42,6 +42,7 @@ from claimsengine.rules import Rule
 from claimsengine.steps import grant_scopes
 
 from . import wire
+from .parallel import ordered_map
 
 V = TypeVar("V")
 
@@ -427,13 +428,17 @@ class TableContext:
     def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
         return {cls: self.evaluate(cls) for cls in self.classes(client, grant)}
 
-    def rows(self, *, merge: bool = True, on_group: Callable[[], None] | None = None) -> Iterator[Row]:
-        """The table, one group (application x grant type) at a time."""
-        for client in self.tenant.clients:
-            for grant in GRANTS:
-                yield from self.group_rows(client, grant, merge=merge)
-                if on_group is not None:
-                    on_group()
+    def groups(self) -> list[tuple[Client, str]]:
+        """The table's groups, in order: (application, grant type)."""
+        return [(client, grant) for client in self.tenant.clients for grant in GRANTS]
+
+    def rows(self, *, merge: bool = True, on_group: Callable[[], None] | None = None, jobs: int = 1) -> Iterator[Row]:
+        """The table, one group (application x grant type) at a time; ``jobs`` processes compute groups."""
+        groups = self.groups()
+        for group in ordered_map(lambda i: self.group_rows(*groups[i], merge=merge), len(groups), jobs):
+            yield from group
+            if on_group is not None:
+                on_group()
 
     def group_rows(self, client: Client, grant: str, *, merge: bool = True) -> list[Row]:
         """The rows of one application and grant type."""
@@ -529,46 +534,41 @@ def merge_rows(raw: Mapping[RequestClass, V], order: Sequence[str] = MERGE_ORDER
     that match its other cells, and all of them have the row's value. Dimensions are
     tried in ``order``; a group of rows is merged only when it covers every class that
     matches, so ``any`` never hides a class with another value.
+
+    Rows are plain tuples of cells here, and each row carries how many classes it covers,
+    so a merge costs one pass over the rows per dimension.
     """
-    position = {k: i for i, k in enumerate(raw)}
-    keys = list(raw)
-    # Each row: (cells, value, first position).
-    rows: list[tuple[RequestClass, V, int]] = [(k, raw[k], position[k]) for k in keys]
-    counts: dict[frozenset[str], Counter[tuple[str, ...]]] = {}
+    keys = [(k.client, k.grant, k.audience, k.scope, k.domain, k.organization) for k in raw]
+    width = len(DIMENSIONS)
+    # Per set of ``any`` dimensions: how many enumerated classes match each projection.
+    counts: dict[tuple[int, ...], Counter[tuple[str, ...]]] = {}
 
-    def matching(anys: frozenset[str], cls: RequestClass) -> int:
+    def matching(anys: tuple[int, ...], cells: tuple[str, ...]) -> int:
+        keep = [i for i in range(width) if i not in anys]
         if anys not in counts:
-            counts[anys] = Counter(tuple(k.get(d) for d in DIMENSIONS if d not in anys) for k in keys)
-        return counts[anys][tuple(cls.get(d) for d in DIMENSIONS if d not in anys)]
+            counts[anys] = Counter(tuple(k[i] for i in keep) for k in keys)
+        return counts[anys][tuple(cells[i] for i in keep)]
 
+    # Each row: (cells, value, first position, classes covered).
+    rows: list[tuple[tuple[str, ...], V, int, int]] = [(k, v, i, 1) for i, (k, v) in enumerate(zip(keys, raw.values(), strict=True))]
     for dim in order:
-        partitions: dict[tuple[str, ...], list[tuple[RequestClass, V, int]]] = {}
+        d = DIMENSIONS.index(dim)
+        partitions: dict[tuple[str, ...], list[tuple[tuple[str, ...], V, int, int]]] = {}
         for row in rows:
-            partitions.setdefault(tuple(row[0].get(d) for d in DIMENSIONS if d != dim), []).append(row)
-        merged: list[tuple[RequestClass, V, int]] = []
+            partitions.setdefault(row[0][:d] + row[0][d + 1 :], []).append(row)
+        merged: list[tuple[tuple[str, ...], V, int, int]] = []
         for members in partitions.values():
-            first = members[0]
-            anys = frozenset(d for d in DIMENSIONS if first[0].get(d) == ANY) | {dim}
-            covered = sum(_size(m[0], counts, keys) for m in members)
-            if len(members) > 1 and all(m[1] == first[1] for m in members) and covered == matching(anys, first[0]):
-                cells = {d: first[0].get(d) for d in DIMENSIONS}
-                cells[dim] = ANY
-                merged.append((RequestClass(**cells), first[1], min(m[2] for m in members)))
-            else:
-                merged.extend(members)
+            cells, value = members[0][0], members[0][1]
+            if len(members) > 1 and all(m[1] == value for m in members):
+                anys = tuple(i for i in range(width) if i == d or cells[i] == ANY)
+                covered = sum(m[3] for m in members)
+                if covered == matching(anys, cells):
+                    merged.append(((*cells[:d], ANY, *cells[d + 1 :]), value, min(m[2] for m in members), covered))
+                    continue
+            merged.extend(members)
         rows = merged
     rows.sort(key=lambda r: r[2])
-    return [(k, v) for k, v, _ in rows]
-
-
-def _size(cls: RequestClass, counts: dict[frozenset[str], Counter[tuple[str, ...]]], keys: list[RequestClass]) -> int:
-    """How many enumerated classes a row covers."""
-    anys = frozenset(d for d in DIMENSIONS if cls.get(d) == ANY)
-    if not anys:
-        return 1
-    if anys not in counts:
-        counts[anys] = Counter(tuple(k.get(d) for d in DIMENSIONS if d not in anys) for k in keys)
-    return counts[anys][tuple(cls.get(d) for d in DIMENSIONS if d not in anys)]
+    return [(RequestClass(*cells), v) for cells, v, _, _ in rows]
 
 
 def secrets_of(credentials: Iterable[Any]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from .parallel import ordered_map
 from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows
 
 
@@ -74,7 +75,7 @@ def _outcome_dict(o: Outcome | None) -> dict[str, Any] | None:
     return {f.name: _json(getattr(o, f.name)) for f in dataclass_fields(o)}
 
 
-def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], None] | None = None) -> Iterator[Change]:
+def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], None] | None = None, jobs: int = 1) -> Iterator[Change]:
     """Request classes whose outcome changes from ``old`` to ``new``, group by group.
 
     Classes are compared on their key (application, grant type, audience, scope class,
@@ -85,16 +86,19 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
     """
     old_clients = {c.client_id: c for c in old.tenant.clients}
     new_clients = {c.client_id: c for c in new.tenant.clients}
-    ids = list(dict.fromkeys([*old_clients, *new_clients]))
-    for client_id in ids:
-        client = new_clients.get(client_id) or old_clients[client_id]
-        for grant in GRANTS:
-            a = old.raw(old_clients[client_id], grant) if client_id in old_clients else {}
-            b = new.raw(new_clients[client_id], grant) if client_id in new_clients else {}
-            if a != b:
-                pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
-                for cls, (before, after) in merge_rows(pairs):
-                    if before != after:
-                        yield Change(cls, before, after, client.name)
-            if on_group is not None:
-                on_group()
+    groups = [(client_id, grant) for client_id in dict.fromkeys([*old_clients, *new_clients]) for grant in GRANTS]
+
+    def compare(index: int) -> list[Change]:
+        client_id, grant = groups[index]
+        a = old.raw(old_clients[client_id], grant) if client_id in old_clients else {}
+        b = new.raw(new_clients[client_id], grant) if client_id in new_clients else {}
+        if a == b:
+            return []
+        name = (new_clients.get(client_id) or old_clients[client_id]).name
+        pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
+        return [Change(cls, before, after, name) for cls, (before, after) in merge_rows(pairs) if before != after]
+
+    for changes in ordered_map(compare, len(groups), jobs):
+        yield from changes
+        if on_group is not None:
+            on_group()
