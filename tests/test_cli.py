@@ -306,3 +306,56 @@ def test_serve_help() -> None:
     assert "Traceback" not in result.stderr
     if result.returncode == 0:
         assert "--port" in result.stdout
+
+
+# --- jobs, progress, atomic output ------------------------------------------------------------
+
+
+def test_table_and_diff_with_jobs_equal_one_process(tmp_path: Path) -> None:
+    one = run("table", "--format", "json")
+    two = run("table", "--format", "json", "--jobs", "2")
+    assert two.returncode == 0, two.stderr
+    assert json.loads(two.stdout) == json.loads(one.stdout)
+    grant = "    audience: https://api.northwind.com/orders\n    scope: [read:orders, write:orders]\n    organization_usage: allow"
+    new = edited(tmp_path, "narrow.yaml", grant, grant.replace("[read:orders, write:orders]", "[read:orders]"))
+    serial = run("diff", str(EXAMPLE), str(new), "--format", "json")
+    parallel = run("diff", str(EXAMPLE), str(new), "--format", "json", "-j", "2")
+    assert parallel.returncode == serial.returncode == 1
+    assert json.loads(parallel.stdout) == json.loads(serial.stdout)
+    bad = run("table", "--jobs", "0")
+    assert bad.returncode == 2
+    assert "--jobs" in bad.stderr
+
+
+def test_progress_bar_only_on_a_terminal_and_only_for_slow_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from claimsengine.adapters import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with cli._progress(3, "tabulating", after=60) as step:
+        step()
+    assert terminal.getvalue() == ""  # a fast run shows nothing
+    with cli._progress(3, "tabulating", after=0) as step:
+        for _ in range(3):
+            step()
+    assert "tabulating" in terminal.getvalue()
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    with cli._progress(3, "tabulating", after=0) as step:
+        step()
+    assert piped.getvalue() == ""
+
+
+def test_a_failed_table_run_leaves_the_previous_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "table.html"
+    out.write_text("previous\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("domain: [unclosed\n")
+    result = run("--tenant", str(broken), "table", "--format", "html", "-o", str(out))
+    assert result.returncode == 2
+    assert out.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.yaml", "table.html"]

@@ -98,23 +98,38 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 
 @contextmanager
-def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr, only when stderr is a terminal; yields the step callback."""
+def _progress(total: int, description: str, *, after: float = 1.0) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr for a run that takes longer than ``after`` seconds, only when
+    stderr is a terminal; yields the step callback (call it once per unit of work)."""
     if not _is_tty(sys.stderr) or total <= 1:
         yield lambda: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=_console(stderr=True),
         transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+    )
+    task = bar.add_task(description, total=total)
+    started = time.monotonic()
+    shown = False
+
+    def step() -> None:
+        nonlocal shown
+        bar.advance(task)
+        if not shown and time.monotonic() - started > after:
+            shown = True
+            bar.start()
+
+    try:
+        yield step
+    finally:
+        if shown:
+            bar.stop()
 
 
 def _print_json(value: Any, out: IO[str] | None = None) -> None:
@@ -327,7 +342,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     loaded = _load(args)
     ctx = _context(loaded)
     with _progress(ctx.group_count(), "tabulating") as step:
-        rows = ctx.rows(on_group=step)
+        rows = ctx.rows(on_group=step, jobs=args.jobs)
         if args.format is None and args.output is None and _is_tty(sys.stdout):
             table_render.render_terminal(rows, f"Decision table: {loaded.tenant.domain}", _console())
             return 0
@@ -367,7 +382,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     old = _context(_load(args, args.old))
     new = _context(_load(args, args.new))
     with _progress(max(old.group_count(), new.group_count()), "comparing") as step:
-        changes = list(table_diff.diff_tables(old, new, on_group=step))
+        changes = list(table_diff.diff_tables(old, new, on_group=step, jobs=args.jobs))
     fmt = args.format or "text"
     if fmt == "json":
         _print_json([c.as_dict() for c in changes])
@@ -552,6 +567,20 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authorization", metavar="HEADER", help="Authorization header value, e.g. 'Basic ...'")
 
 
+def _jobs(value: str) -> int:
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"expects a number of processes (1 or more), got {value!r}")
+    return jobs
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", "-j", metavar="N", type=_jobs, default=1, help="compute with N processes (large tenants)")
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Decide what Auth0 would issue for a token request, or which error, and why.")
     _add_globals(parser, suppress=False)
@@ -570,13 +599,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_request_options(p)
     p = command("table", cmd_table, "the tenant's decision table")
     p.add_argument("--format", choices=table_render.FORMATS, help="output format (default: a terminal table, or markdown when piped)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout (replaced only when complete)")
+    _add_jobs(p)
     p = command("check", cmd_check, "lint the tenant: loader warnings and findings; exit 1 on an error")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p = command("diff", cmd_diff, "request classes whose outcome changes between two configurations; exit 1 if any")
     p.add_argument("old", metavar="OLD", help="the current configuration")
     p.add_argument("new", metavar="NEW", help="the proposed configuration")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    _add_jobs(p)
     p = command("clients", cmd_clients, "the effective client credentials (shows secrets)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p = command("docs", cmd_docs, "regenerate (--write) or check the generated pages under docs/")

@@ -93,7 +93,7 @@ _HTML_HEAD = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font: 13px/1.35 system-ui, sans-serif; margin: 1rem; }}
+body {{ font: 12px/1.3 system-ui, sans-serif; margin: 1rem; }}
 h1 {{ font-size: 1.2rem; margin: 0 0 0.5rem; }}
 table {{ border-collapse: collapse; width: 100%; table-layout: fixed; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 2px 4px; vertical-align: top; text-align: left; overflow-wrap: anywhere; }}
@@ -103,62 +103,112 @@ th.desc::after {{ content: " \\25BC"; }}
 tr.issued td.outcome {{ color: #176117; font-weight: 600; }}
 tr.rejected td.outcome {{ color: #a31515; font-weight: 600; }}
 td.any {{ color: #888; font-style: italic; }}
-td small {{ color: #666; }}
+td small {{ color: #666; display: block; }}
 details summary {{ cursor: pointer; color: #555; }}
 #filter {{ margin-bottom: 0.5rem; width: 30rem; max-width: 100%; padding: 0.3rem; }}
+#more {{ padding: 0.5rem 0; color: #666; }}
 </style>
 </head>
 <body>
 <h1>{title}</h1>
+<noscript><p>This page needs JavaScript to show its rows; use <code>--format markdown</code> or <code>csv</code> otherwise.</p></noscript>
 <input id="filter" type="search" placeholder="Filter rows (every word must match)" autofocus>
-<span id="count">{count}</span>
+<span id="count"></span>
 <table id="decisions">
 <colgroup>{colgroup}</colgroup>
 <thead><tr>{header}</tr></thead>
-<tbody>
+<tbody></tbody>
+</table>
+<p id="more"></p>
+<script type="application/json" id="rows">[
 """
 
-_HTML_TAIL = """</tbody>
-</table>
+# Rows are data, and the page draws them a page at a time as the reader scrolls, so a table of
+# tens of thousands of rows opens as fast as a small one; the filter and the sort work on the data.
+_HTML_TAIL = """]</script>
 <script>
 (function () {
+  var PAGE = 300;
+  var ANY = "any";
+  var data = JSON.parse(document.getElementById("rows").textContent);
+  var texts = data.map(function (r) { return r.join(" ").toLowerCase(); });
   var table = document.getElementById("decisions");
   var body = table.tBodies[0];
   var filter = document.getElementById("filter");
   var count = document.getElementById("count");
-  var texts = null;
-  function update() {
-    if (texts === null) {
-      texts = Array.prototype.map.call(body.rows, function (row) { return row.textContent.toLowerCase(); });
-    }
-    var words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
-    var shown = 0;
-    Array.prototype.forEach.call(body.rows, function (row, i) {
-      var ok = words.every(function (w) { return texts[i].indexOf(w) !== -1; });
-      row.style.display = ok ? "" : "none";
-      if (ok) { shown += 1; }
-    });
-    count.textContent = " " + shown + " of " + body.rows.length + " rows";
+  var more = document.getElementById("more");
+  var shown = data.map(function (_, i) { return i; });
+  var drawn = 0;
+  function cell(tr, text, css, detail) {
+    var td = document.createElement("td");
+    td.className = text === ANY ? css + " any" : css;
+    td.textContent = text;
+    if (detail) { var small = document.createElement("small"); small.textContent = detail; td.appendChild(small); }
+    tr.appendChild(td);
+    return td;
   }
-  filter.addEventListener("input", update);
+  function draw(r) {
+    // r: kind, name, id, grant, audience, scope, domain, organization, outcome, detail, aud, iss, token scope, claims, rules
+    var tr = document.createElement("tr");
+    tr.className = r[0];
+    cell(tr, r[1] || r[2], "application", r[1] ? r[2] : "");
+    var names = ["grant", "audience", "scope", "domain", "organization"];
+    for (var i = 0; i < names.length; i++) { cell(tr, r[i + 3], names[i], ""); }
+    cell(tr, r[8], "outcome", r[9]);
+    cell(tr, r[10], "aud", "");
+    cell(tr, r[11], "iss", "");
+    cell(tr, r[12], "token_scope", r[13]);
+    var rules = cell(tr, "", "rules", "");
+    if (r[14]) {
+      var details = document.createElement("details");
+      var summary = document.createElement("summary");
+      summary.textContent = r[14].split(" ").length;
+      details.appendChild(summary);
+      details.appendChild(document.createTextNode(r[14]));
+      rules.appendChild(details);
+    }
+    return tr;
+  }
+  function drawMore() {
+    var fragment = document.createDocumentFragment();
+    var end = Math.min(drawn + PAGE, shown.length);
+    for (; drawn < end; drawn++) { fragment.appendChild(draw(data[shown[drawn]])); }
+    body.appendChild(fragment);
+    more.textContent = drawn < shown.length ? "Showing " + drawn + " of " + shown.length + " rows; scroll for more." : "";
+  }
+  function redraw() {
+    body.textContent = "";
+    drawn = 0;
+    drawMore();
+    count.textContent = " " + shown.length + " of " + data.length + " rows";
+  }
+  new IntersectionObserver(function (entries) {
+    if (entries[0].isIntersecting && drawn < shown.length) { drawMore(); }
+  }, { rootMargin: "600px" }).observe(more);
+  filter.addEventListener("input", function () {
+    var words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    shown = [];
+    for (var i = 0; i < data.length; i++) {
+      if (words.every(function (w) { return texts[i].indexOf(w) !== -1; })) { shown.push(i); }
+    }
+    redraw();
+  });
   Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
     th.addEventListener("click", function () {
       var asc = !th.classList.contains("asc");
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) { c.classList.remove("asc", "desc"); });
       th.classList.add(asc ? "asc" : "desc");
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[index].textContent, y = b.cells[index].textContent;
+      var column = [1, 3, 4, 5, 6, 7, 8, 10, 11, 12, 14][index];
+      shown.sort(function (a, b) {
+        var x = data[a][column], y = data[b][column];
         var nx = parseFloat(x), ny = parseFloat(y);
         var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-        return asc ? c : -c;
+        return (asc ? c : -c) || a - b;
       });
-      texts = null;
-      var fragment = document.createDocumentFragment();
-      rows.forEach(function (r) { fragment.appendChild(r); });
-      body.appendChild(fragment);
+      redraw();
     });
   });
+  redraw();
 })();
 </script>
 </body>
@@ -168,68 +218,62 @@ _HTML_TAIL = """</tbody>
 # (header, width in % of the page); the widths add up to 100 so nothing scrolls sideways.
 HTML_COLUMNS: tuple[tuple[str, int], ...] = (
     ("application", 10),
-    ("grant", 7),
+    ("grant", 8),
     ("audience", 10),
     ("scope", 5),
     ("domain", 7),
     ("organization", 6),
-    ("outcome", 7),
-    ("token", 8),
-    ("aud", 9),
-    ("iss", 7),
-    ("token scope", 7),
-    ("claims", 5),
-    ("error description", 8),
+    ("outcome", 24),
+    ("aud", 10),
+    ("iss", 6),
+    ("token scope / claims", 10),
     ("rules", 4),
 )
 
 
-def _td(value: str, css: str, *, raw: bool = False) -> str:
-    classes = f"{css} any" if value == ANY else css
-    return f'<td class="{classes}">{value if raw else html.escape(value)}</td>'
-
-
-def _html_row(row: Row) -> str:
+def html_cells(row: Row) -> list[str]:
+    """One row of the HTML page's data: kind, application name and id, the class, then the outcome's texts."""
     v = row.as_dict()
     o = row.outcome
-    if row.client_name and row.request.client != ANY:
-        app = f"{html.escape(row.client_name)}<br><small>{html.escape(row.request.client)}</small>"
-    else:
-        app = html.escape(row.request.client)
     if o.kind == "rejected":
-        outcome = f"{o.status} {o.error}"
-        token = ""
+        outcome, detail = f"{o.status} {o.error}", o.description or ""
     else:
         outcome = o.kind if o.kind != "issued" else f"issued {o.format}"
-        parts = [f"{o.alg}/{o.typ}" if o.alg else "", f"{o.expires_in} s" if o.expires_in is not None else ""]
+        parts = [f"{o.alg}/{o.typ}" if o.alg else "", f"expires in {o.expires_in} s" if o.expires_in is not None else ""]
         if o.refresh_token:
-            parts.append("+refresh")
+            parts.append("+ refresh token")
         if o.id_token:
-            parts.append(f"+id_token {o.id_token_expires_in} s")
-        token = " ".join(p for p in parts if p)
-    rules = f"<details><summary>{len(o.rules)}</summary>{html.escape(' '.join(o.rules))}</details>" if o.rules else ""
-    cells = [
-        _td(app, "application", raw=True),
-        *(_td(row.request.get(d), d) for d in DIMENSIONS[1:]),
-        _td(outcome, "outcome"),
-        _td(token, "token"),
-        _td(text(v["aud"], "aud"), "aud"),
-        _td(text(v["iss"]), "iss"),
-        _td(text(v["token_scope"]), "token_scope"),
-        _td(text(v["claims"]), "claims"),
-        _td(text(v["error_description"]), "error_description"),
-        _td(rules, "rules", raw=True),
+            parts.append(f"+ ID token ({o.id_token_expires_in} s)")
+        detail = " · ".join(p for p in parts if p)
+    name = row.client_name if row.request.client != ANY else ""
+    return [
+        o.kind,
+        name,
+        row.request.client,
+        *(row.request.get(d) for d in DIMENSIONS[1:]),
+        outcome,
+        detail,
+        text(v["aud"], "aud"),
+        text(v["iss"]),
+        text(v["token_scope"]),
+        text(v["claims"]),
+        " ".join(o.rules),
     ]
-    return f'<tr class="{html.escape(o.kind)}">' + "".join(cells) + "</tr>\n"
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element (no ``</script>`` or ``<!--`` in it)."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render_html(rows: Iterable[Row], *, title: str = "Decision table") -> Iterator[str]:
-    """A standalone page: fixed column widths (no sideways scrolling), rule ids folded, sortable, filterable."""
+    """A standalone page: fixed column widths (no sideways scrolling), rule ids folded in ``<details>``,
+    rows drawn as the reader scrolls, a filter and sortable columns."""
     header = "".join(f"<th>{html.escape(name)}</th>" for name, _ in HTML_COLUMNS)
     colgroup = "".join(f'<col style="width: {width}%">' for _, width in HTML_COLUMNS)
-    yield _HTML_HEAD.format(title=html.escape(title), header=header, colgroup=colgroup, count="")
-    for row in rows:
-        yield _html_row(row)
+    yield _HTML_HEAD.format(title=html.escape(title), header=header, colgroup=colgroup)
+    for i, row in enumerate(rows):
+        yield ("," if i else "") + _script_json(html_cells(row)) + "\n"
     yield _HTML_TAIL
 
 
