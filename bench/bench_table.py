@@ -101,7 +101,7 @@ def _measure(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
 
 
 def _child(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
-    out = subprocess.run(  # noqa: S603 - our own script, our own arguments
+    out = subprocess.run(
         [sys.executable, __file__, "--child", what, str(clients), str(apis), str(jobs)], capture_output=True, text=True, check=True
     )
     result: dict[str, Any] = json.loads(out.stdout)
