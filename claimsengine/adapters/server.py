@@ -56,7 +56,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import processes, wire
+from claimsengine.adapters import control, processes, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -183,6 +183,7 @@ class FakeTenant:
         seed: int | None = None,
         store: Store | None = None,
         generation: int = 1,
+        rule_header: bool = True,
     ) -> None:
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
         # Addresses declared at start-up (serve_as); every generation's tenant includes them.
@@ -197,6 +198,9 @@ class FakeTenant:
         self.admin = admin
         self.admin_token = admin_token or (secrets.token_urlsafe(24) if admin else None)
         self.store: Store = store if store is not None else MemoryStore()
+        # What a test sees and controls (adapters/control.py).
+        self.rule_header = rule_header
+        self.overrides = control.Overrides()
         self._lock = threading.Lock()
 
     def _generation(self, number: int, tenant: Tenant) -> Generation:
@@ -239,6 +243,37 @@ class FakeTenant:
         self.scheme = scheme
         # The same configuration, now with the declared domains (a reload keeps them too).
         self.reload(self.tenant, number=self.generation.number)
+
+    # Reasons, capture and overrides (adapters/control.py) ------------------------------
+
+    def observe(self, endpoint: str, client_id: str | None, decision: Any, status: int) -> dict[str, str]:
+        """Keep and log one decision; the response headers that show its rule ids."""
+        # The wall clock, not self.now(): a stepped clock moves once per request, for the decision.
+        record = control.decision_record(endpoint, client_id, decision, status, _wall_clock())
+        control.decision_log.info(control.log_line(record))
+        self.store.capture("decision", json.dumps(record), limit=control.MAX_KEPT)
+        return control.rules_header(decision) if self.rule_header else {}
+
+    def capture(self, request: Request, params: Mapping[str, Any] | None = None) -> None:
+        record = control.request_record(request, params, _wall_clock())
+        self.store.capture("request", json.dumps(record), limit=control.MAX_KEPT)
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The decisions kept (the last 1000, every worker's), oldest first, with their traces."""
+        return [json.loads(item) for item in self.store.captured("decision")]
+
+    def requests(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The requests received (the last 1000, every worker's), oldest first, secrets masked;
+        only those to ``path`` if given."""
+        kept = [json.loads(item) for item in self.store.captured("request")]
+        return [r for r in kept if path is None or r["path"] == path]
+
+    def override(
+        self, path: str, *, status: int | None = None, body: Any = None, delay: float = 0.0, method: str | None = None, times: int = 1
+    ) -> control.Override:
+        """Make the next ``times`` requests to ``path`` wait ``delay`` seconds, then answer
+        ``status`` with the JSON ``body`` instead of the real answer (``status=None``: only the delay)."""
+        return self.overrides.add(control.Override(path=path, status=status, body=body, delay=delay, method=method, times=times))
 
     def now(self) -> int:
         """The fake tenant's current time, in Unix seconds."""
@@ -430,7 +465,9 @@ async def token(request: Request) -> Response:
     try:
         params = await _token_parameters(request)
     except BodyError as exc:
+        fake.capture(request)
         return _transport_error(str(exc))
+    fake.capture(request, params)
     now = fake.now()
     client_id = _text(params.get("client_id"))
     assertion: ClientAssertion | None = None
@@ -459,8 +496,10 @@ async def token(request: Request) -> Response:
         quota_usage=usage,
     )
     decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now)
+    who = req.client_id or req.basic_client_id
     if isinstance(decision, Rejected):
-        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=_decision_headers(decision, generation))
+        headers = {**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, decision.status)}
+        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=headers)
     minter = generation.minter
     body = wire.success_body(
         decision,
@@ -468,7 +507,7 @@ async def token(request: Request) -> Response:
         refresh_token=minter.refresh_token(decision.refresh) if decision.refresh is not None else None,
         id_token=minter.id_token(decision.id_token) if decision.id_token is not None else None,
     )
-    return JSONResponse(body, headers=_decision_headers(decision, generation))
+    return JSONResponse(body, headers={**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, 200)})
 
 
 def _organization_key(tenant: Tenant, params: Mapping[str, Any]) -> str | None:
@@ -501,14 +540,16 @@ async def authorize(request: Request) -> Response:
     """GET /authorize: a non-interactive login as ``login_hint`` or the default user."""
     fake = _fake(request)
     params = wire.Parameters(request.query_params.multi_items())  # the core decides about repeated ones
+    fake.capture(request, params)
     user = _text(params.get("login_hint")) or fake.default_user
     req = wire.authorize_request(params, domain=request.headers.get("host"), user_id=user, consent=fake.auto_consent)
     generation = fake.generation
     decision = decide(req, generation.tenant, now=fake.now())
+    client_id = _text(params.get("client_id"))
     if isinstance(decision, Authorized):
         code = generation.minter.code(decision.grant)
         location = _with_query(decision.redirect_uri, {"code": code, "state": decision.state})
-        return RedirectResponse(location, status_code=302, headers=NO_STORE)
+        return RedirectResponse(location, status_code=302, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 302)})
     assert isinstance(decision, Rejected)
     if decision.redirect_uri is not None:
         body = wire.error_body(decision)
@@ -516,8 +557,10 @@ async def authorize(request: Request) -> Response:
             decision.redirect_uri,
             {"error": body["error"], "error_description": body["error_description"], "state": decision.state},
         )
-        return RedirectResponse(location, status_code=302, headers=NO_STORE)
-    return _error_page(decision, request)
+        return RedirectResponse(location, status_code=302, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 302)})
+    page = _error_page(decision, request)
+    page.headers.update(fake.observe("/authorize", client_id, decision, decision.status))
+    return page
 
 
 def _unauthorized(description: str, error: str | None = "invalid_token") -> JSONResponse:
@@ -536,6 +579,7 @@ def _domain_refused() -> JSONResponse:
 async def userinfo(request: Request) -> Response:
     """GET /userinfo: the profile of the token's user, filtered by the token's scopes (R71)."""
     fake = _fake(request)
+    fake.capture(request)
     generation = fake.generation
     tenant = generation.tenant
     domain = served_domain(request.headers.get("host"), tenant)
@@ -555,12 +599,16 @@ async def userinfo(request: Request) -> Response:
     if presented is None:
         return _unauthorized("Invalid token")
     verdict = validate_access_token(presented, audience=tenant.userinfo_audience, domain=domain, tenant=tenant, now=fake.now())
+    azp = presented.claims.get("azp")
+    who = azp if isinstance(azp, str) else None
     if isinstance(verdict, Rejected):
-        return _unauthorized(verdict.error_description)
+        refused = _unauthorized(verdict.error_description)
+        refused.headers.update(fake.observe("/userinfo", who, verdict, 401))
+        return refused
     profile = userinfo_claims(presented.claims, tenant)
     if profile is None:
         return _unauthorized("Invalid token")
-    return JSONResponse(profile, headers=NO_STORE)
+    return JSONResponse(profile, headers={**NO_STORE, **fake.observe("/userinfo", who, verdict, 200)})
 
 
 def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") -> dict[str, Any]:
@@ -619,6 +667,23 @@ async def rotate_keys(request: Request) -> Response:
     return JSONResponse({"current_kid": fake.keys.current_kid, "jwks": published}, headers=NO_STORE)
 
 
+async def add_override(request: Request) -> Response:
+    """POST /admin/overrides (admin token): the next matching request gets the given answer;
+    DELETE /admin/overrides drops every pending override."""
+    fake = _fake(request)
+    refused = _admin_refusal(request, fake)
+    if refused is not None:
+        return refused
+    if request.method == "DELETE":
+        fake.overrides.clear()
+        return Response(status_code=204, headers=NO_STORE)
+    try:
+        override = fake.overrides.add(control.override_from_json(json.loads(await _read_body(request))))
+    except (ValueError, BodyError) as exc:
+        return _transport_error(str(exc))
+    return JSONResponse({"path": override.path, "pending": len(fake.overrides)}, status_code=201, headers=NO_STORE)
+
+
 def _admin_refusal(request: Request, fake: FakeTenant) -> Response | None:
     """The admin API takes ``Authorization: Bearer <admin token>`` (printed at start-up) and
     refuses cross-site requests: a browser page elsewhere must not rotate the keys."""
@@ -658,6 +723,7 @@ def create_app(
     seed: int | None = None,
     store: Store | None = None,
     generation: int = 1,
+    rule_header: bool = True,
 ) -> Starlette:
     """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
 
@@ -676,6 +742,7 @@ def create_app(
         seed=seed,
         store=store,
         generation=generation,
+        rule_header=rule_header,
     )
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
@@ -683,10 +750,14 @@ def create_app(
         Route("/userinfo", userinfo, methods=["GET"]),
         Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route(control.DECISIONS_PATH, control.decisions, methods=["GET"]),
+        Route(control.REQUESTS_PATH, control.requests, methods=["GET"]),
     ]
     if admin:
         routes.append(Route("/admin/rotate-keys", rotate_keys, methods=["POST"]))
+        routes.append(Route("/admin/overrides", add_override, methods=["POST", "DELETE"]))
     app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
+    app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)
     app.state.auth0 = fake
     return app
 
@@ -850,6 +921,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="another address clients reach this server through (a proxy, a hosts-file name): declared as a tenant domain",
     )
     parser.add_argument("--strict-host", action="store_true", help="refuse hosts that are not a tenant domain (400)")
+    parser.add_argument(
+        "--no-rule-header",
+        dest="rule_header",
+        action="store_false",
+        help=f"do not send the decision's rule ids in the {control.RULES_HEADER} response header",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes; they share one key set (default: 1)")
     parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
     parser.add_argument("--seed", type=int, help="seed for generated keys and token randomness (reproducible runs)")
@@ -929,6 +1006,16 @@ class RedactSecrets(logging.Filter):
         if isinstance(args, tuple) and len(args) == 5 and isinstance(target := args[2], str):
             record.args = (*args[:2], wire.redact_query(target), *args[3:])
         return True
+
+
+def _log_decisions() -> None:
+    """One line per decision on stderr (logger ``claimsengine.decisions``), in every process."""
+    if not control.decision_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("claimsengine: decision %(message)s"))
+        control.decision_log.addHandler(handler)
+        control.decision_log.setLevel(logging.INFO)
+        control.decision_log.propagate = False
 
 
 def _redact_access_log() -> None:
@@ -1088,6 +1175,7 @@ def _run(args: argparse.Namespace) -> int:
         def make_app(loaded: Tenant, generation: int) -> Starlette:
             # Runs in every serving process, workers included (after the fork: each opens the store).
             _redact_access_log()
+            _log_decisions()
             clock = SteppedClock(clock_start, clock_step) if clock_start is not None else None
             app = create_app(
                 loaded,
@@ -1099,6 +1187,7 @@ def _run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 store=open_store(store_url),
                 generation=generation,
+                rule_header=getattr(args, "rule_header", True),
             )
             # The addresses this server is reached through are domains of every generation.
             fake: FakeTenant = app.state.auth0
