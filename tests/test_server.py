@@ -805,3 +805,24 @@ def test_a_key_file_readable_by_others_gets_a_warning(tmp_path: Path) -> None:
     proc, _, _ = start_serving("--keys", str(keys), tmp_path=tmp_path)
     stop(proc)
     assert "readable by others" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_client_that_disconnects_mid_upload_logs_one_line_not_a_traceback(tmp_path: Path) -> None:
+    proc, url, _ = start_serving(tmp_path=tmp_path)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            head = b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            conn.sendall(head + b"Content-Length: 1000\r\n\r\ngrant_type=client")
+        log = tmp_path / "serve.log"
+        deadline = time.monotonic() + 10
+        while "client disconnected" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(timeout=10) as client:  # and the server still answers
+            assert client.post(f"{url}/oauth/token", data=cc()).status_code == 200
+    finally:
+        stop(proc)
+    text = (tmp_path / "serve.log").read_text()
+    lines = [line for line in text.splitlines() if "client disconnected" in line]
+    assert lines == ["claimsengine: client disconnected before sending the whole body of POST /oauth/token"]
+    assert "Traceback" not in text

@@ -82,6 +82,7 @@ EXAMPLE_TENANT = Path(__file__).resolve().parent.parent / "examples" / "northwin
 # Token requests are a few hundred bytes; a private_key_jwt assertion is at most 2 KiB (R9).
 MAX_BODY_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 64
+server_log = logging.getLogger("claimsengine.server")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -349,6 +350,8 @@ async def _read_body(request: Request) -> bytes:
                 raise BodyError("Request body too large")
             chunks.append(chunk)
     except ClientDisconnect:
+        # One line, no traceback: a client going away is not the server's error.
+        server_log.warning("client disconnected before sending the whole body of %s %s", request.method, request.url.path)
         raise BodyError("Request body incomplete") from None
     return b"".join(chunks)
 
@@ -707,7 +710,7 @@ def _same_origin(origin: str, request: Request) -> bool:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Never leak internals (or secrets in exception messages) to the caller; log the type only.
-    logging.getLogger("claimsengine.server").error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    server_log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return JSONResponse({"error": "server_error", "error_description": "Internal error"}, status_code=500, headers=NO_STORE)
 
 
@@ -1009,13 +1012,15 @@ class RedactSecrets(logging.Filter):
 
 
 def _log_decisions() -> None:
-    """One line per decision on stderr (logger ``claimsengine.decisions``), in every process."""
-    if not control.decision_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("claimsengine: decision %(message)s"))
-        control.decision_log.addHandler(handler)
-        control.decision_log.setLevel(logging.INFO)
-        control.decision_log.propagate = False
+    """On stderr, in every process: one line per decision (logger ``claimsengine.decisions``)
+    and the server's own warnings (``claimsengine.server``: disconnects, internal errors)."""
+    for logger, prefix, level in ((control.decision_log, "decision ", logging.INFO), (server_log, "", logging.WARNING)):
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(f"claimsengine: {prefix}%(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = False
 
 
 def _redact_access_log() -> None:
