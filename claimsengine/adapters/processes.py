@@ -157,12 +157,18 @@ class _Reloader:
         self._stamps = stamps
         return True
 
+    def restore(self, generation: int) -> None:
+        """Go back to the generation that is still serving (its tenant is what the parent had)."""
+        self.tenant, self.generation = self._previous
+        assert self.generation == generation
+
     def reload(self) -> bool:
         try:
             tenant = self.serving.load()
         except Exception as exc:  # noqa: BLE001 (a bad file must never take the server down)
             _log(f"reload failed; generation {self.generation} keeps serving:\n{exc}")
             return False
+        self._previous = (self.tenant, self.generation)
         self.tenant = tenant
         self.generation += 1
         _log(f"reloaded the tenant: generation {self.generation}")
@@ -188,7 +194,9 @@ def _serve_here(sock: socket.socket, tenant: Tenant, serving: Serving) -> None:
             if reloader.reload():
                 serving.adopt(app, reloader.tenant, reloader.generation)
 
-    previous = signal.signal(signal.SIGHUP, lambda signum, frame: reload())
+    # The handler only starts a thread: a reload never runs inside a signal handler (a second
+    # SIGHUP arriving mid-reload would otherwise re-enter it on the same thread).
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(target=reload, daemon=True).start())
     stop = threading.Event()
     watcher = None
     if serving.watch:
@@ -307,24 +315,35 @@ class _Supervisor:
     def _spawn_generation(self, *, retire: bool = False) -> None:
         old = [pid for pid, gen in self.children.items() if gen != self.reloader.generation]
         started = [self._spawn() for _ in range(self.serving.workers)]
-        self._await_ready(started)
+        if self._await_ready(started) == 0 and retire:
+            # Not one new worker came up: keep the old generation serving.
+            _log(f"generation {self.reloader.generation} did not start; generation {self.children[old[0]]} keeps serving")
+            for pid, _fd in started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.reloader.restore(self.children[old[0]])
+            return
         if retire:
             for pid in old:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
 
     @staticmethod
-    def _await_ready(started: list[tuple[int, int]], timeout: float = 30) -> None:
+    def _await_ready(started: list[tuple[int, int]], timeout: float = 30) -> int:
+        """How many of the ``started`` workers said they accept connections within ``timeout``."""
         deadline = time.monotonic() + timeout
+        ready = 0
         for _pid, fd in started:
             try:
                 while time.monotonic() < deadline:
                     with contextlib.suppress(InterruptedError):
                         readable, _, _ = select.select([fd], [], [], 0.1)
                         if readable:
+                            ready += os.read(fd, 1) == b"1"
                             break
             finally:
                 os.close(fd)
+        return ready
 
     def _reap(self) -> None:
         while True:
