@@ -177,6 +177,20 @@ def test_requiring_an_undeclared_package_or_a_missing_code_file_is_a_load_error(
     assert "Action 'uses-axios': code file './actions/uses-axios/code.js' not found next to the export" in str(missing.value)
 
 
+def test_requires_in_comments_and_strings_of_code_are_not_dependencies(tmp_path: Path) -> None:
+    code = """
+        // const axios = require('axios');  (not any more)
+        /* require("node-fetch") */
+        exports.onExecuteCredentialsExchange = async (event, api) => {
+          api.accessToken.setCustomClaim("https://acme.test/note", "100%Done(" + "require('x')".length);
+        };
+    """
+    loaded = load_tenant(write_export(tmp_path, {"commented": ("credentials-exchange", code)}), domain=DOMAIN)
+    decision = m2m(loaded, "Billing Service")
+    assert isinstance(decision, Issued)
+    assert decision.claims["https://acme.test/note"] == "100%Done(12"
+
+
 def test_a_syntax_error_fails_the_load_naming_the_action(tmp_path: Path) -> None:
     export = write_export(tmp_path, {"broken": ("post-login", "exports.onExecutePostLogin = async (event, api) => { const = 1; };\n")})
     with pytest.raises(ConfigError) as broken:

@@ -51,6 +51,7 @@ TRIGGERS = ("post-login", "credentials-exchange")
 HIDDEN = "_VALUE_NOT_SHOWN_"
 DEFAULT_TIME_LIMIT = 5.0  # seconds per execution
 DEFAULT_MEMORY_LIMIT = 128 * 1024 * 1024  # bytes of V8 heap per Action
+COMPILE_TIME_LIMIT = 60.0  # seconds to compile one module (a guard, not a limit users meet)
 RUNTIME = Path(__file__).with_name("js_runtime.js")
 # Node built-ins an Action might require. None is given to Actions; these are refused with a
 # message saying why (the rest are reported as unresolvable).
@@ -74,9 +75,10 @@ _REGEX_AFTER = set("(,=:[!&|?{};~+-*%<>^")
 _REGEX_KEYWORDS = frozenset({"return", "typeof", "void", "delete", "new", "in", "of", "case", "throw", "await", "yield", "else", "do"})
 
 
-def _code_only(source: str) -> str:
+def _code_only(source: str, *, keep_strings: bool = False) -> str:
     """``source`` with comments, string and template text and regular expressions blanked out,
-    so a check for natives syntax sees code only (a small lexer; ``${...}`` stays code)."""
+    so a check for natives syntax sees code only (a small lexer; ``${...}`` stays code).
+    ``keep_strings`` blanks comments only (for finding ``require('...')`` calls)."""
     out = list(source)
     i, n = 0, len(source)
     depth: list[int] = []  # brace depth of each open ${ ... } inside a template
@@ -134,7 +136,8 @@ def _code_only(source: str) -> str:
             k = i + 1
             while k < n and source[k] != c and source[k] != "\n":
                 k += 2 if source[k] == "\\" else 1
-            blank(i + 1, k)
+            if not keep_strings:
+                blank(i + 1, k)
             i = k + 1
         elif c == "`":
             i = template(i + 1)
@@ -339,7 +342,8 @@ class JsAction:
         engine = _engine()
         ctx = engine.MiniRacer()
         ctx.set_hard_memory_limit(self.memory_limit)
-        ctx.eval(RUNTIME.read_text(encoding="utf-8"), timeout_sec=self.time_limit)
+        # Defining modules runs no Action code; the time limit is for runs, not for compiling.
+        ctx.eval(RUNTIME.read_text(encoding="utf-8"), timeout_sec=COMPILE_TIME_LIMIT)
         for path, source in self.spec.modules.items():
             if path.endswith(".json"):
                 factory = f"function (exports, require, module) {{ module.exports = {json.dumps(json.loads(source))}; }}"
@@ -348,7 +352,7 @@ class JsAction:
             links = json.dumps(dict(self.spec.links.get(path, {})))
             try:
                 # One module per eval, its code from line 2: errors point at the module's lines.
-                ctx.eval(f"__claimsengine_define({json.dumps(path)}, {factory}, {links});", timeout_sec=self.time_limit)
+                ctx.eval(f"__claimsengine_define({json.dumps(path)}, {factory}, {links});", timeout_sec=COMPILE_TIME_LIMIT)
             except engine.JSEvalException as exc:
                 where = self.spec.file if path == MAIN else path
                 raise ActionFailed(f"Action {self.spec.name!r} ({where}) does not compile: {self._mask(_compile_error(exc))}") from None
@@ -741,7 +745,10 @@ def _resolve_requires(
     while pending:
         current = pending.pop()
         links[current] = {}
-        for match in _REQUIRE.finditer(modules[current]):
+        code = _code_only(modules[current])  # a require( inside a string or comment is no require
+        for match in _REQUIRE.finditer(_code_only(modules[current], keep_strings=True)):
+            if code[match.start()] != "r":
+                continue
             spec = match.group(2)
             bare = spec.removeprefix("node:")
             if bare in REFUSED_BUILTINS or spec.startswith("node:"):
