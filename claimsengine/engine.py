@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from pydantic import JsonValue
 
 from claimsengine.actions import ActionApi, PostLoginEvent
-from claimsengine.auth0 import OIDC_SCOPE_CLAIMS, OIDC_SCOPES
+from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPE_CLAIMS, OIDC_SCOPES
 from claimsengine.grants import BY_WIRE, Grant
 from claimsengine.model import (
     Accepted,
@@ -315,7 +315,9 @@ def _user_scopes(
             t.note(Rule.SCOPE_USER_GRANT, " ".join(asked) or "(none)")
         else:
             t.note(Rule.POLICY_USER_ALLOW_ALL, "any first-party application may ask")
-        if api.enforce_policies:
+        if api is t.index.management_api:
+            api_scopes = _current_user_scopes(asked, t)
+        elif api.enforce_policies:
             held = set(t.index.user_permissions(user, api.identifier, org.id if org is not None else None))
             api_scopes = tuple(s for s in asked if s in held)
             t.note(Rule.SCOPE_RBAC, " ".join(api_scopes) or "(none)")
@@ -331,6 +333,21 @@ def _user_scopes(
             scopes = tuple(s for s in scopes if s != "offline_access")
             t.note(Rule.SCOPE_OFFLINE_ACCESS_DROPPED, "the API or client does not allow offline access")
     return scopes
+
+
+def _current_user_scopes(asked: tuple[str, ...], t: Trace) -> tuple[str, ...]:
+    """scope.management_api_current_user (issue 8, item 1): a user token for the Management API
+    carries only the current-user family; admin scopes are for client credentials."""
+    family = set(CURRENT_USER_SCOPES)
+    if t.behaviour.delete_current_user_scope:
+        family.add(DELETE_CURRENT_USER_SCOPE)
+    kept = tuple(s for s in asked if s in family)
+    dropped = [s for s in asked if s not in family]
+    detail = " ".join(kept) or "(none)"
+    if dropped:
+        detail += f"; not issued to user tokens: {' '.join(dropped)}"
+    t.note(Rule.SCOPE_MANAGEMENT_CURRENT_USER, detail, "(built-in Management API)")
+    return kept
 
 
 def _consent(
@@ -391,11 +408,18 @@ def _post_login(
         return outcome
     if outcome is not None:
         return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, outcome[1] or "")
+    auth0_api = api is not None and is_auth0_api(api.identifier, t.tenant)
+    changes = (*api_obj.access_token.removed_scopes, *api_obj.access_token.added_scopes)
     final = [s for s in scopes if s not in api_obj.access_token.removed_scopes]
     final += [s for s in api_obj.access_token.added_scopes if s not in final]
-    if tuple(final) != scopes:
+    if auth0_api and changes:
+        # action.scopes_internal_audience_ignored (issue 8, item 1): Auth0 logs "Attempting to add
+        # scopes to an access token for an internal audience ... These scopes were ignored."
+        assert api is not None
+        t.note(Rule.ACTION_SCOPES_INTERNAL_AUDIENCE, f"ignored for the internal audience {api.identifier}: {' '.join(changes)}")
+        final = list(scopes)
+    elif tuple(final) != scopes:
         t.note(Rule.ACTION_TARGET_SCOPES, " ".join(final) or "(none)")
-    auth0_api = api is not None and is_auth0_api(api.identifier, t.tenant)
     custom_api = api is not None and not api.is_system
     access = filter_claims(api_obj.access_token.claims, auth0_api=auth0_api, custom_api=custom_api, scopes=final, t=t, token="access token")
     if isinstance(access, Rejected):
@@ -463,6 +487,10 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
         return t.reject(Rule.VALIDATE_EXPIRY, ErrorCode.INVALID_TOKEN, invalid, detail="exp is missing or past")
     if isinstance(nbf, int) and nbf > now:
         return t.reject(Rule.VALIDATE_NOT_BEFORE, ErrorCode.INVALID_TOKEN, invalid, detail="nbf is in the future")
+    if audience == tenant.management_api_identifier and isinstance(aud, list) and len(aud) > 1:
+        # validate.management_api_single_audience (issue 8, item 1): "must only hold one value
+        # at the aud claim", else the request errors out.
+        return t.reject(Rule.VALIDATE_MANAGEMENT_SINGLE_AUDIENCE, ErrorCode.INVALID_TOKEN, invalid, detail="more than one aud value")
     called = {f"https://{host_name(domain)}/", f"https://{host_address(domain)}/"}
     if audience == tenant.management_api_identifier and iss not in called:
         # validate.management_api_domain_binding (seed, R51)

@@ -194,6 +194,15 @@ class Behaviour(Frozen):
     repeated_parameters: Literal["first", "reject"] = "first"
     # ID-token lifetime when the client does not set one (R14: 36000 s).
     id_token_lifetime: int = Field(default=36000, ge=1)
+    # Issue 8, item 2: a client grant's scope that the API does not define is issued as is
+    # (False), or dropped (True). No public source settles it (specs/choices.md).
+    grant_scopes_filtered_by_api_scopes: bool = False
+    # Issue 8, item 3: in an organization login, do direct permissions and tenant-level roles
+    # count too? The docs speak only of the roles held in the organization (specs/choices.md).
+    org_login_includes_user_level_rbac: bool = False
+    # Issue 8, item 1: whether delete:current_user (named by the Management API spec, on no docs
+    # page) counts as a current-user scope that user tokens for the Management API may carry.
+    delete_current_user_scope: bool = True
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
     error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
@@ -408,6 +417,9 @@ class Tenant(Frozen):
     users: tuple[User, ...] = ()
     credentials_exchange_actions: tuple[ActionFn, ...] = ()
     post_login_actions: tuple[ActionFn, ...] = ()
+    # Scopes this tenant's Management API defines beyond the built-in list
+    # (claimsengine.auth0.MANAGEMENT_API_SCOPES): newer or spec-only scopes (issue 8, item 2).
+    management_api_scopes: tuple[str, ...] = ()
     behaviour: Behaviour = Behaviour()
     # Where each part came from, by model path (``clients[2]`` -> ``tenant.yaml:41``); filled
     # by the loader, passed through to explanations, never read by a rule.
@@ -497,15 +509,17 @@ class TenantIndex:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        management = Api(
-            identifier=tenant.management_api_identifier,
-            name="Auth0 Management API",
-            scopes=MANAGEMENT_API_SCOPES,
-            is_system=True,
+        configured = {a.identifier: a for a in tenant.apis}
+        exported = configured.pop(tenant.management_api_identifier, None)
+        # R91: the Management API is built in. Its scopes are the built-in list, extended by the
+        # tenant's own (management_api_scopes, and the scopes of a configured entry with its
+        # identifier, as Deploy CLI exports may carry); it stays a system API either way.
+        scopes = (*MANAGEMENT_API_SCOPES, *tenant.management_api_scopes, *(exported.scopes if exported is not None else ()))
+        management = (exported or Api(identifier=tenant.management_api_identifier, name="Auth0 Management API")).model_copy(
+            update={"scopes": tuple(dict.fromkeys(scopes)), "is_system": True}
         )
-        # R91: the Management API is built in; a configured API with the same identifier
-        # (as some exports carry) overrides the synthesised one.
-        self.apis: Mapping[str, Api] = MappingProxyType({management.identifier: management, **{a.identifier: a for a in tenant.apis}})
+        self.management_api = management
+        self.apis: Mapping[str, Api] = MappingProxyType({management.identifier: management, **configured})
         self.clients: Mapping[str, Client] = MappingProxyType({c.client_id: c for c in tenant.clients})
         self.grants: Mapping[tuple[str, str, SubjectType], ClientGrant] = MappingProxyType({g.key: g for g in tenant.client_grants})
         self.organizations_by_id: Mapping[str, Organization] = MappingProxyType({o.id: o for o in tenant.organizations})
@@ -523,9 +537,10 @@ class TenantIndex:
         self.unverified_domains: frozenset[str] = frozenset(d.domain for d in tenant.custom_domains if not d.verified)
         self.issuers: frozenset[str] = frozenset(issuer(d) for d in self.domains)
         # Where each configured value sits in the tenant, for traces: "clients[2]" and so on.
-        refs: dict[int, str] = {id(management): "(built-in Management API)"}
+        refs: dict[int, str] = {}
         for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains"):
             refs.update((id(item), f"{name}[{i}]") for i, item in enumerate(getattr(tenant, name)))
+        refs[id(management)] = refs.get(id(exported), "(built-in Management API)")
         self._refs: Mapping[int, str] = refs
         self.domain_refs: Mapping[str, str] = MappingProxyType(
             {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}
@@ -543,14 +558,17 @@ class TenantIndex:
         return self.grants.get(("default_for:third_party_clients", audience, subject))
 
     def user_permissions(self, user: User, audience: str, organization_id: str | None) -> tuple[str, ...]:
-        """A user's permissions for one API: direct, from roles, and from org roles (R57)."""
+        """A user's permissions for one API (R57). Without an organization: direct permissions and
+        tenant roles. In an organization login only the roles the user holds as a member of that
+        organization count (issue 8, item 3), unless ``behaviour.org_login_includes_user_level_rbac``."""
         names: list[str] = []
-        role_names = list(user.roles)
+        user_level = organization_id is None or self.tenant.behaviour.org_login_includes_user_level_rbac
+        role_names = list(user.roles) if user_level else []
+        perms = list(user.permissions) if user_level else []
         if organization_id is not None:
             member = self.memberships.get((organization_id, user.user_id))
             if member is not None:
                 role_names.extend(member.roles)
-        perms = list(user.permissions)
         for name in role_names:
             perms.extend(self.roles[name].permissions)
         for perm in perms:

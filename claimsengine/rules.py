@@ -67,6 +67,7 @@ class Rule(StrEnum):
     SCOPE_RBAC = "scope.rbac"
     SCOPE_NO_RBAC = "scope.no_rbac"
     SCOPE_USER_GRANT = "scope.user_grant"
+    SCOPE_MANAGEMENT_CURRENT_USER = "scope.management_api_current_user"
     SCOPE_OIDC_PASSTHROUGH = "scope.oidc_passthrough"
     SCOPE_OFFLINE_ACCESS_DROPPED = "scope.offline_access_dropped"
     SCOPE_REFRESH_NARROWED = "scope.refresh_narrowed"
@@ -100,6 +101,7 @@ class Rule(StrEnum):
     ACTION_CLAIM_FORBIDDEN_NAMESPACE = "action.claim_forbidden_namespace"
     ACTION_CLAIMS_TOO_LARGE = "action.claims_too_large"
     ACTION_TARGET_SCOPES = "action.target_scopes"
+    ACTION_SCOPES_INTERNAL_AUDIENCE = "action.scopes_internal_audience_ignored"
 
     # --- the token ---------------------------------------------------------------
     FORMAT_OPAQUE = "format.opaque"
@@ -113,6 +115,7 @@ class Rule(StrEnum):
     CLAIMS_RFC9068 = "claims.rfc9068"
     CLAIMS_PERMISSIONS_USER = "claims.permissions_user"
     CLAIMS_PERMISSIONS_M2M = "claims.permissions_m2m"
+    CLAIMS_PERMISSIONS_RBAC_OFF = "claims.permissions_rbac_off"
     CLAIMS_OIDC_FILTERED = "claims.oidc_profile_filtered"
     LIFETIME_API = "lifetime.api"
     LIFETIME_USERINFO = "lifetime.userinfo"
@@ -149,6 +152,7 @@ class Rule(StrEnum):
     VALIDATE_EXPIRY = "validate.expiry"
     VALIDATE_NOT_BEFORE = "validate.not_yet_valid"
     VALIDATE_MANAGEMENT_DOMAIN = "validate.management_api_domain_binding"
+    VALIDATE_MANAGEMENT_SINGLE_AUDIENCE = "validate.management_api_single_audience"
     VALIDATE_ACCEPTED = "validate.accepted"
 
 

@@ -22,6 +22,7 @@ from claimsengine.auth0 import CUSTOM_CLAIMS_LIMIT_BYTES, FORBIDDEN_NAMESPACE_HO
 from claimsengine.model import (
     Api,
     AuthMethod,
+    Behaviour,
     Client,
     ClientGrant,
     Organization,
@@ -524,19 +525,23 @@ def find_grant(client: Client, api: Api, subject: SubjectType, t: Trace) -> Clie
     return grant
 
 
-def grant_scopes(grant: ClientGrant, api: Api) -> tuple[str, ...]:
+def grant_scopes(grant: ClientGrant, api: Api, behaviour: Behaviour) -> tuple[str, ...]:
     """The scopes a client grant gives for ``api``: every scope the API defines now when the
-    grant allows all (R26), else the grant's list, in its order, limited to scopes the API
-    still defines (R27, R29, R33)."""
+    grant allows all (R26), else the grant's list, in its order (R27, R29, R33), as it is
+    (issue 8: Auth0 has been observed issuing a granted scope the API does not define) or,
+    with ``behaviour.grant_scopes_filtered_by_api_scopes``, limited to scopes the API defines."""
     if grant.allow_all_scopes:
         return api.scopes
+    listed = tuple(dict.fromkeys(grant.scope))
+    if not behaviour.grant_scopes_filtered_by_api_scopes:
+        return listed
     defined = set(api.scopes)
-    return tuple(s for s in dict.fromkeys(grant.scope) if s in defined)
+    return tuple(s for s in listed if s in defined)
 
 
 def granted_scopes(grant: ClientGrant, api: Api, t: Trace) -> tuple[str, ...]:
     """:func:`grant_scopes`, noted in the trace."""
-    scopes = grant_scopes(grant, api)
+    scopes = grant_scopes(grant, api, t.behaviour)
     if grant.allow_all_scopes:
         # scope.allow_all_scopes (R26)
         t.note(Rule.SCOPE_ALL_API_SCOPES, f"{len(api.scopes)} API scopes", t.index.ref(grant))

@@ -182,6 +182,9 @@ def tenants(draw: st.DrawFn) -> Tenant:
         client_credentials_scopes=draw(st.sampled_from(["grant", "requested"])),
         unknown_host=draw(st.sampled_from(["default", "default", "default", "reject"])),
         strict_auth_method=draw(st.booleans()),
+        grant_scopes_filtered_by_api_scopes=draw(st.booleans()),
+        delete_current_user_scope=draw(st.booleans()),
+        org_login_includes_user_level_rbac=draw(st.booleans()),
     )
     return Tenant(
         domain=CANONICAL,
@@ -223,7 +226,10 @@ def _domains(tenant: Tenant) -> list[str | None]:
 
 
 def _scope_pool(tenant: Tenant) -> list[str]:
-    return sorted({s for a in tenant.apis for s in a.scopes} | set(SCOPE_POOL) | {"openid", "profile", "email", "offline_access"})
+    oidc = {"openid", "profile", "email", "offline_access"}
+    # Management API scopes: an admin one and the current-user family's (issue 8).
+    management = {"read:users", "read:current_user", "delete:current_user"}
+    return sorted({s for a in tenant.apis for s in a.scopes} | set(SCOPE_POOL) | oidc | management)
 
 
 def _organizations(tenant: Tenant) -> list[str | None]:

@@ -274,15 +274,14 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
         # scope.empty (R32): no scope claim and no scope field when nothing is granted.
         t.note(Rule.SCOPE_EMPTY, "no scopes: the token has no scope claim")
     _org_claims(claims, draft.org, t)
-    if kind.permissions:
-        permissions: tuple[str, ...] | None = scopes
-        if user is not None:
-            permissions = (
-                t.index.user_permissions(user, api.identifier, draft.org.id if draft.org else None) if api.enforce_policies else None
-            )
-        if permissions is not None:
-            claims["permissions"] = list(permissions)
-            t.note(Rule.CLAIMS_PERMISSIONS_USER if user_flow else Rule.CLAIMS_PERMISSIONS_M2M, f"{len(permissions)} permissions", api_ref)
+    if kind.permissions and not api.enforce_policies:
+        # claims.permissions_rbac_off (issue 8, item 6): the _authz dialects add permissions only
+        # "if RBAC (enforce_policies) is enabled for this API".
+        t.note(Rule.CLAIMS_PERMISSIONS_RBAC_OFF, "the dialect adds permissions, but RBAC is off", api_ref)
+    elif kind.permissions:
+        permissions = scopes if user is None else t.index.user_permissions(user, api.identifier, draft.org.id if draft.org else None)
+        claims["permissions"] = list(permissions)
+        t.note(Rule.CLAIMS_PERMISSIONS_USER if user_flow else Rule.CLAIMS_PERMISSIONS_M2M, f"{len(permissions)} permissions", api_ref)
     if kind.gty and draft.gty is not None:
         claims["gty"] = draft.gty
     claims[kind.client_claim] = client.client_id

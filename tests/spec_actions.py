@@ -90,3 +90,8 @@ def post_login_add_claims(event: Event, api: ActionApi) -> None:
 def post_login_remove_write(event: Event, api: ActionApi) -> None:
     """Remove write:orders from the access token's scopes."""
     api.access_token.remove_scope("write:orders")
+
+
+def post_login_add_admin_scope(event: Event, api: ActionApi) -> None:
+    """Try to add an admin Management API scope to a user token (Auth0 ignores it there)."""
+    api.access_token.add_scope("read:users")

@@ -117,9 +117,9 @@ def test_directory_export_loads(tmp_path: Path) -> None:
     assert [d.domain for d in tenant.custom_domains] == ["my_domain.com"]
     decision = client_credentials(loaded, "My M2M", "https://dev.myapp.com/api/v1")
     assert isinstance(decision, Issued)
-    # The grant's only scope is not defined on the API, so the token carries none (R33),
-    # and the lint says why.
-    assert decision.scope is None
+    # The grant's only scope is not defined on the API: it is issued as it is (issue 8, item 2;
+    # specs/choices.md), and the lint says the API does not define it.
+    assert decision.scope == "update:account"
     findings = lint(tenant, derived_api_secrets=loaded.derived_api_secrets)
     assert [(f.code, f.path) for f in findings] == [("grant.undefined_scopes", "client_grants[0].scope")]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from claimsengine.adapters import docgen
+from claimsengine.auth0 import MANAGEMENT_API_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("decision-table.md", "seed-table.md", "rules.md")
@@ -140,3 +141,14 @@ def test_a_wheel_in_a_fresh_venv_explains_and_checks_docs(tmp_path: Path) -> Non
         check=True,
     ).stdout.strip()
     assert not (Path(site) / "docs").exists()
+
+
+def test_the_decision_table_shows_no_admin_scope_in_a_user_flow() -> None:
+    # Issue 8, item 1: admin scopes of the Management API are for client credentials only.
+    admin = set(MANAGEMENT_API_SCOPES)
+    user_rows = [
+        row for row in (ROOT / "docs" / "decision-table.md").read_text(encoding="utf-8").splitlines() if "| authorization_code |" in row
+    ]
+    assert any("/api/v2/" in row for row in user_rows), "the table has user-flow rows for the Management API"
+    for row in user_rows:
+        assert not admin & set(row.replace("|", " ").split()), row[:120]

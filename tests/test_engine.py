@@ -324,15 +324,25 @@ def test_an_oversized_id_token_claim_from_post_login_fails_the_login() -> None:
     assert decision.redirect_uri == "https://app.example/cb"
 
 
-def test_rbac_permissions_ignore_an_organization_the_user_is_not_in() -> None:
-    t = tenant(
-        roles=[{"name": "reader", "permissions": [{"resource_server_identifier": API, "permission_name": "read"}]}],
-        users=[{"user_id": "auth0|u", "roles": ["reader"]}],
-    )
-    index = t.index
-    user = index.users["auth0|u"]
-    assert index.user_permissions(user, API, "org_1") == ("read",)
-    assert index.user_permissions(user, "https://other.example", None) == ()
+def test_in_an_organization_login_only_the_members_organization_roles_count() -> None:
+    # Issue 8, item 3 (https://auth0.com/docs/manage-users/organizations/organization-roles).
+    perm = {"resource_server_identifier": API, "permission_name": "write"}
+    setup: dict[str, Any] = {
+        "roles": [
+            {"name": "reader", "permissions": [{"resource_server_identifier": API, "permission_name": "read"}]},
+            {"name": "deleter", "permissions": [{"resource_server_identifier": API, "permission_name": "delete"}]},
+        ],
+        "users": [{"user_id": "auth0|u", "roles": ["reader"], "permissions": [perm]}],
+        "organizations": [{"id": "org_1", "name": "one", "members": [{"user_id": "auth0|u", "roles": ["deleter"]}]}],
+    }
+    t = tenant(**setup)
+    user = t.index.users["auth0|u"]
+    assert t.index.user_permissions(user, API, None) == ("write", "read")
+    assert t.index.user_permissions(user, API, "org_1") == ("delete",)
+    assert t.index.user_permissions(user, API, "org_2") == (), "not a member: no roles at all"
+    assert t.index.user_permissions(user, "https://other.example", None) == ()
+    lenient = tenant(**setup, behaviour={"org_login_includes_user_level_rbac": True})
+    assert lenient.index.user_permissions(user, API, "org_1") == ("write", "read", "delete")
 
 
 def test_userinfo_releases_sub_and_only_the_profile_claims_the_scopes_allow() -> None:
@@ -441,9 +451,9 @@ def test_each_dialect_carries_the_claims_its_table_entry_names(dialect: TokenDia
         assert decision.claims[kind.client_claim] == decision.client_id
         assert {"azp", "client_id"} - {kind.client_claim} - set(decision.claims) == {"azp", "client_id"} - {kind.client_claim}
         assert decision.claims.get("gty") == (flow_gty if kind.gty else None)
-    # Machine-to-machine tokens carry the granted scopes as permissions; user tokens the
-    # user's permissions, only when the API enforces RBAC.
-    assert machine.claims.get("permissions") == (["read"] if kind.permissions else None)
+    # Machine-to-machine tokens carry the granted scopes as permissions (the grant's list, issued
+    # as it is), user tokens the user's permissions; both only when the API enforces RBAC (issue 8).
+    assert machine.claims.get("permissions") == (["read", "write"] if kind.permissions and rbac else None)
     assert user.claims.get("permissions") == (["read"] if kind.permissions and rbac else None)
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from claimsengine import ClientPolicy, CustomDomain, SigningAlg, Tenant, TokenDialect, TokenQuota, UserPolicy
 from claimsengine.adapters.loader import ConfigError, Loaded, Problem, load_tenant
+from claimsengine.auth0 import MANAGEMENT_API_SCOPES
 from tests.conftest import EXAMPLE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "loader"
@@ -186,12 +187,22 @@ def test_private_key_jwt_credentials_from_export(tmp_path: Path) -> None:
 
 
 def test_management_api_resource_server_passes_with_a_warning(tmp_path: Path) -> None:
-    path = write(tmp_path, "resourceServers:\n  - name: Auth0 Management API\n    identifier: https://##AUTH0_DOMAIN##/api/v2/\n")
+    path = write(
+        tmp_path,
+        "resourceServers:\n  - name: Auth0 Management API\n    identifier: https://##AUTH0_DOMAIN##/api/v2/\n"
+        "    scopes:\n      - {value: read:client_summary}\n      - {value: read:users}\n",
+    )
     loaded = load_tenant(path, keywords={"AUTH0_DOMAIN": DOMAIN})
     assert loaded.tenant.apis[0].identifier == f"https://{DOMAIN}/api/v2/"
     assert [str(w) for w in loaded.warnings] == [
-        "tenant.yaml:resourceServers[0].identifier (line 3): the Management API is built in; this entry overrides it"
+        "tenant.yaml:resourceServers[0].identifier (line 3): the Management API is built in; this entry's scopes extend its scope list"
     ]
+    # Issue 8, item 2: the export's scopes extend the built-in list; it stays a system API.
+    management = loaded.tenant.index.apis[f"https://{DOMAIN}/api/v2/"]
+    assert management.is_system
+    assert management.scopes[: len(MANAGEMENT_API_SCOPES)] == MANAGEMENT_API_SCOPES
+    assert management.scopes[len(MANAGEMENT_API_SCOPES) :] == ("read:client_summary",)
+    assert loaded.tenant.index.ref(management) == "apis[0]"
 
 
 def test_the_docs_spelling_required_is_read_as_require_with_a_warning(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from claimsengine import (
     decide,
     validate_access_token,
 )
+from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPES
 from claimsengine.testing import authorize_requests, requests_for, tenants, token_requests
 
 NOW = 1_700_000_000
@@ -91,7 +92,8 @@ def test_granted_scopes_are_within_the_grant_and_the_api(data: st.DataObject) ->
         grant = _grant_for(tenant, decision.client_id, decision.api)
         assert grant is not None
         api = tenant.index.apis[decision.api]
-        allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope) & set(api.scopes)
+        listed = set(grant.scope) & set(api.scopes) if tenant.behaviour.grant_scopes_filtered_by_api_scopes else set(grant.scope)
+        allowed = set(api.scopes) if grant.allow_all_scopes else listed
         assert set((decision.scope or "").split()) <= allowed
 
 
@@ -155,6 +157,20 @@ def test_an_aud_array_is_only_one_api_plus_the_canonical_userinfo(data: st.DataO
         assert userinfo == f"https://{tenant.domain}/userinfo"
         assert "openid" in (decision.scope or "").split()
         assert tenant.index.apis[api].signing_alg.value != "HS256"
+
+
+@given(st.data())
+def test_a_user_token_for_the_management_api_never_carries_a_scope_outside_the_current_user_family(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    request = data.draw(authorize_requests(tenant)).model_copy(update={"audience": tenant.management_api_identifier})
+    authorized = decide(request, tenant, now=NOW)
+    if not isinstance(authorized, Authorized):
+        return
+    decision = _exchange(tenant, authorized, NOW + 5)
+    family = set(CURRENT_USER_SCOPES) | ({DELETE_CURRENT_USER_SCOPE} if tenant.behaviour.delete_current_user_scope else set())
+    assert set(authorized.grant.scope) - OIDC_SCOPES <= family
+    if isinstance(decision, Issued):
+        assert set((decision.scope or "").split()) - OIDC_SCOPES <= family
 
 
 @given(st.data())

@@ -672,9 +672,9 @@ def _api(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[st
         policy = _dig(entry, "subject_type_authorization", who, "policy")
         if policy is not None:
             api[key] = policy
-    # The Management API is built in (R91); an exported one overrides it, so warn.
+    # The Management API is built in (R91); an exported one extends its scope list, so warn.
     if api.get("identifier") == f"https://{m.canonical}/api/v2/":
-        m.run.warn(file, _join(path, "identifier"), "the Management API is built in; this entry overrides it")
+        m.run.warn(file, _join(path, "identifier"), "the Management API is built in; this entry's scopes extend its scope list")
     return api
 
 

@@ -299,7 +299,7 @@ class TableContext:
             return ()
         cg = t.index.grant_for(client, audience, BY_WIRE[grant].subject)
         # The core's rule for what a client grant gives (R26, R27, R29, R33).
-        return api.scopes if cg is None else grant_scopes(cg, api)
+        return api.scopes if cg is None else grant_scopes(cg, api, t.behaviour)
 
     def scope_value(self, cls: RequestClass) -> str | None:
         if cls.scope == "none":
