@@ -193,7 +193,12 @@ def test_check_corpus_clean_file() -> None:
     path = corpus_file("tjones-commits__auth0__tenant.yaml")
     result = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "note: client" in result.stdout
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1, "notes are summarised in one line"
+    assert "derived ids" in notes[0]
+    assert "-v lists them" in notes[0]
+    verbose = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check", "-v")
+    assert sum(line.startswith("note: client") for line in verbose.stdout.splitlines()) > 1
 
 
 def test_check_corpus_file_with_errors() -> None:
@@ -363,3 +368,33 @@ def test_a_failed_table_run_leaves_the_previous_output_file(tmp_path: Path) -> N
     assert result.returncode == 2
     assert out.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.yaml", "table.html"]
+
+
+def test_keyword_accepts_json_for_array_keywords(tmp_path: Path) -> None:
+    tenant = tmp_path / "tenant.yaml"
+    tenant.write_text("clients:\n  - name: Shop\n    app_type: regular_web\n    callbacks: @@CALLBACKS@@\n")
+    common = ("--tenant", str(tenant), "--auth0-domain", "shop.auth0.com")
+    ok = run(*common, "--keyword", 'CALLBACKS=["https://shop.example.test/cb"]', "clients", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    wrong = run(*common, "--keyword", "CALLBACKS=https://shop.example.test/cb", "check")
+    assert_clean_failure(wrong)
+    assert "tenant.yaml:clients[0].callbacks (line 4)" in wrong.stderr
+    assert "@@CALLBACKS@@" in wrong.stderr
+    assert "--keyword 'CALLBACKS=[" in wrong.stderr
+    broken = run(*common, "--keyword", "CALLBACKS=[https://x", "check")
+    assert_clean_failure(broken)
+    assert "--keyword CALLBACKS" in broken.stderr
+    assert "not valid JSON" in broken.stderr
+
+
+def test_check_findings_carry_file_and_line() -> None:
+    path = corpus_file("tswallen__auth0-configuration__tenant.yaml")
+    result = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check", "--format", "json")
+    findings = json.loads(result.stdout)["findings"]
+    assert findings
+    for finding in findings:
+        assert finding["file"] == path.name
+        assert isinstance(finding["line"], int)
+        assert finding["source_path"].startswith(("clientGrants[", "clients[", "resourceServers["))
+    text = run("--tenant", str(path), "--auth0-domain", "example.auth0.com", "check").stdout
+    assert f"at {path.name}:clientGrants[1].audience (line " in text

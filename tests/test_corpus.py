@@ -232,7 +232,7 @@ def test_deploy_cli_example_runs_its_action_with_lodash_from_npm(tmp_path: Path)
         "/** @type {PostLoginAction} */\nmodule.exports = async (event, context) => {\n  console.log('example');\n  return {};\n};\n"
     )
     domain, keywords = CASES[WITH_ACTION]
-    loaded = load_tenant(export / "tenant.yaml", keywords={**keywords, "AUTH0_DOMAIN": domain}, node_modules=node_modules)  # type: ignore[dict-item]
+    loaded = load_tenant(export / "tenant.yaml", keywords={**keywords, "AUTH0_DOMAIN": domain}, node_modules=node_modules)
     assert [a.__name__ for a in loaded.tenant.post_login_actions] == ["action-example"]
     assert [w.message for w in loaded.warnings] == [
         "Action 'action-example': secret MY_SECRET has no value (give it in the Action secrets file or as keyword MY_SECRET)"

@@ -478,3 +478,38 @@ def test_the_section_table_covers_every_modelled_section_once() -> None:
     for section in SECTIONS:
         assert not section.reads & section.known, section.key
         assert bool(section.folders) == bool(section.model_field), section.key
+
+
+def test_source_map_locates_model_paths_in_yaml_and_directory_exports(tmp_path: Path) -> None:
+    loaded = load_deploy(tmp_path)
+    where = loaded.source.locate("client_grants[0].scope")
+    assert where.file == DEPLOY.name
+    assert where.path == "clientGrants[0].scope"
+    lines = DEPLOY.read_text().splitlines()
+    assert where.line is not None
+    assert "scope" in lines[where.line - 1]
+    secret = loaded.source.locate("clients[0].client_secrets[0]")
+    assert secret.path.endswith(".client_secret")
+    export = tmp_path / "export"
+    (export / "clients").mkdir(parents=True)
+    (export / "clients" / "App.json").write_text(json.dumps({"name": "App", "app_type": "non_interactive"}, indent=2))
+    directory = load_tenant(export, domain=DOMAIN)
+    found = directory.source.locate("clients[0].app_type")
+    assert (found.file, found.path, found.line) == ("clients/App.json", "app_type", 3)
+
+
+def test_a_keyword_of_the_wrong_type_is_named_with_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, "clients:\n  - name: Shop\n    app_type: regular_web\n    callbacks: @@CALLBACKS@@\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_tenant(path, domain=DOMAIN, keywords={"CALLBACKS": "https://shop.example.test/cb"})
+    (message,) = problems(excinfo)
+    assert message.startswith("tenant.yaml:clients[0].callbacks (line 4):")
+    assert "keyword @@CALLBACKS@@, given as str" in message
+    assert "--keyword 'CALLBACKS=[" in message
+    loaded = load_tenant(path, domain=DOMAIN, keywords={"CALLBACKS": ["https://shop.example.test/cb"]})
+    assert loaded.tenant.clients[0].callbacks == ("https://shop.example.test/cb",)
+    secret_path = write(tmp_path, "clients:\n  - name: Shop\n    callbacks: @@API_KEY@@\n", "secret.yaml")
+    with pytest.raises(ConfigError) as hidden:
+        load_tenant(secret_path, domain=DOMAIN, keywords={"API_KEY": "sk-live-123"})
+    assert "sk-live-123" not in str(hidden.value)
+    assert "(value hidden)" in str(hidden.value)

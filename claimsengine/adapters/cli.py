@@ -58,13 +58,21 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
-def _keywords(values: Sequence[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _keywords(values: Sequence[str] | None) -> dict[str, Any]:
+    """``--keyword KEY=VALUE`` values. VALUE is read as JSON when it is a JSON array, object,
+    ``true``, ``false`` or ``null`` (what ``@@KEY@@`` keywords need, as in the Deploy CLI's
+    mappings); anything else is the string itself."""
+    out: dict[str, Any] = {}
     for item in values or ():
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise UsageError(f"--keyword expects KEY=VALUE, got {item!r}")
         out[name] = value
+        if value.lstrip()[:1] in ("[", "{") or value.strip() in ("true", "false", "null"):
+            try:
+                out[name] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--keyword {name}: {value!r} looks like JSON but is not valid JSON ({exc.msg} at {exc.pos})") from exc
     return out
 
 
@@ -422,26 +430,56 @@ def cmd_diff(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def _notes_summary(notes: Sequence[str]) -> str:
+    """The loader's notes in one line: how many of each kind (derived ids, secrets, ...)."""
+    kinds: dict[str, int] = {}
+    for note in notes:
+        what = note.split(": ", 1)[-1]
+        kind = "derived ids" if "derived stable id" in what else "derived local-testing secrets" if "secret" in what else "other notes"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    parts = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return f"note: {len(notes)} loader note{'s' if len(notes) != 1 else ''} ({parts}); -v lists them"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from claimsengine.lint import lint
 
     loaded = _load(args)
     findings = lint(loaded.tenant, derived_api_secrets=loaded.derived_api_secrets)
     errors = sum(1 for f in findings if f.severity == "error")
+    located = [(f, loaded.source.locate(f.path) if f.path else None) for f in findings]
     if args.format == "json":
         _print_json(
             {
                 "warnings": [{"file": w.file, "path": w.path, "message": w.message, "line": w.line} for w in loaded.warnings],
                 "notes": list(loaded.notes),
-                "findings": [{"code": f.code, "severity": f.severity, "path": f.path, "message": f.message} for f in findings],
+                "findings": [
+                    {
+                        "code": f.code,
+                        "severity": f.severity,
+                        "path": f.path,
+                        "message": f.message,
+                        "file": where.file if where is not None else None,
+                        "source_path": where.path if where is not None else None,
+                        "line": where.line if where is not None else None,
+                    }
+                    for f, where in located
+                ],
                 "errors": errors,
             }
         )
         return 1 if errors else 0
     lines: list[tuple[str, str]] = [("yellow", f"loader warning: {w}") for w in loaded.warnings]
-    lines += [("dim", f"note: {n}") for n in loaded.notes]
+    if loaded.notes and args.verbose:
+        lines += [("dim", f"note: {n}") for n in loaded.notes]
+    elif loaded.notes:
+        lines.append(("dim", _notes_summary(loaded.notes)))
     colours = {"error": "red", "warning": "yellow", "info": "cyan"}
-    lines += [(colours.get(f.severity, ""), f"{f.severity}: {f.code} at {f.path or '(tenant)'}: {f.message}") for f in findings]
+    for f, where in located:
+        at = "(tenant)" if where is None else f"{where.file}:{where.path}" if where.file else where.path
+        if where is not None and where.line is not None:
+            at += f" (line {where.line})"
+        lines.append((colours.get(f.severity, ""), f"{f.severity}: {f.code} at {at}: {f.message}"))
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
     summary = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info, {len(loaded.warnings)} loader warning(s)"
     if _is_tty(sys.stdout):
@@ -603,6 +641,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_jobs(p)
     p = command("check", cmd_check, "lint the tenant: loader warnings and findings; exit 1 on an error")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--verbose", "-v", action="store_true", help="list every loader note (default: one summary line)")
     p = command("diff", cmd_diff, "request classes whose outcome changes between two configurations; exit 1 if any")
     p.add_argument("old", metavar="OLD", help="the current configuration")
     p.add_argument("new", metavar="NEW", help="the proposed configuration")

@@ -14,6 +14,7 @@ as the Deploy CLI does. Every problem found is collected and raised at once as a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -28,7 +29,7 @@ from pydantic import SecretStr, ValidationError
 
 from claimsengine.model import PUBLIC_APP_TYPES, CrossReferenceError, Tenant
 
-__all__ = ["ConfigError", "Credentials", "Loaded", "Problem", "load_tenant"]
+__all__ = ["ConfigError", "Credentials", "Loaded", "Problem", "SourceMap", "load_tenant"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,27 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class SourceMap:
+    """Where each part of a loaded tenant came from: model path -> file, path in it and line."""
+
+    origins: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    renames: Mapping[str, str] = field(default_factory=dict)
+    lines: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def locate(self, model_path: str) -> Problem:
+        """The file, source path and line of a model path such as ``client_grants[3].scope``
+        (as a message-less :class:`Problem`); the model path itself when nothing is known."""
+        if not self.origins:
+            return Problem("", model_path, "")
+        file, path = _to_source(model_path, dict(self.origins), self.renames)
+        lines = self.lines.get(file, {})
+        probe = path
+        while probe not in lines and probe:
+            probe = _parent(probe)
+        return Problem(file, path, "", lines.get(probe))
+
+
+@dataclass(frozen=True)
 class Loaded:
     """A loaded tenant, with what the loader had to say about it."""
 
@@ -74,6 +96,7 @@ class Loaded:
     notes: tuple[str, ...] = ()
     credentials: tuple[Credentials, ...] = ()
     derived_api_secrets: tuple[str, ...] = ()
+    source: SourceMap = field(default_factory=SourceMap)
 
 
 # ---------------------------------------------------------------------------------------
@@ -94,6 +117,8 @@ class _Run:
     # file name -> source path -> 1-based line
     lines: dict[str, dict[str, int]] = field(default_factory=dict)
     overlay_file: str = ""
+    # (file, line) -> the keywords substituted on that line, as written (``@@CALLBACKS@@``)
+    substituted: dict[tuple[str, int], list[str]] = field(default_factory=dict)
 
     def line(self, file: str, path: str) -> int | None:
         """The line of ``path`` in ``file``, or of its closest enclosing node."""
@@ -108,7 +133,24 @@ class _Run:
     def problem(self, file: str, path: str, message: str, *, unless_reported: bool = False) -> None:
         if unless_reported and path and any(p.file == file and _related(p.path, path) for p in self.problems if p.path):
             return  # the same spot was already reported (e.g. an unresolved client name)
-        self.problems.append(Problem(file, path, message, self.line(file, path)))
+        line = self.line(file, path)
+        if line is not None:
+            message += "".join(self._keyword_hint(k) for k in self.substituted.get((file, line), ()))
+        self.problems.append(Problem(file, path, message, line))
+
+    def _keyword_hint(self, written: str) -> str:
+        """Which keyword put the value there, and how to give it another type."""
+        marker, key = written[:2], written[2:-2]
+        value = self.keywords.get(key)
+        hint = f" (the value comes from keyword {written}, given as {type(value).__name__} {_shown(key, value)}"
+        if marker == "@@" and isinstance(value, str):
+            hint += (
+                f"; @@{key}@@ inserts its value as JSON, so give JSON for an array or object:"
+                f" --keyword '{key}=[\"...\"]' or a --keyword-file mapping"
+            )
+        elif marker == "##":
+            hint += f"; ##{key}## inserts text; use @@{key}@@ in the export to insert a JSON value"
+        return hint + ")"
 
     def warn(self, file: str, path: str, message: str) -> None:
         self.warnings.append(Problem(file, path, message, self.line(file, path)))
@@ -140,6 +182,14 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _shown(key: str, value: Any) -> str:
+    """A keyword's value for a message; secrets-looking keywords are not shown."""
+    if any(hint in key.lower() for hint in SECRET_HINTS):
+        return "(value hidden)"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _replace_keywords(text: str, file: str, run: _Run) -> str | None:
     """Substitute keywords in raw text; ``None`` (and problems) if any is unresolved."""
     missing = False
@@ -153,6 +203,8 @@ def _replace_keywords(text: str, file: str, run: _Run) -> str | None:
             run.problems.append(Problem(file, "", f"keyword {match.group(0)} has no value (pass it as a keyword)", line))
             return match.group(0)
         value = run.keywords[key]
+        line = text.count("\n", 0, match.start()) + 1
+        run.substituted.setdefault((file, line), []).append(match.group(0))
         if marker == "@@" or not isinstance(value, str):
             return json.dumps(value)
         return value
@@ -363,10 +415,13 @@ def _build(data: dict[str, Any], origins: Origins, renames: Mapping[str, str], r
                     run.problem(file, path, sub_message, unless_reported=True)
                 continue
             value = error.get("input")
-            secret = any(hint in model_path for hint in SECRET_HINTS)
+            file, path = _to_source(model_path, origins, renames)
+            # A value is not shown when its field, or a keyword that put it there, looks secret.
+            line = run.line(file, path)
+            keywords = run.substituted.get((file, line), []) if line is not None else []
+            secret = any(hint in name.lower() for name in (model_path, *keywords) for hint in SECRET_HINTS)
             if isinstance(value, str | int | float | bool) and not secret and error["type"] != "missing":
                 message = f"{value!r} is invalid: {message}"
-            file, path = _to_source(model_path, origins, renames)
             run.problem(file, path, message, unless_reported=True)
         return None
 
@@ -394,7 +449,8 @@ def _load_own(data: dict[str, Any], file: str, domain: str | None, overlay: Mapp
     tenant = _build(data, origins, {}, run)
     if tenant is None:
         return None
-    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(credentials), tuple(derived))
+    source = SourceMap(origins, {}, run.lines)
+    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(credentials), tuple(derived), source)
 
 
 # ---------------------------------------------------------------------------------------
@@ -421,7 +477,7 @@ def _mapping_file(path: str | Path | None, what: str, run: _Run) -> dict[str, An
 def load_tenant(
     path: str | Path,
     *,
-    keywords: Mapping[str, str] | None = None,
+    keywords: Mapping[str, Any] | None = None,
     keyword_file: str | Path | None = None,
     domain: str | None = None,
     credentials: str | Path | None = None,
@@ -512,7 +568,7 @@ def _with_actions(
         return loaded
     tenant = loaded.tenant.model_copy(update={"credentials_exchange_actions": exchange, "post_login_actions": login})
     run.notes.extend(f"{s.trigger} Action {s.name!r} runs as JavaScript ({s.file})" for s in specs)
-    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), loaded.credentials, loaded.derived_api_secrets)
+    return dataclasses.replace(loaded, tenant=tenant, warnings=tuple(run.warnings), notes=tuple(run.notes))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1010,4 +1066,5 @@ def _from_deploy(
     tenant = _build(data, origins, renames, run)
     if tenant is None:
         return None
-    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(mapping.credentials), tuple(mapping.derived_apis))
+    source = SourceMap(origins, renames, run.lines)
+    return Loaded(tenant, tuple(run.warnings), tuple(run.notes), tuple(mapping.credentials), tuple(mapping.derived_apis), source)
