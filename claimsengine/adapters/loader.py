@@ -1030,6 +1030,69 @@ def _load_directory(source: Path, domain: str | None, overlay: Mapping[str, Any]
     return _from_deploy(sections, source.name, domain, overlay, run)
 
 
+MANAGEMENT_AUDIENCE = re.compile(r"^https://([^/#@]+)/api/v2/?$")
+
+
+def management_api_domains(sections: Mapping[str, list[Entry]]) -> dict[str, tuple[str, str]]:
+    """Domains named by client grants to Auth0's Management API (``https://{domain}/api/v2/``),
+    each with the (file, path) of its first grant."""
+    found: dict[str, tuple[str, str]] = {}
+    for file, path, entry in sections.get("clientGrants", []):
+        audience = entry.get("audience")
+        if isinstance(audience, str) and (match := MANAGEMENT_AUDIENCE.match(audience.strip())):
+            found.setdefault(match.group(1).lower(), (file, f"{path}.audience"))
+    return found
+
+
+def _inferred_domain(sections: Mapping[str, list[Entry]], main_file: str, run: _Run) -> str:
+    """The canonical domain when neither --auth0-domain nor AUTH0_DOMAIN gives it: the one
+    domain the Management API grants name (only the canonical domain names that API), with a
+    note saying so; else a problem that names the candidates."""
+    found = management_api_domains(sections)
+    if len(found) == 1:
+        ((inferred, (file, path)),) = found.items()
+        run.notes.append(
+            f"canonical domain {inferred} inferred from {file} {path} (https://{{domain}}/api/v2/ is the Management API of the "
+            "tenant's canonical domain); if that is not this tenant's domain, pass --auth0-domain"
+        )
+        return inferred
+    hint = f" (the Management API grants name {', '.join(sorted(found))})" if found else ""
+    run.problems.append(Problem(main_file, "", f"no canonical domain: pass --auth0-domain or the AUTH0_DOMAIN keyword{hint}"))
+    return "unknown.invalid"  # keeps collecting problems; the load fails anyway
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What claimsengine reads from the Deploy CLI's own ``config.json``."""
+
+    domain: str | None
+    keywords: Mapping[str, Any]
+
+
+def read_deploy_config(path: str | Path) -> DeployConfig:
+    """The Deploy CLI's ``config.json``: ``AUTH0_DOMAIN`` (the canonical domain) and
+    ``AUTH0_KEYWORD_REPLACE_MAPPINGS`` (keyword values). Other keys (credentials, flags) are
+    the Deploy CLI's business and are ignored. Raises :class:`ConfigError` for a file that is
+    not such a mapping."""
+    name = Path(path).name
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError((Problem(name, "", f"cannot read the Deploy CLI config: {type(exc).__name__}"),)) from None
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        raise ConfigError((Problem(name, "", "the Deploy CLI config must be a JSON object"),))
+    domain = data.get("AUTH0_DOMAIN")
+    if domain is not None and (not isinstance(domain, str) or not domain.strip()):
+        problems.append(Problem(name, "AUTH0_DOMAIN", "must be a non-empty string"))
+    keywords = data.get("AUTH0_KEYWORD_REPLACE_MAPPINGS", {})
+    if not isinstance(keywords, dict):
+        problems.append(Problem(name, "AUTH0_KEYWORD_REPLACE_MAPPINGS", "must be a mapping of keyword to value"))
+    if problems:
+        raise ConfigError(tuple(problems))
+    return DeployConfig(domain=domain.strip() if isinstance(domain, str) else None, keywords=dict(keywords))
+
+
 def _from_deploy(
     sections: Mapping[str, list[Entry]], main_file: str, domain: str | None, overlay: Mapping[str, Any], run: _Run
 ) -> Loaded | None:
@@ -1039,8 +1102,7 @@ def _from_deploy(
             _check_fields(SECTIONS_BY_KEY[key], entry, file, path, run)
     canonical = domain or run.keywords.get("AUTH0_DOMAIN")
     if not isinstance(canonical, str) or not canonical:
-        run.problems.append(Problem(main_file, "", "no canonical domain: pass --auth0-domain or the AUTH0_DOMAIN keyword"))
-        canonical = "unknown.invalid"  # keeps collecting problems; the load fails anyway
+        canonical = _inferred_domain(sections, main_file, run)
     mapping = _Mapping(run, canonical, overlay)
     tenant_file, tenant_path, _settings = (sections.get("tenant") or [(main_file, "tenant", {})])[0]
     origins: Origins = {"": (tenant_file, tenant_path)}

@@ -949,6 +949,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a request (headers and body) must arrive within SECONDS (default: 10)",
     )
+    parser.add_argument(
+        "--deploy-config",
+        metavar="FILE",
+        help="the Deploy CLI's config.json: AUTH0_DOMAIN and AUTH0_KEYWORD_REPLACE_MAPPINGS (options given here win)",
+    )
     parser.add_argument("--now", type=int, metavar="EPOCH", help="deterministic mode: the clock starts at EPOCH instead of the wall clock")
     parser.add_argument(
         "--clock-step",
@@ -957,6 +962,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --now: the clock moves SECONDS at each request (default: 0, fixed)",
     )
+    environment_defaults(parser)
+
+
+ENV_PREFIX = "CLAIMSENGINE_"
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
+
+
+def environment_defaults(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
+    """Every option of ``serve`` (the tenant options too) from ``CLAIMSENGINE_<OPTION>``:
+    ``--port`` from ``CLAIMSENGINE_PORT``, ``--serve-as`` from ``CLAIMSENGINE_SERVE_AS``
+    (several separated by spaces), ``--tls`` from ``CLAIMSENGINE_TLS=1``, ``--no-rule-header``
+    from ``CLAIMSENGINE_RULE_HEADER=0``. The command line wins. A value that does not parse is
+    reported when ``serve`` runs (other commands are not affected)."""
+    env = os.environ if environ is None else environ
+    defaults: dict[str, Any] = {}
+    problems: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "rest"):
+            continue
+        name = ENV_PREFIX + action.dest.upper()
+        raw = env.get(name)
+        if raw is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            flag = raw.strip().lower()
+            if flag not in _TRUE | _FALSE:
+                problems.append(f"{name}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+                continue
+            defaults[action.dest] = flag in _TRUE
+        elif isinstance(action, argparse._AppendAction):
+            defaults[action.dest] = raw.split()
+        elif callable(action.type):
+            try:
+                defaults[action.dest] = action.type(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r}: not a valid {getattr(action.type, '__name__', 'value')}")
+        else:
+            defaults[action.dest] = raw
+    parser.set_defaults(**defaults, environment_problems=tuple(problems))
 
 
 def _keywords(values: list[str] | None) -> dict[str, str]:
@@ -970,18 +1014,28 @@ def _keywords(values: list[str] | None) -> dict[str, str]:
 
 
 def _load(config: Mapping[str, Any]) -> Tenant:
-    from claimsengine.adapters.loader import load_tenant
+    return _load_with_notes(config)[0]
 
+
+def _load_with_notes(config: Mapping[str, Any]) -> tuple[Tenant, tuple[str, ...]]:
+    from claimsengine.adapters.loader import load_tenant, read_deploy_config
+
+    domain, keywords = config["domain"], dict(config["keywords"])
+    if config.get("deploy_config"):
+        # The Deploy CLI's config.json; command-line values win over it.
+        deploy = read_deploy_config(config["deploy_config"])
+        domain = domain or deploy.domain
+        keywords = {**deploy.keywords, **keywords}
     loaded = load_tenant(
         config["tenant"],
-        keywords=config["keywords"],
+        keywords=keywords,
         keyword_file=config["keyword_file"],
-        domain=config["domain"],
+        domain=domain,
         credentials=config["credentials"],
         node_modules=config.get("node_modules"),
         action_secrets=config.get("action_secrets"),
     )
-    return strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant
+    return (strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant), loaded.notes
 
 
 class SteppedClock:
@@ -1112,6 +1166,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from claimsengine.adapters.loader import ConfigError
 
+    for problem in getattr(args, "environment_problems", ()):
+        print(f"claimsengine serve: {problem}", file=sys.stderr)
+    if getattr(args, "environment_problems", ()):
+        return EXIT_USAGE
+
     try:
         keywords = _keywords(getattr(args, "keyword", None))
     except ValueError as exc:
@@ -1131,9 +1190,10 @@ def _run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "now": getattr(args, "now", None),
         "clock_step": getattr(args, "clock_step", 0),
+        "deploy_config": getattr(args, "deploy_config", None),
     }
     try:
-        tenant = _load(config)
+        tenant, notes = _load_with_notes(config)
     except ConfigError as exc:
         print(f"claimsengine serve: cannot load the tenant:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -1203,6 +1263,9 @@ def _run(args: argparse.Namespace) -> int:
             with_served_domains(tenant, served), url=f"{scheme}://{served[0]}", domain=served[0], ca_path=ca_path, admin_token=admin_token
         )
         print(f"{text}\n  store: {shown_url(store_url)}", flush=True)
+        for note in notes:
+            if "inferred" in note:  # the loader's guesses a user must be able to check
+                print(f"  note: {note}", flush=True)
         serving = processes.Serving(
             load=lambda: _load(config),
             make_app=make_app,
