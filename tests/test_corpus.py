@@ -237,3 +237,58 @@ def test_deploy_cli_example_runs_its_action_with_lodash_from_npm(tmp_path: Path)
     assert [w.message for w in loaded.warnings] == [
         "Action 'action-example': secret MY_SECRET has no value (give it in the Action secrets file or as keyword MY_SECRET)"
     ]
+
+
+# --- every export through the command line: check, table in every format, diff against itself ---
+
+
+def _cli_source(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The export (completed where the corpus leaves it incomplete) and the global CLI options to load it."""
+    domain, keywords = CASES[name]
+    keyword_file = tmp_path / "keywords.json"
+    keyword_file.write_text(json.dumps(keywords | {"AUTH0_DOMAIN": domain}))
+    options = ["--keyword-file", str(keyword_file)]
+    if name == DIRECTORY:
+        copy = tmp_path / "directory"
+        shutil.copytree(CORPUS / DIRECTORY, copy)
+        (copy / "clients" / "My M2M.json").write_text(json.dumps({"name": "My M2M", "app_type": "non_interactive"}))
+        return copy, options
+    if name == WITH_ACTION:
+        node_modules = installed(Path(__file__).resolve().parent / "actions_node", "lodash")
+        export = tmp_path / "export"
+        (export / "actions" / "action-example").mkdir(parents=True)
+        shutil.copy(CORPUS / WITH_ACTION, export / "tenant.yaml")
+        (export / "actions" / "action-example" / "code.js").write_text("module.exports = async (event, context) => { return {}; };\n")
+        return export / "tenant.yaml", [*options, "--node-modules", str(node_modules)]
+    return CORPUS / name, options
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_export_runs_check_table_in_every_format_and_diff_against_itself(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    from claimsengine.adapters.cli import main
+
+    source, options = _cli_source(name, tmp_path)
+    common = ["--tenant", str(source), *options]
+    assert main([*common, "check", "--format", "json"]) in (0, 1)
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["errors"] == sum(f["severity"] == "error" for f in checked["findings"])
+    assert main([*common, "table", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(isinstance(r["claims"], list) and isinstance(r["rules"], list) for r in rows)
+    assert main([*common, "table", "--format", "csv"]) == 0
+    assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) == len(rows)
+    assert main([*common, "table", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("| application |")
+    assert markdown.count("\n| ") == len(rows)  # one line per row after the header
+    page = tmp_path / "table.html"
+    assert main([*common, "table", "--format", "html", "-o", str(page)]) == 0
+    assert page.read_text(encoding="utf-8").count("\n") >= len(rows)
+    assert main([*common, "diff", str(source), str(source), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
