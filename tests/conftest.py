@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 
 # The plugin users get through the pytest11 entry point (disabled in pyproject's addopts so
 # that coverage starts before the package is imported).
-pytest_plugins = ("claimsengine.adapters.pytest_plugin",)
+pytest_plugins = ("claimsengine.adapters.pytest_plugin", "pytester")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "claimsengine" / "examples" / "northwind.yaml"

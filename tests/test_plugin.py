@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -134,3 +138,123 @@ async def test_async_client(auth0_async_client: httpx.AsyncClient) -> None:
     async with auth0_async_client as client:
         response = await client.post("/oauth/token", json=CC)
     assert response.status_code == 200
+
+
+# ---------------------------------------------------------------------------------------
+# Real projects: exports, keywords, credentials, TLS, the docs' example (issue 10, item 8)
+# ---------------------------------------------------------------------------------------
+
+DANCO = "../shared/corpus/tenants/Danco626__a0-deploy__tenant.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+EXPLORER = {"client_id": "explorer-id", "client_secret": "explorer-secret"}
+
+
+@pytest.fixture
+def danco_credentials(tmp_path: Path) -> Path:
+    overlay = tmp_path / "credentials.json"
+    overlay.write_text(json.dumps({"API Explorer Application": EXPLORER}))
+    return overlay
+
+
+@pytest.mark.auth0_tenant(DANCO, domain="danco-hooks.auth0.com", keywords={"UNUSED": "x"})
+def test_the_marker_loads_a_deploy_cli_export_with_domain_keywords_and_credentials(
+    auth0_tenant: Tenant, auth0_client: httpx.Client
+) -> None:
+    assert auth0_tenant.domain == "danco-hooks.auth0.com"
+    assert {c.name for c in auth0_tenant.clients} >= {"API Explorer Application", "CI/CD"}
+    # Derived credentials (the export has none) are the documented stable values.
+    explorer = next(c for c in auth0_tenant.clients if c.name == "API Explorer Application")
+    assert explorer.client_id
+
+
+def test_the_marker_takes_a_credentials_overlay(pytester: pytest.Pytester, danco_credentials: Path) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.auth0_tenant({str(ROOT / DANCO)!r}, credentials={str(danco_credentials)!r})
+        def test_token(auth0_client):
+            body = {{"grant_type": "client_credentials", "client_id": "explorer-id", "client_secret": "explorer-secret",
+                     "audience": "https://danco-hooks.auth0.com/api/v2/"}}
+            response = auth0_client.post("/oauth/token", data=body)
+            assert response.status_code == 200, response.text
+            assert "read:users" in response.json()["scope"].split()
+        """
+    )
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_unknown_marker_options_are_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.auth0_tenant(defualt_user="auth0|alice")
+        def test_typo(auth0_client):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.auth0_tenant: unknown option(s) defualt_user (known: path, tenant, domain, *"])
+
+
+def test_the_tls_server_fixture_gives_its_ca_to_requests_httpx_and_ssl(auth0_tls_server: LiveServer) -> None:
+    import urllib.request
+
+    import requests
+
+    url = f"{auth0_tls_server.url}/.well-known/openid-configuration"
+    assert url.startswith("https://127.0.0.1:")
+    assert requests.get(url, timeout=10).json()["issuer"] == auth0_tls_server.issuer  # REQUESTS_CA_BUNDLE
+    with httpx.Client(timeout=10) as client:  # SSL_CERT_FILE
+        assert client.get(url).json()["jwks_uri"] == f"{auth0_tls_server.url}/.well-known/jwks.json"
+    with urllib.request.urlopen(url, context=auth0_tls_server.ssl_context(), timeout=10) as response:
+        assert json.loads(response.read())["issuer"] == auth0_tls_server.issuer
+    with pytest.raises(httpx.ConnectError), httpx.Client(timeout=10, trust_env=False) as untrusting:
+        untrusting.get(url)
+
+
+def test_ssl_context_needs_tls(auth0_server: LiveServer) -> None:
+    with pytest.raises(ValueError, match="does not use TLS"):
+        auth0_server.ssl_context()
+
+
+def _docs_blocks() -> dict[str, str]:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(# (\S+\.py)\n.*?)```", text, re.S)
+    return {name: code for code, name in blocks}
+
+
+def test_every_fixture_is_in_the_docs_table() -> None:
+    import claimsengine.adapters.pytest_plugin as plugin
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    table = re.findall(r"^\| `(auth0_\w+)` \|", text, re.M)
+    fixtures = sorted(name for name in vars(plugin) if name.startswith("auth0_"))
+    assert fixtures
+    assert sorted(table) == fixtures
+
+
+@pytest.mark.slow
+def test_the_docs_example_runs_under_plain_pytest(tmp_path: Path) -> None:
+    blocks = _docs_blocks()
+    assert set(blocks) >= {"myapp/auth.py", "tests/test_auth.py"}
+    for name in ("myapp/auth.py", "tests/test_auth.py"):
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(blocks[name])
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    # Plain pytest: the plugin comes from the installed entry point, nothing else is configured.
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_auth.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.search(r"\b5 passed\b", done.stdout), done.stdout[-2000:]

@@ -12,7 +12,8 @@ Fixtures (see docs/testing.md):
 * ``auth0_clock``: a frozen, controllable clock (``.now``, ``.advance(s)``, ``.set(t)``);
 * ``auth0_keys``: the signing keys (generated once per session, fresh copy per test);
 * ``auth0_app``: the ASGI app; ``auth0_client``/``auth0_async_client``: in-process clients;
-* ``auth0_server``: a live server on an ephemeral loopback port.
+* ``auth0_server``: a live server on an ephemeral loopback port;
+* ``auth0_tls_server``: the same over https, its CA trusted by requests, httpx and ``ssl``.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ if TYPE_CHECKING:
     from claimsengine.adapters.signing import KeySet
 
 MARKER = "auth0_tenant"
-APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed")
+# Options of the tenant: where it comes from and how a Deploy CLI export is read.
+TENANT_OPTIONS = ("path", "tenant", "domain", "keywords", "keyword_file", "credentials", "deploy_config")
+APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed", "rule_header")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(path=None, *, tenant=None, default_user=None, auto_consent=True, admin=False, seed=None): "
-        "the tenant (a file or a Tenant) and options of the claimsengine fake Auth0 fixtures",
+        f"{MARKER}(path=None, *, tenant=None, domain=None, keywords=None, keyword_file=None, credentials=None, "
+        "deploy_config=None, default_user=None, auto_consent=True, admin=False, seed=None, rule_header=True): "
+        "the tenant (a file or a Tenant), how to read it, and options of the claimsengine fake Auth0 fixtures",
     )
 
 
@@ -68,8 +72,14 @@ def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
     if marker is None:
         return {}
     kwargs = dict(marker.kwargs)
+    if len(marker.args) > 1:
+        pytest.fail(f"@pytest.mark.{MARKER} takes one positional argument (the path), got {len(marker.args)}", pytrace=False)
     if marker.args:
         kwargs.setdefault("path", marker.args[0])
+    unknown = sorted(set(kwargs) - {*TENANT_OPTIONS, *APP_OPTIONS})
+    if unknown:
+        known = ", ".join((*TENANT_OPTIONS, *APP_OPTIONS))
+        pytest.fail(f"@pytest.mark.{MARKER}: unknown option(s) {', '.join(unknown)} (known: {known})", pytrace=False)
     return kwargs
 
 
@@ -88,9 +98,26 @@ def auth0_tenant(request: pytest.FixtureRequest) -> Tenant:
     path = options.get("path")
     if path is None:
         path = Path(__file__).resolve().parent.parent / "examples" / "northwind.yaml"
-    elif not Path(path).is_absolute():
-        path = Path(str(request.config.rootpath)) / path
-    return load_tenant(path).tenant
+    root = Path(str(request.config.rootpath))
+
+    def resolved(value: Any) -> Path | None:
+        # Files are relative to the pytest root, like the marker's path.
+        return None if value is None else (Path(value) if Path(value).is_absolute() else root / value)
+
+    domain, keywords = options.get("domain"), dict(options.get("keywords") or {})
+    if options.get("deploy_config") is not None:
+        from claimsengine.adapters.loader import read_deploy_config
+
+        deploy = read_deploy_config(resolved(options["deploy_config"]) or "")
+        domain = domain or deploy.domain
+        keywords = {**deploy.keywords, **keywords}
+    return load_tenant(
+        resolved(path) or path,
+        domain=domain,
+        keywords=keywords,
+        keyword_file=resolved(options.get("keyword_file")),
+        credentials=resolved(options.get("credentials")),
+    ).tenant
 
 
 @pytest.fixture
@@ -161,4 +188,17 @@ def auth0_server(auth0_app: Starlette) -> Iterator[LiveServer]:
     from claimsengine.adapters.server import serve_in_thread
 
     with serve_in_thread(auth0_app) as server:
+        yield server
+
+
+@pytest.fixture
+def auth0_tls_server(auth0_app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """The fake tenant over https on a loopback port, its throwaway CA trusted for the test:
+    ``REQUESTS_CA_BUNDLE`` (requests, auth0-python) and ``SSL_CERT_FILE`` (httpx,
+    auth0-api-python) name ``.ca_path``; ``.ssl_context()`` is an ``ssl.SSLContext`` for the rest."""
+    from claimsengine.adapters.server import serve_in_thread
+
+    with serve_in_thread(auth0_app, tls=True) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
         yield server

@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -868,6 +869,12 @@ class LiveServer:
     @property
     def issuer(self) -> str:
         return f"https://{self.domain}/"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` trusting this server's throwaway CA (``tls=True`` only)."""
+        if self.ca_path is None:
+            raise ValueError("this server does not use TLS")
+        return ssl.create_default_context(cafile=str(self.ca_path))
 
 
 @contextlib.contextmanager
