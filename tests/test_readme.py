@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -34,3 +40,64 @@ def test_the_python_example_runs_and_says_what_the_readme_says() -> None:
     decision = namespace["decision"]
     assert getattr(decision, "kind", None) == "issued"
     assert getattr(decision, "issuer", None) == "https://login.northwind.com/"
+
+
+def test_the_embedding_example_serves_auth0s_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jwt
+
+    from claimsengine.adapters.server import asgi_client
+
+    example = re.search(r"## Embedding the engine in your own app\n.*?```python\n(.*?)```", README, re.S)
+    assert example is not None
+    shutil.copy(EXAMPLE, tmp_path / "tenant.yaml")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(example.group(1), "README.md", "exec"), namespace)
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "nw-m2m-0001",
+        "client_secret": "example-billing-secret-not-for-production",
+        "audience": "https://api.northwind.com/orders",
+    }
+    with asgi_client(namespace["app"], base_url="https://login.northwind.com") as client:
+        issued = client.post("/oauth/token", data=form)
+        wrong = client.post("/oauth/token", data={**form, "client_secret": "nope"})
+        basic = client.post("/oauth/token", data={k: v for k, v in form.items() if k not in ("client_id", "client_secret")},
+                            auth=("nw-partner-0001", "example-partner-secret-not-for-production"))  # fmt: skip
+    assert issued.status_code == 200, issued.text
+    assert issued.headers["cache-control"] == "no-store"
+    body = issued.json()
+    assert list(body) == ["access_token", "scope", "expires_in", "token_type"]
+    keys = namespace["keys"]
+    kid = jwt.get_unverified_header(body["access_token"])["kid"]
+    key = jwt.PyJWK(next(k for k in keys.jwks()["keys"] if k["kid"] == kid))
+    claims = jwt.decode(body["access_token"], key.key, algorithms=["RS256"], audience=form["audience"])
+    assert claims["iss"] == "https://login.northwind.com/"
+    assert claims["sub"] == "nw-m2m-0001@clients"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "access_denied"
+    assert basic.status_code == 403
+    assert basic.json()["error"] == "access_denied"
+
+
+def test_decide_json_has_the_header_and_key_id(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from claimsengine.adapters.signing import KeySet
+
+    keys = KeySet.generate(seed=7)
+    keys.save(tmp_path / "keys.json")
+    request = json.dumps(
+        {"grant_type": "client_credentials", "client_id": "nw-m2m-0001",
+         "client_secret": "example-billing-secret-not-for-production", "audience": "https://api.northwind.com/orders"}
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "claimsengine", "decide", "--now", "1700000000", "--keys", str(tmp_path / "keys.json")],
+        input=request, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    decision = json.loads(out.stdout)
+    assert decision["header"] == {"alg": "RS256", "typ": "JWT", "kid": keys.current_kid}
+    assert decision["signing_key"] == "tenant"
+    assert decision["refresh_token"] is False

@@ -188,17 +188,33 @@ def _now(args: argparse.Namespace) -> int:
     return int(time.time()) if args.now is None else int(args.now)
 
 
-def decision_json(decision: Issued | Rejected | Authorized) -> dict[str, Any]:
-    """The decision as ``decide`` prints it: kind and trace, then the outcome's fields."""
+def decision_json(decision: Issued | Rejected | Authorized, *, kid: str | None = None) -> dict[str, Any]:
+    """The decision as ``decide`` prints it: kind and trace, then the outcome's fields.
+
+    An issued JWT's ``header`` has ``alg``, ``typ`` and ``kid``: the id of the tenant key that
+    signs it (``kid``, from ``--keys``; null when no key set is given) or null for an API
+    secret (HS256 tokens carry no kid). ``signing_key`` says which of the two signs.
+    """
     out: dict[str, Any] = {"kind": decision.kind, "trace": [r.rule.value for r in decision.trace]}
     if isinstance(decision, Issued):
         audience = list(decision.audience) if isinstance(decision.audience, tuple) else decision.audience
+        header = None
+        if decision.header is not None:
+            header = {
+                "alg": decision.header.alg.value,
+                "typ": decision.header.typ,
+                "kid": kid if decision.signing_key == "tenant" else None,
+            }
         out.update(
             format=decision.format.value,
+            header=header,
+            signing_key=decision.signing_key,
             issuer=decision.issuer,
             audience=audience,
             scope=decision.scope,
             expires_in=decision.expires_in,
+            refresh_token=decision.refresh is not None,
+            id_token=decision.id_token is not None,
             claims=decision.claims,
         )
     elif isinstance(decision, Rejected):
@@ -214,8 +230,20 @@ def cmd_decide(args: argparse.Namespace) -> int:
     loaded = _load(args)
     request = _token_request(args, loaded.tenant)
     decision = decide(request, loaded.tenant, now=_now(args))
-    _print_json(decision_json(decision))
+    _print_json(decision_json(decision, kid=_current_kid(args.keys) if args.keys else None))
     return 0
+
+
+def _current_kid(path: str) -> str:
+    """The id of the current signing key in a key set file (as ``serve --keys`` writes it)."""
+    try:
+        from claimsengine.adapters.signing import KeySet
+    except ImportError as exc:
+        raise UsageError(f"--keys needs the jwt extras: pip install 'claimsengine[jwt]' ({exc.name} is missing)") from exc
+    try:
+        return KeySet.load(path).current_kid
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--keys {path}: {exc}") from exc
 
 
 def _index_of(items: Iterable[T], match: Callable[[T], bool]) -> int | None:
@@ -633,6 +661,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     p = command("decide", cmd_decide, "decide a token request; print the decision as JSON")
     _add_request_options(p)
+    p.add_argument("--keys", metavar="FILE", help="the key set file (as serve --keys writes it): its current key id goes in header.kid")
     p = command("explain", cmd_explain, "decide a token request and explain the decision in plain words")
     _add_request_options(p)
     p = command("table", cmd_table, "the tenant's decision table")
