@@ -192,7 +192,8 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     t.client_id = client_id
     client = t.index.clients.get(client_id)
     if client is None:
-        return t.reject(Rule.CLIENT_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Unknown client: {client_id}", status=400)
+        return t.reject(Rule.CLIENT_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Unknown client: {client_id}", status=400, ref="clients")
+    client_ref = t.index.ref(client)
     redirect_uri = clean(req.redirect_uri) or (client.callbacks[0] if client.callbacks else None)
     if redirect_uri is None:
         return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: redirect_uri")
@@ -201,6 +202,7 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
             Rule.AUTHORIZE_REDIRECT_MISMATCH,
             ErrorCode.INVALID_REQUEST,
             f"Callback URL mismatch. {redirect_uri} is not in the list of allowed callback URLs",
+            ref=client_ref,
         )
     # From here on, errors go back to the application's callback.
     t.redirect_uri, t.state = redirect_uri, req.state
@@ -215,8 +217,9 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
             ErrorCode.UNAUTHORIZED_CLIENT,
             "Grant type 'authorization_code' not allowed for the client.",
             error_uri=GRANT_TYPES_URI,
+            ref=client_ref,
         )
-    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, "authorization_code")
+    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, "authorization_code", client_ref)
     method = clean(req.code_challenge_method)
     challenge = clean(req.code_challenge)
     if challenge is not None and method not in (None, "S256", "plain"):
@@ -231,7 +234,8 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     if user is None:
         return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
     if org is not None and (org.id, user.user_id) not in t.index.memberships:
-        return t.reject(Rule.ORG_USER_NOT_MEMBER, ErrorCode.ACCESS_DENIED, f"user {user.user_id} is not part of the {org.id} organization")
+        text = f"user {user.user_id} is not part of the {org.id} organization"
+        return t.reject(Rule.ORG_USER_NOT_MEMBER, ErrorCode.ACCESS_DENIED, text, ref=t.index.ref(org))
     scopes = _user_scopes(req, client, user, api, org, t)
     if isinstance(scopes, Rejected):
         return scopes
@@ -275,15 +279,17 @@ def _authorize_organization(req: AuthorizeRequest, client: Client, t: Trace) -> 
     if value is None:
         if client.organization_usage is OrganizationUsage.REQUIRE:
             # org.client_requires_organization (R40)
-            return t.reject(Rule.ORG_CLIENT_REQUIRES, ErrorCode.INVALID_REQUEST, "parameter organization is required for this client")
-        t.note(Rule.ORG_NONE, "no organization")
+            text = "parameter organization is required for this client"
+            return t.reject(Rule.ORG_CLIENT_REQUIRES, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(client))
+        t.note(Rule.ORG_NONE, "no organization", t.index.ref(client))
         return None
     org = resolve_organization(value, t)
     if isinstance(org, Rejected):
         return org
     if client.organization_usage is OrganizationUsage.DENY:
-        return t.reject(Rule.ORG_USAGE_DENY, ErrorCode.INVALID_REQUEST, "parameter organization is not allowed for this client")
-    t.note(Rule.ORG_ALLOWED, org.id)
+        text = "parameter organization is not allowed for this client"
+        return t.reject(Rule.ORG_USAGE_DENY, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(client))
+    t.note(Rule.ORG_ALLOWED, org.id, t.index.ref(org))
     return org
 
 
@@ -297,41 +303,43 @@ def _user_scopes(
         t.note(Rule.SCOPE_OIDC_PASSTHROUGH, " ".join(oidc))
     api_scopes: tuple[str, ...] = ()
     if api is not None:
+        api_ref = t.index.ref(api)
         asked = tuple(s for s in requested if s not in OIDC_SCOPES)
         if api.user_policy is UserPolicy.DENY_ALL:
             return t.reject(
                 Rule.POLICY_USER_DENY_ALL,
                 ErrorCode.ACCESS_DENIED,
                 f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"',
+                ref=api_ref,
             )
         if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT or not client.is_first_party:
             if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT:
-                t.note(Rule.POLICY_USER_REQUIRE_GRANT, "user access needs a user client grant")
+                t.note(Rule.POLICY_USER_REQUIRE_GRANT, "user access needs a user client grant", api_ref)
             grant = find_grant(client, api, SubjectType.USER, t)
             if isinstance(grant, Rejected):
                 return grant
             allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope)
             asked = tuple(s for s in asked if s in allowed)
-            t.note(Rule.SCOPE_USER_GRANT, " ".join(asked) or "(none)")
+            t.note(Rule.SCOPE_USER_GRANT, " ".join(asked) or "(none)", t.index.ref(grant))
         else:
-            t.note(Rule.POLICY_USER_ALLOW_ALL, "any first-party application may ask")
+            t.note(Rule.POLICY_USER_ALLOW_ALL, "any first-party application may ask", api_ref)
         if api is t.index.management_api:
             api_scopes = _current_user_scopes(asked, t)
         elif api.enforce_policies:
             held = set(t.index.user_permissions(user, api.identifier, org.id if org is not None else None))
             api_scopes = tuple(s for s in asked if s in held)
-            t.note(Rule.SCOPE_RBAC, " ".join(api_scopes) or "(none)")
+            t.note(Rule.SCOPE_RBAC, " ".join(api_scopes) or "(none)", t.index.ref(user))
         else:
             defined = set(api.scopes)
             keep = t.behaviour.keep_undefined_user_scopes
             api_scopes = tuple(s for s in asked if keep or s in defined)
-            t.note(Rule.SCOPE_NO_RBAC, " ".join(api_scopes) or "(none)")
+            t.note(Rule.SCOPE_NO_RBAC, " ".join(api_scopes) or "(none)", api_ref)
     scopes = oidc + api_scopes
     if "offline_access" in scopes:
         refresh_ok = "refresh_token" in client.effective_grant_types and (api is None or api.allow_offline_access)
         if not refresh_ok:
             scopes = tuple(s for s in scopes if s != "offline_access")
-            t.note(Rule.SCOPE_OFFLINE_ACCESS_DROPPED, "the API or client does not allow offline access")
+            t.note(Rule.SCOPE_OFFLINE_ACCESS_DROPPED, "the API or client does not allow offline access", t.index.ref(api or client))
     return scopes
 
 
@@ -364,7 +372,7 @@ def _consent(
     prompt = set(split_scope(req.prompt))
     skip = client.is_first_party and (api is None or (api.skip_consent_for_verifiable_first_party_clients and _verifiable(redirect_uri)))
     if skip and "consent" not in prompt:
-        t.note(Rule.CONSENT_SKIPPED, "first-party application")
+        t.note(Rule.CONSENT_SKIPPED, "first-party application", t.index.ref(client))
         return None
     audience = api.identifier if api is not None else t.tenant.userinfo_audience
     org_id = org.id if org is not None else None
@@ -373,7 +381,7 @@ def _consent(
         for c in user.consents
     )
     if stored and "consent" not in prompt:
-        t.note(Rule.CONSENT_STORED, "the user consented before")
+        t.note(Rule.CONSENT_STORED, "the user consented before", t.index.ref(user))
         return None
     if "none" in prompt or req.consent is None:
         return t.reject(Rule.CONSENT_REQUIRED, ErrorCode.CONSENT_REQUIRED, "Consent required")
@@ -407,7 +415,7 @@ def _post_login(
     if isinstance(outcome, Rejected):
         return outcome
     if outcome is not None:
-        return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, outcome[1] or "")
+        return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, outcome[1] or "", ref="post_login_actions")
     auth0_api = api is not None and is_auth0_api(api.identifier, t.tenant)
     changes = (*api_obj.access_token.removed_scopes, *api_obj.access_token.added_scopes)
     final = [s for s in scopes if s not in api_obj.access_token.removed_scopes]
@@ -500,5 +508,5 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
             invalid,
             detail="a Management API token is valid only through the domain that issued it",
         )
-    t.note(Rule.VALIDATE_ACCEPTED, f"{audience} accepts the token")
+    t.note(Rule.VALIDATE_ACCEPTED, f"{audience} accepts the token", t.index.ref(api) if api is not None else "")
     return Accepted(trace=tuple(t.reasons))

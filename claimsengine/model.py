@@ -113,6 +113,10 @@ def auth_method_of(registered: AuthMethod | str | None, *, has_public_keys: bool
     return AuthMethod.CLIENT_SECRET_POST
 
 
+# The trace reference of the Management API when the tenant does not configure it (R91).
+BUILT_IN_MANAGEMENT_API = "(built-in Management API)"
+
+
 def issuer(domain: str) -> str:
     """The ``iss`` of tokens issued through ``domain``: ``https://{domain}/`` (R50)."""
     return f"https://{domain}/"
@@ -421,9 +425,6 @@ class Tenant(Frozen):
     # (claimsengine.auth0.MANAGEMENT_API_SCOPES): newer or spec-only scopes (issue 8, item 2).
     management_api_scopes: tuple[str, ...] = ()
     behaviour: Behaviour = Behaviour()
-    # Where each part came from, by model path (``clients[2]`` -> ``tenant.yaml:41``); filled
-    # by the loader, passed through to explanations, never read by a rule.
-    provenance: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Tenant:
@@ -540,7 +541,7 @@ class TenantIndex:
         refs: dict[int, str] = {}
         for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains"):
             refs.update((id(item), f"{name}[{i}]") for i, item in enumerate(getattr(tenant, name)))
-        refs[id(management)] = refs.get(id(exported), "(built-in Management API)")
+        refs[id(management)] = refs.get(id(exported), BUILT_IN_MANAGEMENT_API)
         self._refs: Mapping[int, str] = refs
         self.domain_refs: Mapping[str, str] = MappingProxyType(
             {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}
@@ -709,7 +710,7 @@ class AuthorizeRequest(Frozen):
 class Reason:
     """One step of a decision: the rule that applied, a short human note, and the part of the
     configuration it consulted as a tenant path (``client_grants[3]``; empty when the step read
-    only the request). ``Tenant.provenance`` maps such a path to its file and line.
+    only the request). The loader maps such paths to file and line (``Loaded.source``).
 
     A plain frozen dataclass rather than a pydantic model: a decision carries a dozen of
     these, and building them is the largest cost of ``decide`` otherwise. Pydantic still

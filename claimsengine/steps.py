@@ -258,13 +258,15 @@ def resolve_domain(host: str | None, t: Trace) -> str | Rejected:
     served = served_domain(host, t.tenant)
     if served is None:
         # Never echo the host: it is attacker-controlled.
-        return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail="host is not a verified domain")
+        detail = "host is not a verified domain"
+        return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail=detail, ref="custom_domains")
+    ref = t.index.domain_refs.get(served, "")
     if host is None:
-        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}")
+        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}", ref)
     elif served in (host_name(host), host_address(host)):
-        t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}")
+        t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}", ref)
     else:
-        t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}")
+        t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}", ref)
     return served
 
 
@@ -281,8 +283,9 @@ def resolve_organization(value: str, t: Trace) -> Organization | Rejected:
             Rule.ORG_NAME_NOT_ALLOWED,
             ErrorCode.INVALID_REQUEST,
             "authorization request parameter organization must be an organization id",
+            ref="allow_organization_name_in_authentication_api",
         )
-    return t.reject(Rule.ORG_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Invalid organization: {value}")
+    return t.reject(Rule.ORG_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Invalid organization: {value}", ref="organizations")
 
 
 def is_auth0_api(audience: str, tenant: Tenant) -> bool:
@@ -340,7 +343,7 @@ def api_for(audience: str, t: Trace, *, unknown: Rule, text: str) -> Api | Rejec
     api = t.index.apis.get(audience)
     if api is None:
         rule = Rule.AUDIENCE_SYSTEM_API_CANONICAL if system_api_on_custom_domain(audience, t) else unknown
-        return t.reject(rule, ErrorCode.ACCESS_DENIED, f"{text}: {audience}")
+        return t.reject(rule, ErrorCode.ACCESS_DENIED, f"{text}: {audience}", ref="apis")
     t.note(Rule.AUDIENCE_MANAGEMENT_API if api.is_system else Rule.AUDIENCE_API, api.identifier, t.index.ref(api))
     return api
 
@@ -557,8 +560,10 @@ def run_actions(
     """Run Actions in order until one denies (R74, R75): the denial, a failure, or None.
 
     The trace names each Action (its ``__name__``) and the claims it set."""
+    field = trigger.replace("-", "_") + "_actions"
     for number, action in enumerate(actions, 1):
         name = f"{trigger} action {number} {getattr(action, '__name__', type(action).__name__)!r}"
+        ref = f"{field}[{number - 1}]"
         before = (dict(api_obj.access_token.claims), dict(api_obj.id_token.claims))
         try:
             action(event, api_obj)
@@ -566,8 +571,8 @@ def run_actions(
             detail = f"{name} raised {type(exc).__name__}"
             if trigger == "post-login":
                 # An uncaught error in a login ends it as access_denied with the error's message.
-                return t.reject(Rule.ACTION_FAILED, ErrorCode.ACCESS_DENIED, str(exc), detail=detail)
-            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=detail)
+                return t.reject(Rule.ACTION_FAILED, ErrorCode.ACCESS_DENIED, str(exc), detail=detail, ref=ref)
+            return t.reject(Rule.ACTION_FAILED, ErrorCode.SERVER_ERROR, "A server error occurred.", detail=detail, ref=ref)
         tokens = (("access token", api_obj.access_token.claims, before[0]), ("id token", api_obj.id_token.claims, before[1]))
         effects = [
             f"{token} sets {', '.join(repr(n) for n in changed)}"
@@ -575,7 +580,7 @@ def run_actions(
             if (changed := [n for n, v in claims.items() if n not in old or old[n] is not v])
         ]
         if api_obj.access.denial is not None:
-            t.note(Rule.ACTION_RAN, f"{name}: {'; '.join([*effects, 'denies'])}")
+            t.note(Rule.ACTION_RAN, f"{name}: {'; '.join([*effects, 'denies'])}", ref)
             return api_obj.access.denial
-        t.note(Rule.ACTION_RAN, f"{name}: {'; '.join(effects)}" if effects else name)
+        t.note(Rule.ACTION_RAN, f"{name}: {'; '.join(effects)}" if effects else name, ref)
     return None

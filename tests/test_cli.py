@@ -122,6 +122,19 @@ def test_explain_issued() -> None:
     assert M2M_SECRET not in result.stdout
 
 
+def test_explain_names_what_each_step_consulted_and_where_it_is_in_the_file() -> None:
+    result = run("explain", "--now", "1700000000", stdin=m2m_request())
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stdout.splitlines() if line.strip().startswith(("2. ", "6. "))]
+    assert "client.secret_valid" in steps[0]
+    assert "consulted clients[0]" in steps[0]
+    assert "grant.found" in steps[1]
+    assert "consulted client_grants[0]" in steps[1]
+    # The loader knows the lines: the consulted list points into the example tenant file.
+    assert "clients[0]: Northwind Billing Service (nw-m2m-0001), auth method client_secret_post [northwind.yaml:" in result.stdout
+    assert "client_grants[0]: nw-m2m-0001 -> https://api.northwind.com/orders (client)" in result.stdout
+
+
 def test_explain_resolves_the_host_as_the_core_does() -> None:
     # A port, letter case and a trailing dot do not change the domain (domain.resolved).
     result = run("explain", "--domain", "LOGIN.northwind.com.:443", "--now", "1700000000", stdin=m2m_request())

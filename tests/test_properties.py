@@ -322,3 +322,27 @@ def test_authorized_scopes_are_never_more_than_the_user_asked_for(data: st.DataO
     if isinstance(decision, Authorized):
         assert set(decision.grant.scope) <= set((request.scope or "").split())
         assert decision.redirect_uri in tenant.index.clients[decision.grant.client_id].callbacks
+
+
+def _resolves(tenant: Tenant, ref: str) -> bool:
+    """Whether a trace's configuration reference names a part of ``tenant``."""
+    name, bracket, rest = ref.partition("[")
+    if bracket:
+        items = getattr(tenant, name, None)
+        return isinstance(items, tuple) and rest.endswith("]") and 0 <= int(rest[:-1]) < len(items)
+    if ref.startswith("behaviour."):
+        return ref.removeprefix("behaviour.") in type(tenant.behaviour).model_fields
+    return ref in Tenant.model_fields or ref == "(built-in Management API)"
+
+
+@given(st.data())
+def test_every_configuration_a_trace_names_is_a_part_of_the_tenant(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    decision = decide(data.draw(requests_for(tenant)), tenant, now=NOW)
+    refs = [reason.ref for reason in decision.trace if reason.ref]
+    assert all(_resolves(tenant, ref) for ref in refs), refs
+    # A decision that got as far as the client names the client it read.
+    client_rules = {Rule.CLIENT_SECRET_VALID, Rule.CLIENT_PUBLIC, Rule.CLIENT_GRANT_TYPE_ALLOWED}
+    for reason in decision.trace:
+        if reason.rule in client_rules:
+            assert reason.ref.startswith("clients["), reason

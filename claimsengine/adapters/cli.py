@@ -14,13 +14,25 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from claimsengine.engine import decide, served_domain
-from claimsengine.model import Authorized, Issued, Rejected, SubjectType, Tenant, TokenRequest
+from claimsengine.engine import decide
+from claimsengine.model import (
+    Api,
+    Authorized,
+    Client,
+    ClientGrant,
+    CustomDomain,
+    Issued,
+    Organization,
+    Rejected,
+    Tenant,
+    TokenRequest,
+    User,
+)
 
 from . import docgen, table, table_diff, table_render, wire
 from .files import atomic_writer
@@ -246,76 +258,65 @@ def _current_kid(path: str) -> str:
         raise UsageError(f"--keys {path}: {exc}") from exc
 
 
-def _index_of(items: Iterable[T], match: Callable[[T], bool]) -> int | None:
-    return next((i for i, item in enumerate(items) if match(item)), None)
+def _describe(tenant: Tenant, ref: str) -> str:
+    """A few words about the configured value at ``ref``, a tenant path a trace entry named."""
+    name, bracket, rest = ref.partition("[")
+    items = getattr(tenant, name, None) if bracket and rest.endswith("]") and rest[:-1].isdigit() else None
+    if isinstance(items, tuple) and int(rest[:-1]) < len(items):
+        item = items[int(rest[:-1])]
+        if isinstance(item, Client):
+            return f"{item.name or '(no name)'} ({item.client_id}), auth method {item.auth_method.value}"
+        if isinstance(item, Api):
+            return f"{item.name or '(no name)'} ({item.identifier})"
+        if isinstance(item, ClientGrant):
+            who = item.client_id or "default grant for third-party clients"
+            scope = "all API scopes" if item.allow_all_scopes else " ".join(item.scope) or "(none)"
+            return f"{who} -> {item.audience} ({item.subject_type.value}), scope {scope}"
+        if isinstance(item, Organization):
+            return f"{item.name} ({item.id})"
+        if isinstance(item, CustomDomain):
+            return f"{item.domain} ({'verified' if item.verified else 'not verified'})"
+        if isinstance(item, User):
+            return item.user_id
+        return "an Action" if name.endswith("_actions") else str(item)
+    if ref == "domain":
+        return f"{tenant.domain} (canonical)"
+    owner: Any = tenant.behaviour if ref.startswith("behaviour.") else tenant
+    field_name = ref.removeprefix("behaviour.")
+    if field_name in type(owner).model_fields:
+        return f"{getattr(owner, field_name)!r}"
+    if ref in Tenant.model_fields:
+        return "searched; nothing matched the request"
+    return ref
 
 
-def consulted(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected | Authorized) -> list[str]:
-    """The parts of the configuration a decision read, with their paths in the tenant."""
+def _locator(loaded: Loaded) -> Callable[[str], str]:
+    """Where a tenant path came from in the loaded files: ``northwind.yaml:32 (clients[0])``."""
+
+    def where(ref: str) -> str:
+        if ref.partition("[")[0].partition(".")[0] not in Tenant.model_fields:
+            return ""  # not a part of the file, e.g. the built-in Management API
+        found = loaded.source.locate(ref)
+        if not found.file:
+            return ""
+        at = f"{found.file}:{found.line}" if found.line is not None else found.file
+        return f"{at} ({found.path})" if found.path else at
+
+    return where
+
+
+def consulted_lines(tenant: Tenant, decision: Issued | Rejected | Authorized, where: Callable[[str], str] | None = None) -> list[str]:
+    """The configuration the decision's trace names, once each, in order, with where it came from."""
     lines: list[str] = []
-    rules = {r.rule.value for r in decision.trace}
-    # Resolve the host as the core does (port, case and trailing dot are not significant).
-    served = served_domain(request.domain, tenant)
-    custom = _index_of(tenant.custom_domains, lambda d: d.domain == served)
-    if custom is not None:
-        d = tenant.custom_domains[custom]
-        lines.append(f"custom_domains[{custom}]: {d.domain} ({'verified' if d.verified else 'not verified'})")
-    else:
-        lines.append(f"domain: {tenant.domain} (canonical)")
-    client_id = request.client_id or request.basic_client_id
-    if client_id is None and request.assertion is not None:
-        sub = request.assertion.claims.get("sub")
-        client_id = sub if isinstance(sub, str) else None
-    client_index = _index_of(tenant.clients, lambda c: c.client_id == client_id) if client_id else None
-    client = tenant.clients[client_index] if client_index is not None else None
-    if client is not None:
-        lines.append(f"clients[{client_index}]: {client.name or '(no name)'} ({client.client_id}), auth method {client.auth_method.value}")
-    elif client_id:
-        lines.append(f"clients: no client {client_id!r}")
-    audience = (request.audience or "").strip() or None
-    if audience is None and "audience.resource_parameter" in rules:
-        audience = (request.resource or "").strip() or None
-    if audience is None and "audience.default" in rules:
-        audience = tenant.default_audience
-        lines.append(f"default_audience: {audience}")
-    if audience is not None:
-        api_index = _index_of(tenant.apis, lambda a: a.identifier == audience)
-        if api_index is not None:
-            api = tenant.apis[api_index]
-            lines.append(f"apis[{api_index}]: {api.name or '(no name)'} ({api.identifier})")
-        elif audience == tenant.management_api_identifier:
-            lines.append(f"the built-in Auth0 Management API ({audience})")
-        elif audience == tenant.userinfo_audience:
-            lines.append(f"/userinfo ({audience}); not an API")
-        else:
-            lines.append(f"apis: no API {audience!r}")
-        if client is not None:
-            # The grant the core would use: the client's own, else the third-party default (R28).
-            grant = tenant.index.grant_for(client, audience, SubjectType.CLIENT)
-            if grant is None:
-                lines.append(f"client_grants: none for {client.client_id} -> {audience}")
-            elif grant.client_id is None:
-                lines.append(f"client_grants[{tenant.client_grants.index(grant)}]: default grant for third-party clients -> {audience}")
-            else:
-                scope = " ".join(grant.scope) or "(none)"
-                lines.append(f"client_grants[{tenant.client_grants.index(grant)}]: {client.client_id} -> {audience}, scope {scope}")
-    org_value = (request.organization or "").strip()
-    if org_value:
-        found = tenant.index.organizations_by_id.get(org_value) or tenant.index.organizations_by_name.get(org_value)
-        if found is None:
-            lines.append(f"organizations: no organization {org_value!r}")
-        else:
-            org_index = tenant.organizations.index(found)
-            org = found
-            lines.append(f"organizations[{org_index}]: {org.name} ({org.id})")
-            if client is not None and audience is not None:
-                ref = _index_of(org.client_grants, lambda r: r.client_id == client.client_id and r.audience == audience)
-                if ref is not None:
-                    lines.append(f"organizations[{org_index}].client_grants[{ref}]: the grant is associated with {org.name}")
+    for ref in dict.fromkeys(reason.ref for reason in decision.trace if reason.ref):
+        where_from = where(ref) if where is not None else ""
+        lines.append(f"{ref}: {_describe(tenant, ref)}" + (f" [{where_from}]" if where_from else ""))
     return lines
 
 
-def explain_lines(tenant: Tenant, request: TokenRequest, decision: Issued | Rejected | Authorized, statements: dict[str, str]) -> list[str]:
+def explain_lines(
+    tenant: Tenant, decision: Issued | Rejected | Authorized, statements: dict[str, str], where: Callable[[str], str] | None = None
+) -> list[str]:
     """The plain-words explanation ``claimsengine explain`` prints."""
     lines: list[str] = []
     if isinstance(decision, Issued):
@@ -335,6 +336,8 @@ def explain_lines(tenant: Tenant, request: TokenRequest, decision: Issued | Reje
         parts = [f"{number:2}. {rule}"]
         if reason.detail:
             parts.append(reason.detail)
+        if reason.ref:
+            parts.append(f"consulted {reason.ref}")
         statement = statements.get(rule)
         if statement:
             parts.append(statement)
@@ -343,7 +346,7 @@ def explain_lines(tenant: Tenant, request: TokenRequest, decision: Issued | Reje
         lines.append("(rule statements unavailable: specs/rules.toml was not found)")
     lines.append("")
     lines.append("Configuration consulted:")
-    lines.extend(f"  - {line}" for line in consulted(tenant, request, decision))
+    lines.extend(f"  - {line}" for line in consulted_lines(tenant, decision, where) or ["(nothing in the tenant)"])
     return lines
 
 
@@ -351,7 +354,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     loaded = _load(args)
     request = _token_request(args, loaded.tenant)
     decision = decide(request, loaded.tenant, now=_now(args))
-    lines = explain_lines(loaded.tenant, request, decision, docgen.rule_statements())
+    lines = explain_lines(loaded.tenant, decision, docgen.rule_statements(), _locator(loaded))
     if _is_tty(sys.stdout):
         from rich.text import Text
 

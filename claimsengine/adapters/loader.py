@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from claimsengine.model import PUBLIC_APP_TYPES, CrossReferenceError, Tenant
+from claimsengine.model import AuthMethod, CrossReferenceError, Tenant, auth_method_of
 
 __all__ = ["ConfigError", "Credentials", "Loaded", "Problem", "SourceMap", "load_tenant"]
 
@@ -296,13 +296,15 @@ def derived_organization_id(domain: str, name: str) -> str:
 
 
 def _needs_secret(client: Mapping[str, Any]) -> bool:
-    """Whether the client authenticates with a secret (mirrors ``Client.auth_method``)."""
-    method = client.get("token_endpoint_auth_method")
-    if method is None:
-        if client.get("public_keys"):
-            return False
-        return client.get("app_type") not in PUBLIC_APP_TYPES
-    return method in ("client_secret_post", "client_secret_basic")
+    """Whether the client authenticates with a secret: the core decides its method."""
+    registered = client.get("token_endpoint_auth_method")
+    if registered is not None and registered not in AuthMethod.__members__.values():
+        return False  # the model will refuse the value; no secret is made up for it
+    app_type = client.get("app_type")
+    method = auth_method_of(
+        registered, has_public_keys=bool(client.get("public_keys")), app_type=app_type if isinstance(app_type, str) else None
+    )
+    return method in (AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC)
 
 
 def _fill_credentials(

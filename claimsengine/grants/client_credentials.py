@@ -45,7 +45,8 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
     if audience is NoAudience.API_V1:
         return issue_api_v1(client, domain, t)
     if audience is NoAudience.NONE:
-        return t.reject(Rule.AUDIENCE_MISSING, ErrorCode.ACCESS_DENIED, "Non-global clients are not allowed access to APIv1")
+        text = "Non-global clients are not allowed access to APIv1"
+        return t.reject(Rule.AUDIENCE_MISSING, ErrorCode.ACCESS_DENIED, text, ref="default_audience")
     api = api_for(audience, t, unknown=Rule.AUDIENCE_UNKNOWN, text="Service not enabled within domain")
     if isinstance(api, Rejected):
         return api
@@ -64,12 +65,14 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
         if missing:
             # scope.not_granted (R31)
             text = "Client has not been granted scopes: " + t.behaviour.missing_scope_separator.join(missing)
-            return t.reject(Rule.SCOPE_NOT_GRANTED, ErrorCode.ACCESS_DENIED, text)
+            return t.reject(Rule.SCOPE_NOT_GRANTED, ErrorCode.ACCESS_DENIED, text, ref=t.index.ref(grant))
         if t.behaviour.client_credentials_scopes == "requested":
             scopes = tuple(s for s in granted if s in requested)
-            t.note(Rule.SCOPE_REQUESTED_SUBSET_HONOURED, " ".join(scopes))
+            t.note(Rule.SCOPE_REQUESTED_SUBSET_HONOURED, " ".join(scopes), "behaviour.client_credentials_scopes")
         elif set(requested) != set(granted):
-            t.note(Rule.SCOPE_REQUESTED_SUBSET_IGNORED, "client credentials returns every granted scope")
+            t.note(
+                Rule.SCOPE_REQUESTED_SUBSET_IGNORED, "client credentials returns every granted scope", "behaviour.client_credentials_scopes"
+            )
     org = _cc_organization(req, client, grant, api, t)
     if isinstance(org, Rejected):
         return org
@@ -95,6 +98,7 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
                 Rule.ORG_FEATURE_UNAVAILABLE,
                 ErrorCode.INVALID_REQUEST,
                 "Organizations for machine-to-machine access are not enabled for this tenant",
+                ref="organizations_for_m2m",
             )
         org = resolve_organization(value, t)
         if isinstance(org, Rejected):
@@ -104,6 +108,7 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
                 Rule.ORG_USAGE_DENY,
                 ErrorCode.ACCESS_DENIED,
                 f'Client "{client.client_id}" is not allowed to use organizations with resource server "{api.identifier}".',
+                ref=t.index.ref(grant),
             )
     elif usage is OrganizationUsage.REQUIRE:
         default = client.default_organization
@@ -112,25 +117,27 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
                 Rule.ORG_REQUIRED_MISSING,
                 ErrorCode.ACCESS_DENIED,
                 f'An organization is required to access resource server "{api.identifier}".',
+                ref=t.index.ref(grant),
             )
         org = t.index.organizations_by_id[default.organization_id]
         t.organization = org.id
-        t.note(Rule.ORG_DEFAULT, org.id)
+        t.note(Rule.ORG_DEFAULT, org.id, t.index.ref(client))
     else:
-        t.note(Rule.ORG_NONE, f"organization_usage {usage}")
+        t.note(Rule.ORG_NONE, f"organization_usage {usage}", t.index.ref(grant))
         return None
     # org.allowed / org.not_associated (R35): any organization, or only associated ones.
     # Third-party clients can never rely on allow_any_organization.
     if grant.allow_any_organization and client.is_first_party:
-        t.note(Rule.ORG_ALLOWED, f"{org.id}: grant allows any organization")
+        t.note(Rule.ORG_ALLOWED, f"{org.id}: grant allows any organization", t.index.ref(grant))
         return org
     if (org.id, client.client_id, api.identifier) in t.index.org_associations:
-        t.note(Rule.ORG_ALLOWED, f"{org.id}: grant associated with the organization")
+        t.note(Rule.ORG_ALLOWED, f"{org.id}: grant associated with the organization", t.index.ref(org))
         return org
     return t.reject(
         Rule.ORG_NOT_ASSOCIATED,
         ErrorCode.ACCESS_DENIED,
         f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}" on behalf of organization "{org.id}".',
+        ref=t.index.ref(org),
     )
 
 
@@ -145,16 +152,31 @@ def _quota_header(quota: TokenQuota, hour: int, day: int, now: int) -> str:
 def _quota(req: TokenRequest, client: Client, org: Organization | None, api: Api, t: Trace) -> tuple[tuple[str, str], ...] | Rejected:
     """quota.* (R43, R83): enforce per-client and per-organization token quotas."""
     if api.is_system:
-        t.note(Rule.QUOTA_NOT_COUNTED, "Auth0 API audiences do not count toward the quota")
+        t.note(Rule.QUOTA_NOT_COUNTED, "Auth0 API audiences do not count toward the quota", t.index.ref(api))
         return ()
     usage = req.quota_usage
-    checks = [("Client", client.token_quota or t.tenant.default_token_quota, usage.client_hour, usage.client_day)]
+    index = t.index
+    checks = [
+        (
+            "Client",
+            client.token_quota or t.tenant.default_token_quota,
+            usage.client_hour,
+            usage.client_day,
+            index.ref(client) if client.token_quota else "default_token_quota",
+        )
+    ]
     if org is not None:
         checks.append(
-            ("Organization", org.token_quota or t.tenant.default_organization_token_quota, usage.organization_hour, usage.organization_day)
+            (
+                "Organization",
+                org.token_quota or t.tenant.default_organization_token_quota,
+                usage.organization_hour,
+                usage.organization_day,
+                index.ref(org) if org.token_quota else "default_organization_token_quota",
+            )
         )
     headers: list[tuple[str, str]] = []
-    for who, quota, hour, day in checks:
+    for who, quota, hour, day, ref in checks:
         if quota is None or not quota.enforce:
             continue
         header = (f"Auth0-{who}-Quota-Limit", _quota_header(quota, hour, day, t.now))
@@ -172,9 +194,10 @@ def _quota(req: TokenRequest, client: Client, org: Organization | None, api: Api
                         ("X-RateLimit-Reset", str(t.now + reset)),
                         ("Retry-After", str(reset)),
                     ),
+                    ref=ref,
                 )
         headers.append(header)
-        t.note(Rule.QUOTA_COUNTED, f"{who.lower()} quota: {header[1]}")
+        t.note(Rule.QUOTA_COUNTED, f"{who.lower()} quota: {header[1]}", ref)
     return tuple(headers)
 
 
@@ -211,7 +234,7 @@ def _credentials_exchange(
         code, reason = outcome
         # action.deny (R75): unknown codes are treated as server_error.
         error = ErrorCode(code) if code in DENY_STATUS else ErrorCode.SERVER_ERROR
-        return t.reject(Rule.ACTION_DENY, error, reason or "", status=DENY_STATUS.get(code, 500))
+        return t.reject(Rule.ACTION_DENY, error, reason or "", status=DENY_STATUS.get(code, 500), ref="credentials_exchange_actions")
     custom = filter_claims(
         api_obj.access_token.claims,
         auth0_api=is_auth0_api(api.identifier, t.tenant),
