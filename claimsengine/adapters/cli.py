@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from claimsengine.engine import decide
 from claimsengine.model import (
+    BUILT_IN_MANAGEMENT_API,
     Api,
     Authorized,
     Client,
@@ -281,6 +282,8 @@ def _describe(tenant: Tenant, ref: str) -> str:
         return "an Action" if name.endswith("_actions") else str(item)
     if ref == "domain":
         return f"{tenant.domain} (canonical)"
+    if ref == BUILT_IN_MANAGEMENT_API:
+        return f"the Auth0 Management API, {tenant.management_api_identifier}"
     owner: Any = tenant.behaviour if ref.startswith("behaviour.") else tenant
     field_name = ref.removeprefix("behaviour.")
     if field_name in type(owner).model_fields:
