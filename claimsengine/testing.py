@@ -236,8 +236,67 @@ def _organizations(tenant: Tenant) -> list[str | None]:
     return [None, "", "org_unknown", *(o.id for o in tenant.organizations), *(o.name for o in tenant.organizations)]
 
 
+def _secret_of(client: Client) -> str | None:
+    """The client's real secret: what the tenant (or the loader's credentials) gives it."""
+    return client.client_secrets[0].get_secret_value() if client.client_secrets else None
+
+
+def _associated_organizations(tenant: Tenant, client_id: str, audience: str) -> list[str]:
+    """Organizations whose client grants include this client and audience."""
+    return [o.id for o in tenant.organizations if any(r.client_id == client_id and r.audience == audience for r in o.client_grants)]
+
+
+def _m2m_grants(tenant: Tenant) -> list[tuple[Client, ClientGrant]]:
+    """(client, grant) pairs a real client_credentials request can use: a client that
+    authenticates with a secret, may use the grant type, and has a client grant."""
+    pairs = []
+    for client in tenant.clients:
+        if client.auth_method.value not in ("client_secret_post", "client_secret_basic") or not client.client_secrets:
+            continue
+        if "client_credentials" not in client.effective_grant_types:
+            continue
+        pairs += [(client, g) for g in tenant.client_grants if g.client_id == client.client_id and g.subject_type == "client"]
+    return pairs
+
+
 @st.composite
-def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
+def valid_token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
+    """A client_credentials request made only of the tenant's real parts: a client's effective
+    credentials, one of its grants' audiences, the granted scopes (all, some or none), a domain
+    of the tenant and, where the grant allows or requires one, an associated organization.
+    Most of these issue; the rest are refused by a rule the tenant really has (a quota, a policy)."""
+    pairs = _m2m_grants(tenant)
+    if not pairs:
+        return draw(token_requests(tenant))
+    client, grant = draw(st.sampled_from(pairs))
+    secret = SecretStr(_secret_of(client) or "")
+    granted = grant.scope
+    scope = draw(st.sampled_from([None, " ".join(granted), " ".join(granted[:1])]))
+    orgs = _associated_organizations(tenant, client.client_id, grant.audience)
+    usage = grant.organization_usage or client.organization_usage
+    organization = None
+    if orgs and usage != "deny" and (usage == "require" or draw(st.booleans())):
+        organization = draw(st.sampled_from(orgs))
+    # Tokens already issued this hour: any count when no quota applies, else none yet.
+    quotas = (client.token_quota, tenant.default_token_quota, *(o.token_quota for o in tenant.organizations))
+    used = draw(st.integers(0, 10_000)) if all(q is None for q in quotas) else 0
+    fields: dict[str, Any] = {
+        "domain": draw(st.sampled_from([None, tenant.domain, *(d.domain for d in tenant.custom_domains)])),
+        "grant_type": "client_credentials",
+        "audience": grant.audience,
+        "scope": scope or None,
+        "organization": organization,
+        "quota_usage": QuotaUsage(client_hour=used),
+    }
+    if client.auth_method.value == "client_secret_basic":
+        fields.update(basic_client_id=client.client_id, basic_client_secret=secret)
+    else:
+        fields.update(client_id=client.client_id, client_secret=secret)
+    return TokenRequest(**fields)
+
+
+@st.composite
+def mixed_token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
     """A client_credentials request against ``tenant``: mostly well-formed, wrong in any part."""
     able = [
         c
@@ -248,7 +307,8 @@ def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
     ]
     client = _mostly(draw, draw(st.sampled_from(able)), *tenant.clients) if able else draw(st.sampled_from(tenant.clients))
     client_id = _mostly(draw, client.client_id, "no-such-client")
-    secret = _mostly(draw, secret_for(client_id), "wrong-secret", None)
+    real = _secret_of(client) if client_id == client.client_id else None
+    secret = _mostly(draw, real or secret_for(client_id), "wrong-secret", None)
     method = client.auth_method.value
     basic = _mostly(draw, method == "client_secret_basic", method != "client_secret_basic")
     grants = [g for g in tenant.client_grants if g.client_id == client.client_id and g.subject_type == "client"]
@@ -259,6 +319,7 @@ def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
         st.sampled_from([None, None, " ".join(granted), " ".join(granted[:1])])
         | st.lists(st.sampled_from(_scope_pool(tenant)), max_size=3).map(" ".join)
     )
+    orgs = _associated_organizations(tenant, client.client_id, grant.audience) if grant else []
     fields: dict[str, Any] = {
         "domain": _mostly(draw, draw(st.sampled_from(_domains(tenant)[:3])), *_domains(tenant)),
         "grant_type": _mostly(
@@ -266,7 +327,7 @@ def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
         ),
         "audience": audience,
         "scope": scope,
-        "organization": _mostly(draw, None, *_organizations(tenant)),
+        "organization": _mostly(draw, draw(st.sampled_from([None, *orgs])), *_organizations(tenant)),
         "resource": _mostly(draw, None, *_audiences(tenant)),
         "quota_usage": QuotaUsage(client_hour=draw(st.integers(0, 6))),
     }
@@ -280,17 +341,27 @@ def token_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
     return TokenRequest(**fields)
 
 
+def token_requests(tenant: Tenant) -> st.SearchStrategy[TokenRequest]:
+    """client_credentials requests against ``tenant``: half made of its real credentials,
+    grants, audiences, scopes, domains and organizations (:func:`valid_token_requests`), half
+    mixed with wrong parts (:func:`mixed_token_requests`), so a property about issued tokens
+    is tested on tokens that are really issued."""
+    return st.one_of(valid_token_requests(tenant), mixed_token_requests(tenant))
+
+
 @st.composite
 def authorize_requests(draw: st.DrawFn, tenant: Tenant) -> AuthorizeRequest:
-    """An ``/authorize`` request against ``tenant``, with a drawn user and consent answer."""
+    """An ``/authorize`` request against ``tenant``, with a drawn user and consent answer; the
+    client's own callbacks, its grants' audiences and the tenant's users come first."""
     able = [c for c in tenant.clients if "authorization_code" in c.effective_grant_types and c.organization_usage != "require"]
     client = _mostly(draw, draw(st.sampled_from(able)), *tenant.clients) if able else draw(st.sampled_from(tenant.clients))
     api_ids = [a.identifier for a in tenant.apis]
     user_ids = [u.user_id for u in tenant.users] or list(USER_POOL)
+    callback = client.callbacks[0] if client.callbacks else CALLBACK
     return AuthorizeRequest(
         domain=_mostly(draw, None, *_domains(tenant)),
         client_id=_mostly(draw, client.client_id, "no-such-client", None),
-        redirect_uri=_mostly(draw, CALLBACK, None, LOCAL_CALLBACK, "https://evil.example.net/cb"),
+        redirect_uri=_mostly(draw, callback, None, LOCAL_CALLBACK, "https://evil.example.net/cb"),
         response_type=_mostly(draw, "code", "token", None),
         audience=_mostly(draw, draw(st.sampled_from(api_ids)) if api_ids else None, *_audiences(tenant)),
         scope=draw(st.lists(st.sampled_from(_scope_pool(tenant)), max_size=5).map(" ".join) | st.none()),
