@@ -187,8 +187,12 @@ class Behaviour(Frozen):
     strict_auth_method: bool = True
     # Open question 13: with RBAC off, requested scopes the API does not define are dropped.
     keep_undefined_user_scopes: bool = False
-    # A Host that is none of the tenant's domains: served as `default_domain`, or refused.
-    unknown_host: Literal["default", "reject"] = "default"
+    # A Host that is none of the tenant's domains: refused (issue 8, item 5: real Auth0 never
+    # answers for a foreign host), or served as `default_domain` (the old lenient mode).
+    unknown_host: Literal["default", "reject"] = "reject"
+    # Issue 8, item 4: a code exchanged through another domain than its /authorize: issued with
+    # the /authorize domain's iss, or refused (invalid_grant). No public source (specs/choices.md).
+    code_exchange_cross_domain: Literal["issue_with_authorize_domain", "refuse"] = "issue_with_authorize_domain"
     # Which domain serves unknown hosts; None means the canonical domain.
     default_domain: str | None = None
     # How long an authorization code stays valid, in seconds.

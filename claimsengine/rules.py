@@ -110,6 +110,7 @@ class Rule(StrEnum):
     AUD_ARRAY_WITH_USERINFO = "aud.array_with_userinfo"
     AUD_HS256_SINGLE = "aud.hs256_single"
     ISS_REQUEST_DOMAIN = "iss.request_domain"
+    ISS_AUTHORIZE_DOMAIN = "iss.authorize_domain"
     CLAIMS_M2M = "claims.m2m"
     CLAIMS_USER = "claims.user"
     CLAIMS_RFC9068 = "claims.rfc9068"
@@ -143,6 +144,7 @@ class Rule(StrEnum):
     CODE_PKCE_FAILED = "code.pkce_failed"
     CODE_PKCE_REQUIRED = "code.pkce_required"
     CODE_VERIFIED = "code.verified"
+    CODE_OTHER_DOMAIN_REFUSED = "code.other_domain_refused"
 
     # --- resource-server side: validating a presented access token -------------------
     VALIDATE_ALG_NONE = "validate.alg_none"

@@ -185,6 +185,7 @@ def tenants(draw: st.DrawFn) -> Tenant:
         grant_scopes_filtered_by_api_scopes=draw(st.booleans()),
         delete_current_user_scope=draw(st.booleans()),
         org_login_includes_user_level_rbac=draw(st.booleans()),
+        code_exchange_cross_domain=draw(st.sampled_from(["issue_with_authorize_domain", "refuse"])),
     )
     return Tenant(
         domain=CANONICAL,

@@ -105,18 +105,21 @@ def test_a_malformed_client_grant_is_refused_when_built(grant: dict[str, Any], m
         (None, "acme.auth0.com"),
         ("LOGIN.ACME.COM:443", "login.acme.com"),
         ("login.acme.com.", "login.acme.com"),
-        ("[::1]:8443", "acme.auth0.com"),
-        ("[::1", "acme.auth0.com"),
-        ("127.0.0.1:9000", "acme.auth0.com"),
+        ("[::1]:8443", None),
+        ("[::1", None),
+        ("127.0.0.1:9000", None),
         ("pending.acme.com", None),
     ],
 )
 def test_hosts_are_served_as_a_tenant_domain_or_refused(host: str | None, served: str | None) -> None:
+    # Issue 8, item 5: refusal is the default; the lenient mode serves the canonical domain.
     assert served_domain(host, tenant()) == served
+    lenient = tenant(behaviour={"unknown_host": "default"})
+    assert served_domain(host, lenient) == (served or (None if host == "pending.acme.com" else "acme.auth0.com"))
 
 
-def test_a_strict_tenant_refuses_unknown_hosts_at_authorize_too() -> None:
-    strict = tenant(behaviour={"unknown_host": "reject"})
+def test_unknown_hosts_are_refused_at_authorize_too() -> None:
+    strict = tenant()
     decision = decide(AuthorizeRequest(domain="evil.example", client_id="m2m"), strict, now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.DOMAIN_UNKNOWN

@@ -153,20 +153,40 @@ def test_custom_domain_host_becomes_the_issuer(live: LiveServer, http: httpx.Cli
     assert discovery["jwks_uri"] == f"https://{CUSTOM}/.well-known/jwks.json"
 
 
-def test_unknown_host_is_served_as_the_default_domain_and_never_reflected(live: LiveServer, http: httpx.Client) -> None:
+def _lenient(tenant: Tenant) -> Tenant:
+    """``tenant`` in the old lenient mode: unknown hosts are served as the canonical domain."""
+    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
+    return Tenant.model_validate({**fields, "behaviour": tenant.behaviour.model_copy(update={"unknown_host": "default"})})
+
+
+def test_unknown_host_is_refused_by_default_and_never_reflected(live: LiveServer, http: httpx.Client) -> None:
+    # Issue 8, item 5: real Auth0 never answers for a foreign host; the served address is declared.
     evil = "evil.attacker.example"
-    token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": evil}).json()["access_token"]
-    assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{CANONICAL}/"
+    refused = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": evil})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "invalid_request", "error_description": "Unknown domain"}
     for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
         response = http.get(f"{live.url}{path}", headers={"Host": evil})
-        assert response.status_code == 200
+        assert response.status_code == 400
         assert evil not in response.text
-    discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": evil}).json()
-    assert discovery["issuer"] == f"https://{CANONICAL}/"
+    assert http.post(f"{live.url}/oauth/token", data=cc()).status_code == 200, "the listen address is a declared domain"
+
+
+def test_unknown_host_is_served_as_the_default_domain_in_the_lenient_mode(tenant: Tenant, key_file: Path) -> None:
+    evil = "evil.attacker.example"
+    with asgi_client(create_app(_lenient(tenant), keys=KeySet.load(key_file)), base_url=f"https://{evil}") as client:
+        token = client.post("/oauth/token", data=cc()).json()["access_token"]
+        assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{CANONICAL}/"
+        for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
+            response = client.get(path)
+            assert response.status_code == 200
+            assert evil not in response.text
+        assert client.get("/.well-known/openid-configuration").json()["issuer"] == f"https://{CANONICAL}/"
 
 
 def test_strict_host_refuses_unknown_hosts(tenant: Tenant, key_file: Path) -> None:
-    app = create_app(strict_host(tenant), keys=KeySet.load(key_file))
+    lenient = _lenient(tenant)
+    app = create_app(strict_host(lenient), keys=KeySet.load(key_file))
     with asgi_client(app, base_url="https://evil.attacker.example") as client:
         refused = client.post("/oauth/token", data=cc())
         assert refused.status_code == 400
@@ -177,14 +197,14 @@ def test_strict_host_refuses_unknown_hosts(tenant: Tenant, key_file: Path) -> No
             assert "evil" not in response.text
         assert client.post("/oauth/token", data=cc(), headers={"Host": CUSTOM}).status_code == 200
     # The original tenant (and its actions) are untouched.
-    assert tenant.behaviour.unknown_host == "default"
+    assert lenient.behaviour.unknown_host == "default"
 
 
 @pytest.mark.parametrize("host", [CANONICAL, "LOGIN.NORTHWIND.COM:8443", f"{CUSTOM}.", "127.0.0.1:4000", "[::1]:80", "x.example", None, ""])
 @pytest.mark.parametrize("mode", ["default", "reject"])
 def test_served_domain_agrees_with_the_core(tenant: Tenant, host: str | None, mode: str) -> None:
     """The helper used for discovery/JWKS/userinfo resolves a host exactly as decide() does."""
-    patched = strict_host(tenant) if mode == "reject" else tenant
+    patched = strict_host(tenant) if mode == "reject" else _lenient(tenant)
     decision = decide(TokenRequest(domain=host, **cc()), patched, now=1_800_000_000)
     served = served_domain(host, patched)
     if isinstance(decision, Rejected):
@@ -690,12 +710,13 @@ def test_secrets_put_in_a_url_never_reach_the_access_log(tmp_path: Path) -> None
 
 
 def test_a_host_that_is_no_declared_address_never_reaches_iss(live: LiveServer, http: httpx.Client) -> None:
-    # Same host, another port: not the declared address, so served as the canonical domain.
+    # Same host, another port: not the declared address, so refused (issue 8, item 5), never reflected.
     for host in (f"127.0.0.1:{live.port + 1}", "127.0.0.1", f"evil.example:{live.port}"):
-        token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": host}).json()["access_token"]
-        assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://{CANONICAL}/", host
-        discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": host}).json()
-        assert discovery["jwks_uri"] == f"https://{CANONICAL}/.well-known/jwks.json", host
+        refused = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": host})
+        assert refused.json() == {"error": "invalid_request", "error_description": "Unknown domain"}, host
+        discovery = http.get(f"{live.url}/.well-known/openid-configuration", headers={"Host": host})
+        assert discovery.status_code == 400, host
+        assert host not in discovery.text
     # localhost:PORT is declared too on loopback: it serves itself.
     token = http.post(f"{live.url}/oauth/token", data=cc(), headers={"Host": f"localhost:{live.port}"}).json()["access_token"]
     assert jwt.decode(token, options={"verify_signature": False})["iss"] == f"https://localhost:{live.port}/"

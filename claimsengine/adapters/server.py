@@ -930,7 +930,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="another address clients reach this server through (a proxy, a hosts-file name): declared as a tenant domain",
     )
-    parser.add_argument("--strict-host", action="store_true", help="refuse hosts that are not a tenant domain (400)")
+    parser.add_argument(
+        "--strict-host",
+        action="store_true",
+        help="refuse hosts that are not a tenant domain (400) even if the tenant serves them leniently",
+    )
     parser.add_argument(
         "--no-rule-header",
         dest="rule_header",

@@ -43,6 +43,19 @@ def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace)
     elif client.auth_method is AuthMethod.NONE:
         return t.reject(Rule.CODE_PKCE_REQUIRED, ErrorCode.INVALID_REQUEST, "Missing required parameter: code_verifier")
     t.note(Rule.CODE_VERIFIED, "code, redirect_uri and PKCE check out")
+    if grant.domain != domain:
+        # Issue 8, item 4: iss follows the domain of /authorize, recorded with the code.
+        if t.behaviour.code_exchange_cross_domain == "refuse":
+            return t.reject(
+                Rule.CODE_OTHER_DOMAIN_REFUSED, ErrorCode.INVALID_GRANT, invalid, detail=f"the code was issued through {grant.domain}"
+            )
+        if grant.domain not in t.index.domains:
+            return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the code's domain is no longer served")
+        t.note(
+            Rule.ISS_AUTHORIZE_DOMAIN,
+            f"exchanged through {domain}; the login started at {grant.domain}",
+            t.index.domain_refs.get(grant.domain, ""),
+        )
     user = t.index.users.get(grant.user_id)
     if user is None:
         return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the user no longer exists")
@@ -51,7 +64,7 @@ def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace)
     api, org = stored_targets(grant, t)
     draft = Draft(
         client=client,
-        domain=domain,
+        domain=grant.domain,
         scopes=grant.scope,
         api=api,
         user=user,
