@@ -29,6 +29,7 @@ consent (R70) and post-login Actions, and yields the grant a code stands for.
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 from typing import Any, overload
 from urllib.parse import urlsplit
@@ -457,6 +458,13 @@ def userinfo_claims(claims: dict[str, Any], tenant: Tenant) -> dict[str, JsonVal
 # ---------------------------------------------------------------------------------------
 
 
+def _numeric_date(value: object) -> float | None:
+    """A JWT NumericDate (RFC 7519: integer or not, finite), or None for any other JSON type."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def validate_access_token(token: PresentedToken, *, audience: str, domain: str, tenant: Tenant, now: int) -> Accepted | Rejected:
     """Would ``audience``, called through ``domain``, accept this decoded token at ``now``?
 
@@ -483,30 +491,34 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
         return t.reject(
             Rule.VALIDATE_ALG_PINNED, ErrorCode.INVALID_TOKEN, invalid, detail=f"alg {alg}, expected {' or '.join(sorted(pinned))}"
         )
+    # Every JSON type of iss, aud, exp and nbf is judged, never trusted (issue 8, item 6): a
+    # value of the wrong type is a rejection with the claim's rule, not an exception.
     iss = claims.get("iss")
-    if iss not in t.index.issuers:
+    if not isinstance(iss, str) or iss not in t.index.issuers:
         return t.reject(Rule.VALIDATE_ISSUER, ErrorCode.INVALID_TOKEN, invalid, detail="iss is not a domain of this tenant")
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
-    if audience not in auds:
+    if audience not in [a for a in auds if isinstance(a, str)]:
         return t.reject(Rule.VALIDATE_AUDIENCE, ErrorCode.INVALID_TOKEN, invalid, detail=f"aud does not contain {audience}")
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    if not isinstance(exp, int) or exp <= now:
-        return t.reject(Rule.VALIDATE_EXPIRY, ErrorCode.INVALID_TOKEN, invalid, detail="exp is missing or past")
-    if isinstance(nbf, int) and nbf > now:
-        return t.reject(Rule.VALIDATE_NOT_BEFORE, ErrorCode.INVALID_TOKEN, invalid, detail="nbf is in the future")
+    exp, nbf = _numeric_date(claims.get("exp")), claims.get("nbf")
+    if exp is None or exp <= now:
+        return t.reject(Rule.VALIDATE_EXPIRY, ErrorCode.INVALID_TOKEN, invalid, detail="exp is missing, not a number or past")
+    not_before = _numeric_date(nbf)
+    if nbf is not None and (not_before is None or not_before > now):
+        return t.reject(Rule.VALIDATE_NOT_BEFORE, ErrorCode.INVALID_TOKEN, invalid, detail="nbf is not a number or in the future")
     if audience == tenant.management_api_identifier and isinstance(aud, list) and len(aud) > 1:
         # validate.management_api_single_audience (issue 8, item 1): "must only hold one value
         # at the aud claim", else the request errors out.
         return t.reject(Rule.VALIDATE_MANAGEMENT_SINGLE_AUDIENCE, ErrorCode.INVALID_TOKEN, invalid, detail="more than one aud value")
     called = {f"https://{host_name(domain)}/", f"https://{host_address(domain)}/"}
-    if audience == tenant.management_api_identifier and iss not in called:
-        # validate.management_api_domain_binding (seed, R51)
+    if audience in (tenant.management_api_identifier, tenant.userinfo_audience) and iss not in called:
+        # validate.management_api_domain_binding (seed, R51; issue 8, item 6): every Auth0 API,
+        # /userinfo included, takes a token only through the domain that issued it.
         return t.reject(
             Rule.VALIDATE_MANAGEMENT_DOMAIN,
             ErrorCode.INVALID_TOKEN,
             invalid,
-            detail="a Management API token is valid only through the domain that issued it",
+            detail="a token for an Auth0 API is valid only through the domain that issued it",
         )
     t.note(Rule.VALIDATE_ACCEPTED, f"{audience} accepts the token", t.index.ref(api) if api is not None else "")
     return Accepted(trace=tuple(t.reasons))

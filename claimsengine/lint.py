@@ -12,6 +12,7 @@ from typing import Literal
 
 from claimsengine.grants import GrantType
 from claimsengine.model import AuthMethod, ClientPolicy, Frozen, OrganizationUsage, SigningAlg, SubjectType, Tenant
+from claimsengine.tokens import DIALECTS
 
 __all__ = ["Finding", "lint"]
 
@@ -54,6 +55,26 @@ def lint(tenant: Tenant, *, derived_api_secrets: Collection[str] = ()) -> tuple[
                     f"HS256 API {api.identifier!r} uses a derived local-testing secret; resource servers will not know it",
                 )
 
+    for i, api in enumerate(tenant.apis):
+        # Issue 8, item 8: configuration Auth0 refuses, or accepts to no effect.
+        # Only a value the configuration sets: the model's default (7200) is no choice of the tenant.
+        if "token_lifetime_for_web" in api.model_fields_set and api.token_lifetime_for_web > api.token_lifetime:
+            add(
+                "api.web_lifetime_exceeds_lifetime",
+                "error",
+                f"apis[{i}].token_lifetime_for_web",
+                f"token_lifetime_for_web ({api.token_lifetime_for_web}) is greater than token_lifetime ({api.token_lifetime}); "
+                "Auth0 refuses it",
+            )
+        if DIALECTS[api.token_dialect].permissions and not api.enforce_policies:
+            add(
+                "api.authz_dialect_without_rbac",
+                "warning",
+                f"apis[{i}].token_dialect",
+                f"{api.token_dialect} adds permissions only with RBAC (enforce_policies) on: {api.identifier!r} issues none "
+                "(Auth0 accepts this configuration)",
+            )
+
     seen_names: dict[str, int] = {}
     for i, client in enumerate(tenant.clients):
         if client.name and client.name in seen_names:
@@ -64,6 +85,14 @@ def lint(tenant: Tenant, *, derived_api_secrets: Collection[str] = ()) -> tuple[
                 f"client name {client.name!r} is also used by clients[{seen_names[client.name]}]",
             )
         seen_names.setdefault(client.name, i)
+        if client.auth_method is AuthMethod.NONE and GrantType.CLIENT_CREDENTIALS in (client.grant_types or ()):
+            add(
+                "client.public_client_credentials",
+                "error",
+                f"clients[{i}].grant_types",
+                f"client {client.name or client.client_id!r} has token_endpoint_auth_method none and the client_credentials grant "
+                "type; Auth0 refuses it (400 Invalid grant types: client_credentials)",
+            )
 
     for i, grant in enumerate(tenant.client_grants):
         path = f"client_grants[{i}]"

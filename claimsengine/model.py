@@ -14,7 +14,7 @@ from string import Formatter
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
 
 from claimsengine.auth0 import MANAGEMENT_API_SCOPES
 from claimsengine.rules import ErrorCode, Rule
@@ -379,10 +379,21 @@ class User(Frozen):
     consents: tuple[Consent, ...] = ()
 
 
+def _bare_host(value: str) -> str:
+    """Issue 8, item 8: a domain is a host name (a local server's may name a port), never a URL
+    or a path: ``https://x.auth0.com`` would become the issuer ``https://https://x.auth0.com/``."""
+    if "://" in value or "/" in value or any(c.isspace() for c in value):
+        raise ValueError(f"a domain is a bare host name such as acme.auth0.com, not a URL or a path: {value!r}")
+    return value
+
+
+Domain = Annotated[str, Field(min_length=1), AfterValidator(_bare_host)]
+
+
 class CustomDomain(Frozen):
     """A custom domain (R52, R95). Only verified ones issue tokens."""
 
-    domain: Annotated[str, Field(min_length=1)]
+    domain: Domain
     verified: bool = True
     is_default: bool = False
 
@@ -408,7 +419,7 @@ class Tenant(Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    domain: Annotated[str, Field(min_length=1, description="canonical domain, e.g. acme.auth0.com")]
+    domain: Annotated[Domain, Field(description="canonical domain, e.g. acme.auth0.com")]
     custom_domains: tuple[CustomDomain, ...] = ()
     default_audience: str | None = None
     resource_parameter_profile: Literal["audience", "compatibility"] = "audience"

@@ -222,9 +222,15 @@ def test_check_corpus_file_with_errors() -> None:
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     data = json.loads(wrong.stdout)
     assert data["errors"] >= 1
-    assert {f["code"] for f in data["findings"] if f["severity"] == "error"} == {"grant.missing_api"}
-    right = run("--tenant", str(path), "--auth0-domain", "tom-dev.au.auth0.com", "check")
-    assert right.returncode == 0, right.stdout + right.stderr
+    # Two public clients list client_credentials: Auth0 refuses to store that (issue 8, item 8).
+    assert {f["code"] for f in data["findings"] if f["severity"] == "error"} == {"grant.missing_api", "client.public_client_credentials"}
+    right = run("--tenant", str(path), "--auth0-domain", "tom-dev.au.auth0.com", "check", "--format", "json")
+    assert right.returncode == 1, right.stdout + right.stderr
+    errors = [(f["code"], f["path"]) for f in json.loads(right.stdout)["findings"] if f["severity"] == "error"]
+    assert errors == [
+        ("client.public_client_credentials", "clients[3].grant_types"),
+        ("client.public_client_credentials", "clients[8].grant_types"),
+    ]
 
 
 def test_check_corpus_needs_domain() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+import pytest
+from pydantic import SecretStr, ValidationError
 
 from claimsengine import (
     Api,
+    AuthMethod,
     Client,
     ClientGrant,
     ClientPolicy,
@@ -16,6 +18,7 @@ from claimsengine import (
     SigningAlg,
     SubjectType,
     Tenant,
+    TokenDialect,
 )
 from claimsengine.lint import Finding, lint
 
@@ -165,3 +168,40 @@ def test_findings_are_ordered_by_severity_then_tenant_order() -> None:
     findings = lint(tenant(apis=apis, client_grants=grants))
     assert [f.severity for f in findings] == ["error", "error", "warning", "info"]
     assert lint(tenant(apis=apis, client_grants=grants)) == findings
+
+
+def test_configuration_auth0_refuses_is_reported() -> None:
+    # Issue 8, item 8: token_lifetime_for_web > token_lifetime (terraform-provider-auth0 docs:
+    # "Cannot be greater than the token_lifetime value"); a public client with client_credentials
+    # (Management API: 400 "Invalid grant types: client_credentials", auth0/auth0.net#188).
+    apis = (
+        Api(identifier=API, token_lifetime=3600, token_lifetime_for_web=7200),
+        Api(identifier="https://authz.test", token_dialect=TokenDialect.ACCESS_TOKEN_AUTHZ),
+        Api(identifier="https://rbac.test", token_dialect=TokenDialect.RFC9068_PROFILE_AUTHZ, enforce_policies=True),
+    )
+    spa = Client(client_id="spa", name="Shop", app_type="spa", grant_types=("authorization_code", "client_credentials"))
+    native = Client(client_id="app", app_type="native", token_endpoint_auth_method=AuthMethod.NONE, grant_types=("client_credentials",))
+    findings = lint(tenant(apis=apis, clients=(M2M, spa, native)))
+    assert codes(findings) == [
+        ("api.web_lifetime_exceeds_lifetime", "apis[0].token_lifetime_for_web"),
+        ("client.public_client_credentials", "clients[1].grant_types"),
+        ("client.public_client_credentials", "clients[2].grant_types"),
+        ("api.authz_dialect_without_rbac", "apis[1].token_dialect"),
+    ]
+    assert [f.severity for f in findings] == ["error", "error", "error", "warning"]
+    assert "(7200) is greater than token_lifetime (3600)" in findings[0].message
+    assert "'Shop'" in findings[1].message
+    assert "'app'" in findings[2].message
+    assert "issues none" in findings[3].message
+
+
+@pytest.mark.parametrize("domain", ["https://x.auth0.com", "x.auth0.com/", "x.auth0.com/path", "x .auth0.com"])
+def test_a_domain_given_as_a_url_or_with_a_path_is_refused_at_load(domain: str) -> None:
+    with pytest.raises(ValidationError, match=r"a domain is a bare host name such as acme\.auth0\.com, not a URL or a path"):
+        Tenant(domain=domain)
+    with pytest.raises(ValidationError, match=r"custom_domains\.0\.domain"):
+        Tenant.model_validate({"domain": DOMAIN, "custom_domains": [{"domain": domain}]})
+
+
+def test_the_default_web_lifetime_is_not_reported_against_a_short_lifetime() -> None:
+    assert lint(tenant(apis=(Api(identifier=API, scopes=("read",), token_lifetime=3600),))) == ()

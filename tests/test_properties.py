@@ -28,7 +28,7 @@ from claimsengine import (
 )
 from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPES
 from claimsengine.model import BUILT_IN_MANAGEMENT_API
-from claimsengine.testing import authorize_requests, requests_for, tenants, token_requests
+from claimsengine.testing import API_POOL, authorize_requests, requests_for, tenants, token_requests
 
 NOW = 1_700_000_000
 
@@ -313,6 +313,34 @@ def test_a_management_api_token_is_valid_only_through_the_domain_that_issued_it(
     for domain in {tenant.domain, *(d.domain for d in tenant.custom_domains)}:
         verdict = validate_access_token(token, audience=decision.api, domain=domain, tenant=tenant, now=NOW)
         assert isinstance(verdict, Accepted) == (domain == issuing)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["https://acme.auth0.com/", API_POOL[0]]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_CLAIMS = ("iss", "aud", "exp", "nbf")
+
+
+@given(st.data())
+def test_validate_access_token_answers_every_json_type_of_iss_aud_exp_nbf_with_a_rule_never_an_exception(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    claims = {name: data.draw(_JSON) for name in data.draw(st.sets(st.sampled_from(_CLAIMS)))}
+    audience = data.draw(st.sampled_from([API_POOL[0], tenant.management_api_identifier, tenant.userinfo_audience]))
+    token = PresentedToken(header={"alg": "RS256"}, claims={"iss": f"https://{tenant.domain}/", "aud": audience, "exp": NOW + 60, **claims})
+    verdict = validate_access_token(token, audience=audience, domain=tenant.domain, tenant=tenant, now=NOW)
+    if isinstance(verdict, Rejected):
+        assert verdict.rejected_by.value.startswith("validate.")
+        assert verdict.trace[-1].rule is verdict.rejected_by
+    else:
+        assert isinstance(verdict, Accepted)
+        assert verdict.trace[-1].rule is Rule.VALIDATE_ACCEPTED
 
 
 @given(st.data())
