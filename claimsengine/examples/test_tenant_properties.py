@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 
-from claimsengine import Issued, Rejected, SubjectType, TokenRequest, decide
+from claimsengine import ClientGrant, Issued, Rejected, SubjectType, TokenRequest, decide
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.testing import token_requests
 
@@ -45,13 +45,18 @@ def _presented_client(request: TokenRequest) -> str | None:
     return request.client_id or request.basic_client_id
 
 
+def _grant_of(decision: Issued) -> ClientGrant | None:
+    """The client grant behind a token issued for an API (the client's own, or the third-party default)."""
+    assert decision.api is not None
+    return TENANT.index.grant_for(TENANT.index.clients[decision.client_id], decision.api, SubjectType.CLIENT)
+
+
 @CHECKS
 @given(token_requests(TENANT))
 def test_a_token_for_an_api_needs_a_grant_for_that_client_and_api(request: TokenRequest) -> None:
     decision = _decide(request)
     if isinstance(decision, Issued) and decision.api is not None:
-        client = TENANT.index.clients[decision.client_id]
-        assert TENANT.index.grant_for(client, decision.api, SubjectType.CLIENT) is not None
+        assert _grant_of(decision) is not None
 
 
 @CHECKS
@@ -59,8 +64,7 @@ def test_a_token_for_an_api_needs_a_grant_for_that_client_and_api(request: Token
 def test_issued_scopes_never_exceed_the_grant(request: TokenRequest) -> None:
     decision = _decide(request)
     if isinstance(decision, Issued) and decision.api is not None:
-        client = TENANT.index.clients[decision.client_id]
-        grant = TENANT.index.grant_for(client, decision.api, SubjectType.CLIENT)
+        grant = _grant_of(decision)
         assert grant is not None
         api = TENANT.index.apis[decision.api]
         allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope)
