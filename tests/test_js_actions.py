@@ -302,6 +302,40 @@ def test_the_core_still_filters_what_the_javascript_set(tmp_path: Path) -> None:
     assert Rule.ACTION_CLAIM_FORBIDDEN_NAMESPACE in rules
 
 
+def test_scope_calls_and_the_size_limit_reach_the_core(tmp_path: Path) -> None:
+    login_code = """
+        exports.onExecutePostLogin = async (event, api) => {
+          api.accessToken.removeScope("profile");
+          api.accessToken.addScope("read:orders");
+        };
+    """
+    exchange_code = """
+        exports.onExecuteCredentialsExchange = async (event, api) => {
+          api.transaction.setTargetScopes(["read:orders", "delete:orders"]);
+        };
+    """
+    (tmp_path / "small").mkdir()
+    export = write_export(tmp_path / "small", {"scopes": ("post-login", login_code), "exchange": ("credentials-exchange", exchange_code)})
+    loaded = load_tenant(export, domain=DOMAIN)
+    user = User(user_id="auth0|bob")
+    decision = login(loaded, with_users(loaded.tenant, user), user.user_id)
+    assert isinstance(decision, Issued)
+    assert decision.scope == "openid read:orders"
+    m2m_token = m2m(loaded, "Billing Service")
+    assert isinstance(m2m_token, Issued)
+    assert m2m_token.scope == "read:orders"  # delete:orders is outside the grant (R81)
+    huge = (
+        "exports.onExecuteCredentialsExchange = async (event, api) => {"
+        " api.accessToken.setCustomClaim('https://acme.test/blob', 'x'.repeat(110000)); };\n"
+    )
+    (tmp_path / "huge").mkdir()
+    too_large = m2m(
+        load_tenant(write_export(tmp_path / "huge", {"huge": ("credentials-exchange", huge)}), domain=DOMAIN), "Billing Service"
+    )
+    assert isinstance(too_large, Rejected)
+    assert too_large.rejected_by is Rule.ACTION_CLAIMS_TOO_LARGE
+
+
 def test_a_throwing_action_gives_auth0s_outcome_with_its_name_in_the_trace(tmp_path: Path) -> None:
     throwing = "exports.{handler} = async (event, api) => {{ throw new Error('no roles for ' + event.client.name); }};\n"
     export = write_export(
@@ -609,3 +643,36 @@ def test_without_the_js_extra_loading_actions_says_how_to_install_it_and_the_res
         "running JavaScript Actions needs the js extra: pip install 'claimsengine[js]'",
         "PLAIN issued",
     ]
+
+
+@pytest.mark.slow
+def test_claimsengine_serve_runs_the_actions_in_each_forked_worker(tmp_path: Path) -> None:
+    """The CLI passes --node-modules through, and each forked worker compiles its own isolates
+    (the parent's live in threads a child does not have)."""
+    from tests.services import serving
+
+    loaded = load()
+    creds = next(c for c in loaded.credentials if c.name == "Billing Service")
+    assert creds.client_secret is not None
+    options = (
+        "--tenant",
+        str(YAML_EXPORT),
+        "--auth0-domain",
+        DOMAIN,
+        "--keyword",
+        f"PARTNER_KEY={PARTNER_KEY}",
+        "--node-modules",
+        str(NODE_MODULES),
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret.get_secret_value(),
+        "audience": ORDERS,
+    }
+    with serving(tmp_path, *options, workers=2) as (_proc, url, _log), httpx.Client(timeout=30) as client:
+        for _ in range(6):  # new connections: both workers answer some
+            response = client.post(f"{url}/oauth/token", data=form, headers={"Connection": "close"})
+            assert response.status_code == 200
+            claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+            assert (claims["https://acme.test/tenant"], claims["https://acme.test/partner"]) == ("t-42", True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -229,6 +230,23 @@ def _engine() -> ModuleType:
         return _engine_module
 
 
+# Isolates inherited from a parent process: kept, never closed (see JsAction.run).
+_ABANDONED: list[Any] = []
+
+
+def _new_isolate(engine: ModuleType) -> Any:
+    """A ``MiniRacer`` with its own event-loop thread. Created on a helper thread: created
+    inside a running asyncio loop (a server's), mini-racer would adopt that loop and then
+    refuse timeouts on calls made from it."""
+    made: list[Any] = []
+    maker = threading.Thread(target=lambda: made.append(engine.MiniRacer()), name="claimsengine-js-isolate")
+    maker.start()
+    maker.join()
+    if not made:
+        raise ActionFailed("the JavaScript engine could not start an isolate")
+    return made[0]
+
+
 def engine_available() -> bool:
     """Whether the ``js`` extra is installed (without starting V8)."""
     try:
@@ -340,7 +358,8 @@ class JsAction:
 
     def _compile(self) -> Any:
         engine = _engine()
-        ctx = engine.MiniRacer()
+        self._pid = os.getpid()
+        ctx = _new_isolate(engine)
         ctx.set_hard_memory_limit(self.memory_limit)
         # Defining modules runs no Action code; the time limit is for runs, not for compiling.
         ctx.eval(RUNTIME.read_text(encoding="utf-8"), timeout_sec=COMPILE_TIME_LIMIT)
@@ -380,6 +399,12 @@ class JsAction:
             }
         )
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked server worker: the parent's isolate lives in threads this process
+                # does not have. Compile a fresh one here, once, and never free the old one
+                # (freeing it would wait for those threads forever).
+                _ABANDONED.append(self._ctx)
+                self._ctx = self._compile()
             try:
                 # One eval (the payload is a JSON, hence JavaScript, literal): one trip into V8.
                 raw = self._ctx.eval(f"__claimsengine_run({json.dumps(MAIN)}, {payload});", timeout_sec=self.time_limit)
