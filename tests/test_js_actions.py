@@ -44,6 +44,19 @@ def load(source: Path = YAML_EXPORT, *, node_modules: Path = NODE_MODULES) -> Lo
     return load_tenant(source, domain=DOMAIN, keywords={"PARTNER_KEY": PARTNER_KEY}, node_modules=node_modules)
 
 
+# The global CLI options that load the YAML fixture export.
+TENANT_OPTIONS: tuple[str, ...] = ("--tenant", str(YAML_EXPORT), "--auth0-domain", DOMAIN, "--keyword", f"PARTNER_KEY={PARTNER_KEY}")
+TENANT_OPTIONS += ("--node-modules", str(NODE_MODULES))
+
+
+def billing_form(loaded: Loaded) -> dict[str, str]:
+    """The token endpoint form of Billing Service's client_credentials request for Orders."""
+    creds = next(c for c in loaded.credentials if c.name == "Billing Service")
+    assert creds.client_secret is not None
+    secret = creds.client_secret.get_secret_value()
+    return {"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": secret, "audience": ORDERS}
+
+
 def with_users(tenant: Tenant, *users: User) -> Tenant:
     return tenant.model_copy(update={"users": users})
 
@@ -501,31 +514,9 @@ def test_a_compiled_action_is_reused_across_requests() -> None:
 
 
 def test_explain_names_the_action_and_what_it_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    loaded = load()
-    creds = next(c for c in loaded.credentials if c.name == "Billing Service")
-    assert creds.client_secret is not None
     request = tmp_path / "request.json"
-    request.write_text(
-        json.dumps(
-            {
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret.get_secret_value(),
-                "audience": ORDERS,
-            }
-        )
-    )
-    argv = [
-        "--tenant",
-        str(YAML_EXPORT),
-        "--auth0-domain",
-        DOMAIN,
-        "--keyword",
-        f"PARTNER_KEY={PARTNER_KEY}",
-        "--node-modules",
-        str(NODE_MODULES),
-    ]
-    assert cli_main([*argv, "explain", "--request", str(request), "--now", str(NOW)]) == 0
+    request.write_text(json.dumps(billing_form(load())))
+    assert cli_main([*TENANT_OPTIONS, "explain", "--request", str(request), "--now", str(NOW)]) == 0
     out = capsys.readouterr().out
     assert "action.ran — credentials-exchange action 1 'm2m-gate': access token sets 'https://acme.test/tenant'" in out
     assert "action.ran — credentials-exchange action 2 'partner-claim': access token sets 'https://acme.test/partner'" in out
@@ -590,15 +581,7 @@ def test_an_sdk_gets_a_token_whose_claims_came_from_the_javascript(server: LiveS
     # The fake explains which Actions ran and what they set.
     assert server.ca_path is not None
     with httpx.Client(verify=ssl.create_default_context(cafile=str(server.ca_path)), timeout=10) as client:
-        response = client.post(
-            f"{server.url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds["Billing Service"].client_id,
-                "client_secret": secret.get_secret_value(),
-                "audience": ORDERS,
-            },
-        )
+        response = client.post(f"{server.url}/oauth/token", data=billing_form(loaded))
     assert response.status_code == 200
     assert response.headers["x-claimsengine-actions"] == (
         "credentials-exchange action 1 'm2m-gate': access token sets 'https://acme.test/tenant'; "
@@ -651,26 +634,8 @@ def test_claimsengine_serve_runs_the_actions_in_each_forked_worker(tmp_path: Pat
     (the parent's live in threads a child does not have)."""
     from tests.services import serving
 
-    loaded = load()
-    creds = next(c for c in loaded.credentials if c.name == "Billing Service")
-    assert creds.client_secret is not None
-    options = (
-        "--tenant",
-        str(YAML_EXPORT),
-        "--auth0-domain",
-        DOMAIN,
-        "--keyword",
-        f"PARTNER_KEY={PARTNER_KEY}",
-        "--node-modules",
-        str(NODE_MODULES),
-    )
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": creds.client_id,
-        "client_secret": creds.client_secret.get_secret_value(),
-        "audience": ORDERS,
-    }
-    with serving(tmp_path, *options, workers=2) as (_proc, url, _log), httpx.Client(timeout=30) as client:
+    form = billing_form(load())
+    with serving(tmp_path, *TENANT_OPTIONS, workers=2) as (_proc, url, _log), httpx.Client(timeout=30) as client:
         for _ in range(6):  # new connections: both workers answer some
             response = client.post(f"{url}/oauth/token", data=form, headers={"Connection": "close"})
             assert response.status_code == 200
