@@ -805,11 +805,14 @@ def test_a_busy_port_is_a_clear_error_with_exit_code_3_and_no_banner() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_remove_the_temporary_key_directory(tmp_path: Path, sig: signal.Signals) -> None:
     proc, _, ca = start_serving("--tls", tmp_path=tmp_path)
-    assert ca is not None
-    private = ca.parent
-    assert (private / "server.pem").exists()  # the TLS private key
-    proc.send_signal(sig)
-    assert proc.wait(timeout=15) == 0
+    try:
+        assert ca is not None
+        private = ca.parent
+        assert (private / "server.pem").exists()  # the TLS private key
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)  # only if something above failed: never leave a server behind
     assert not private.exists()
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
 
