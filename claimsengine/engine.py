@@ -38,19 +38,27 @@ from pydantic import JsonValue
 
 from claimsengine.actions import ActionApi, PostLoginEvent
 from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPE_CLAIMS, OIDC_SCOPES
-from claimsengine.grants import BY_WIRE, Grant
+from claimsengine.grants import BY_WIRE, Grant, GrantType
 from claimsengine.model import (
     Accepted,
     Api,
+    AuthMethod,
     AuthorizationGrant,
     Authorized,
     AuthorizeRequest,
     Client,
+    DeviceApprovalRequest,
+    DeviceApproved,
+    DeviceAuthorized,
+    DeviceCodeRequest,
+    DeviceGrant,
     Issued,
     Organization,
     OrganizationUsage,
     PresentedToken,
     Rejected,
+    Revoked,
+    RevokeRequest,
     SigningAlg,
     SubjectType,
     Tenant,
@@ -97,22 +105,41 @@ __all__ = [
 ]
 
 
+Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest
+"""Every request ``decide`` takes."""
+
+
 @overload
 def decide(request: TokenRequest, tenant: Tenant, *, now: int) -> Issued | Rejected: ...
 @overload
 def decide(request: AuthorizeRequest, tenant: Tenant, *, now: int) -> Authorized | Rejected: ...
 @overload
-def decide(request: TokenRequest | AuthorizeRequest, tenant: Tenant, *, now: int) -> Issued | Rejected | Authorized: ...
-def decide(request: TokenRequest | AuthorizeRequest, tenant: Tenant, *, now: int) -> Issued | Rejected | Authorized:
+def decide(request: DeviceCodeRequest, tenant: Tenant, *, now: int) -> DeviceAuthorized | Rejected: ...
+@overload
+def decide(request: DeviceApprovalRequest, tenant: Tenant, *, now: int) -> DeviceApproved | Rejected: ...
+@overload
+def decide(request: RevokeRequest, tenant: Tenant, *, now: int) -> Revoked | Rejected: ...
+@overload
+def decide(
+    request: Request, tenant: Tenant, *, now: int
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked: ...
+def decide(request: Request, tenant: Tenant, *, now: int) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked:
     """Decide what ``tenant`` answers to ``request`` at Unix time ``now``.
 
     Pure and total: equal inputs give an equal decision, and no valid request makes it
     raise. A ``TokenRequest`` yields ``Issued`` or ``Rejected``; an ``AuthorizeRequest``
-    yields ``Authorized`` or ``Rejected``.
+    ``Authorized`` or ``Rejected``; a ``DeviceCodeRequest`` ``DeviceAuthorized``; a
+    ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked`` (or ``Rejected``).
     """
     trace = Trace(tenant, now)
     if isinstance(request, AuthorizeRequest):
         return _authorize(request, trace)
+    if isinstance(request, DeviceCodeRequest):
+        return _device_authorization(request, trace)
+    if isinstance(request, DeviceApprovalRequest):
+        return _device_approval(request, trace)
+    if isinstance(request, RevokeRequest):
+        return _revoke(request, trace)
     return _token(request, trace)
 
 
@@ -180,17 +207,26 @@ def _verifiable(redirect_uri: str) -> bool:
     return host not in ("localhost", "127.0.0.1", "::1") and not host.endswith(".localhost")
 
 
-def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
-    domain = resolve_domain(req.domain, t)
-    if isinstance(domain, Rejected):
-        return domain
-    repeated = repeated_parameters(req.repeated, t)
-    if repeated is not None:
-        return repeated
-    client_id = clean(req.client_id)
-    if client_id is None:
+def _named_client(domain: str | None, client_id: str | None, repeated: tuple[str, ...], t: Trace) -> tuple[str, str] | Rejected:
+    """The domain and the client_id of a request that names its client without authenticating."""
+    served = resolve_domain(domain, t)
+    if isinstance(served, Rejected):
+        return served
+    refused = repeated_parameters(repeated, t)
+    if refused is not None:
+        return refused
+    named = clean(client_id)
+    if named is None:
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
-    t.client_id = client_id
+    t.client_id = named
+    return served, named
+
+
+def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
+    named = _named_client(req.domain, req.client_id, req.repeated, t)
+    if isinstance(named, Rejected):
+        return named
+    domain, client_id = named
     client = t.index.clients.get(client_id)
     if client is None:
         return t.reject(Rule.CLIENT_UNKNOWN, ErrorCode.INVALID_REQUEST, f"Unknown client: {client_id}", status=400, ref="clients")
@@ -451,6 +487,124 @@ def userinfo_claims(claims: dict[str, Any], tenant: Tenant) -> dict[str, JsonVal
     profile: dict[str, JsonValue] = {"sub": user.user_id}
     profile.update({name: value for name, value in user.profile.items() if name in released})
     return profile
+
+
+# ---------------------------------------------------------------------------------------
+# POST /oauth/device/code and the user's approval (RFC 8628)
+# ---------------------------------------------------------------------------------------
+
+
+def _device_authorization(req: DeviceCodeRequest, t: Trace) -> DeviceAuthorized | Rejected:
+    named = _named_client(req.domain, req.client_id, (), t)
+    if isinstance(named, Rejected):
+        return named
+    domain, client_id = named
+    client = t.index.clients.get(client_id)
+    if client is None:
+        return t.auth_failed(Rule.CLIENT_UNKNOWN, "no client with this client_id", "clients")
+    ref = t.index.ref(client)
+    grant_type = GrantType.DEVICE_CODE.value
+    refused = f"Grant type '{grant_type}' not allowed for the client."
+    if grant_type not in client.effective_grant_types:
+        return t.reject(Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED, ErrorCode.UNAUTHORIZED_CLIENT, refused, error_uri=GRANT_TYPES_URI, ref=ref)
+    if req.credentials or client.auth_method is not AuthMethod.NONE or client.app_type != "native" or not client.is_first_party:
+        # device.client_not_allowed: native, public, first-party applications only.
+        why = "client credentials were sent" if req.credentials else "not a first-party native application with auth method none"
+        return t.reject(Rule.DEVICE_CLIENT_NOT_ALLOWED, ErrorCode.UNAUTHORIZED_CLIENT, refused, detail=why, ref=ref)
+    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, grant_type, ref)
+    audience = requested_audience(req.audience, req.resource, t)
+    api: Api | None = None
+    if not isinstance(audience, NoAudience) and audience != t.tenant.userinfo_audience:
+        found = api_for(audience, t, unknown=Rule.AUDIENCE_UNKNOWN, text="Service not found")
+        if isinstance(found, Rejected):
+            return found
+        api = found
+    else:
+        t.note(Rule.AUDIENCE_USERINFO, "the token will be for /userinfo only")
+    behaviour = t.behaviour
+    grant = DeviceGrant(
+        client_id=client.client_id,
+        audience=api.identifier if api is not None else None,
+        scope=split_scope(req.scope),
+        domain=domain,
+        issued_at=t.now,
+        expires_in=behaviour.device_code_lifetime,
+        interval=behaviour.device_code_interval,
+    )
+    t.note(Rule.DEVICE_CODE_ISSUED, f"expires in {grant.expires_in} s, poll every {grant.interval} s")
+    return DeviceAuthorized(grant=grant, trace=tuple(t.reasons))
+
+
+def _device_approval(req: DeviceApprovalRequest, t: Trace) -> DeviceApproved | Rejected:
+    """The user approves the device: the user part of ``/authorize`` for the device's request."""
+    device = req.device_grant
+    t.client_id = device.client_id
+    client = t.index.clients.get(device.client_id)
+    if client is None:
+        return t.reject(Rule.DEVICE_CODE_INVALID, ErrorCode.INVALID_GRANT, "Invalid or expired device code.", detail="the client is gone")
+    api: Api | None = None
+    if device.audience is not None:
+        found = api_for(device.audience, t, unknown=Rule.AUDIENCE_UNKNOWN, text="Service not found")
+        if isinstance(found, Rejected):
+            return found
+        api = found
+    user = t.index.users.get(req.user_id) if req.user_id is not None else None
+    if user is None:
+        return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
+    scopes = _user_scopes(AuthorizeRequest(scope=" ".join(device.scope)), client, user, api, None, t)
+    if isinstance(scopes, Rejected):
+        return scopes
+    outcome = _post_login(client, user, api, None, device.domain, scopes, t)
+    if isinstance(outcome, Rejected):
+        return outcome
+    scopes, access_claims, id_claims = outcome
+    grant = AuthorizationGrant(
+        client_id=client.client_id,
+        user_id=user.user_id,
+        audience=api.identifier if api is not None else None,
+        scope=scopes,
+        domain=device.domain,
+        issued_at=t.now,
+        access_claims=access_claims,
+        id_claims=id_claims,
+    )
+    t.note(Rule.DEVICE_APPROVED, f"{user.user_id} approved {' '.join(scopes) or '(no scopes)'}")
+    return DeviceApproved(grant=grant, trace=tuple(t.reasons))
+
+
+# ---------------------------------------------------------------------------------------
+# POST /oauth/revoke
+# ---------------------------------------------------------------------------------------
+
+
+def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
+    domain = resolve_domain(req.domain, t)
+    if isinstance(domain, Rejected):
+        return domain
+    credentials = TokenRequest(
+        domain=req.domain,
+        client_id=req.client_id,
+        client_secret=req.client_secret,
+        basic_client_id=req.basic_client_id,
+        basic_client_secret=req.basic_client_secret,
+        client_assertion_type=req.client_assertion_type,
+        assertion=req.assertion,
+    )
+    client = authenticate(credentials, "revocation", False, t)
+    if isinstance(client, Rejected):
+        return client
+    if req.token is None or clean(req.token.get_secret_value()) is None:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: token")
+    grant = req.refresh_grant
+    if grant is None or grant.client_id != client.client_id or grant.family is None:
+        # revoke.nothing (RFC 7009 section 2.2): an unknown token, or another client's, is not an error.
+        return _revoked(t, None, Rule.REVOKE_NOTHING, "not a refresh token of this client that the server tracks")
+    return _revoked(t, grant.family, Rule.REVOKE_FAMILY, "the token and every token rotated from the same one")
+
+
+def _revoked(t: Trace, family: str | None, rule: Rule, detail: str) -> Revoked:
+    t.note(rule, detail)
+    return Revoked(family=family, trace=tuple(t.reasons))
 
 
 # ---------------------------------------------------------------------------------------

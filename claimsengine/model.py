@@ -211,6 +211,11 @@ class Behaviour(Frozen):
     # Issue 8, item 1: whether delete:current_user (named by the Management API spec, on no docs
     # page) counts as a current-user scope that user tokens for the Management API may carry.
     delete_current_user_scope: bool = True
+    # Inferred: a single-page application gets a refresh token only when its client rotates them.
+    spa_refresh_requires_rotation: bool = True
+    # RFC 8628 device flow: device-code lifetime and polling interval (Auth0: 900 s and 5 s).
+    device_code_lifetime: int = Field(default=900, ge=1)
+    device_code_interval: int = Field(default=5, ge=1)
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
     error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
@@ -276,6 +281,62 @@ class TokenQuota(Frozen):
     per_day: int | None = Field(default=None, ge=0)
 
 
+# Refresh-token lifetimes (configure-refresh-token-expiration): at most one year, 365.25 days.
+REFRESH_MAX_LIFETIME = 31557600
+REFRESH_DEFAULT_IDLE = 2592000
+
+
+class RefreshTokenSettings(Frozen):
+    """A client's ``refresh_token`` settings, as the Management API and Deploy CLI spell them.
+
+    ``infinite_*`` left unset follow ``expiration_type`` (a non-expiring client's tokens never
+    expire; an expiring client's do). Lifetimes are in seconds, at most one year.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
+    expiration_type: Literal["expiring", "non-expiring"] = "non-expiring"
+    leeway: int = Field(default=0, ge=0)
+    token_lifetime: int = Field(default=REFRESH_MAX_LIFETIME, ge=1, le=REFRESH_MAX_LIFETIME)
+    idle_token_lifetime: int = Field(default=REFRESH_DEFAULT_IDLE, ge=1, le=REFRESH_MAX_LIFETIME)
+    infinite_token_lifetime: bool | None = None
+    infinite_idle_token_lifetime: bool | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RefreshTokenSettings:
+        if self.rotating and self.expiration_type == "non-expiring":
+            raise ValueError("rotating refresh tokens need expiration_type expiring (an expiration lifetime must be set)")
+        if self.absolute_lifetime is not None and self.idle_lifetime is not None and self.idle_lifetime > self.absolute_lifetime:
+            raise ValueError("idle_token_lifetime may not exceed token_lifetime")
+        return self
+
+    @property
+    def rotating(self) -> bool:
+        return self.rotation_type == "rotating"
+
+    def _finite(self, lifetime: int, infinite: bool | None) -> int | None:
+        return None if self.expiration_type == "non-expiring" or infinite is True else lifetime
+
+    @property
+    def absolute_lifetime(self) -> int | None:
+        """Seconds a token family lives from its first token (fixed at issuance), or None: forever."""
+        return self._finite(self.token_lifetime, self.infinite_token_lifetime)
+
+    @property
+    def idle_lifetime(self) -> int | None:
+        """Seconds a family may go unused before it expires, or None: no idle expiry."""
+        return self._finite(self.idle_token_lifetime, self.infinite_idle_token_lifetime)
+
+
+# Auth0's defaults: non-rotating, non-expiring; single-page applications default into
+# rotation with expiring tokens (30 days absolute, 15 days idle in the Dashboard's defaults).
+DEFAULT_REFRESH_SETTINGS = RefreshTokenSettings()
+SPA_REFRESH_SETTINGS = RefreshTokenSettings(
+    rotation_type="rotating", expiration_type="expiring", token_lifetime=2592000, idle_token_lifetime=1296000
+)
+
+
 class Client(Frozen):
     """An application."""
 
@@ -293,6 +354,14 @@ class Client(Frozen):
     token_quota: TokenQuota | None = None
     id_token_lifetime: int | None = Field(default=None, ge=1)
     metadata: dict[str, str] = Field(default_factory=dict)
+    refresh_token: RefreshTokenSettings | None = None
+
+    @property
+    def refresh_settings(self) -> RefreshTokenSettings:
+        """The configured refresh-token settings, or Auth0's defaults for the app type."""
+        if self.refresh_token is not None:
+            return self.refresh_token
+        return SPA_REFRESH_SETTINGS if self.app_type == "spa" else DEFAULT_REFRESH_SETTINGS
 
     @property
     def auth_method(self) -> AuthMethod:
@@ -644,7 +713,12 @@ class AuthorizationGrant(Frozen):
 
 
 class RefreshGrant(Frozen):
-    """What a refresh token stands for (R66, R72)."""
+    """What a refresh token stands for (R66, R72).
+
+    ``family`` names the chain of tokens rotated from one another (the adapter gives a new
+    chain its id; ``None``: not tracked); ``generation`` is this token's place in it.
+    ``expires_at`` is the chain's absolute expiry, fixed when its first token was issued.
+    """
 
     client_id: str
     user_id: str
@@ -654,6 +728,56 @@ class RefreshGrant(Frozen):
     domain: str
     access_claims: dict[str, JsonValue] = Field(default_factory=dict)
     id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    family: str | None = None
+    generation: int = Field(default=0, ge=0)
+    expires_at: int | None = None
+
+
+class RefreshFamily(Frozen):
+    """What the server knows about a refresh-token family: the facts rotation is decided on.
+
+    ``current`` is the generation that may rotate; ``previous`` the one rotated away last,
+    accepted again until ``previous_until`` (the leeway); ``last_used`` the time of the last
+    successful exchange (or issuance), for idle expiry; ``revoked`` ends the family.
+    """
+
+    current: int = Field(default=0, ge=0)
+    previous: int | None = None
+    previous_until: int = 0
+    last_used: int
+    revoked: bool = False
+    expires_at: int | None = Field(default=None, description="when the server may forget the family")
+
+
+class DeviceGrant(Frozen):
+    """What a device code stands for: the outcome of ``POST /oauth/device/code``.
+
+    The adapter adds ``user_code`` and seals the value into the device code.
+    """
+
+    client_id: str
+    audience: str | None
+    scope: tuple[str, ...]
+    domain: str
+    issued_at: int
+    expires_in: int
+    interval: int
+    user_code: str | None = None
+
+
+class DeviceState(Frozen):
+    """What the server knows about a device code: the user's answer and the polling so far.
+
+    ``grant`` is what the user approved (as a code would stand for it); ``last_poll`` the
+    time of the previous token request; ``expired_reported`` whether ``expired_token`` was
+    answered once already; ``redeemed`` whether tokens were issued for it.
+    """
+
+    status: Literal["pending", "approved", "denied"] = "pending"
+    grant: AuthorizationGrant | None = None
+    last_poll: int | None = None
+    expired_reported: bool = False
+    redeemed: bool = False
 
 
 class TokenRequest(Frozen):
@@ -683,6 +807,10 @@ class TokenRequest(Frozen):
     code_grant: AuthorizationGrant | None = None
     refresh_token: SecretStr | None = None
     refresh_grant: RefreshGrant | None = None
+    refresh_family: RefreshFamily | None = Field(default=None, description="the store's facts about refresh_grant's family")
+    device_code: SecretStr | None = None
+    device_grant: DeviceGrant | None = None
+    device_state: DeviceState | None = Field(default=None, description="the store's facts about device_grant's user code")
     quota_usage: QuotaUsage = QuotaUsage()
     parameters: dict[str, SecretStr] = Field(
         default_factory=dict, description="parameters a grant declares beyond the fields above, as sent (values kept secret)"
@@ -714,6 +842,45 @@ class AuthorizeRequest(Frozen):
     user_id: str | None = None
     consent: bool | None = None
     repeated: tuple[str, ...] = Field(default=(), description="parameters the query carried more than once")
+
+
+class DeviceCodeRequest(Frozen):
+    """A ``POST /oauth/device/code`` request (RFC 8628 section 3.1) in wire form.
+
+    ``credentials`` says the request carried client credentials (a secret, Basic or an
+    assertion): device clients are public, so the core refuses them.
+    """
+
+    domain: str | None = None
+    client_id: str | None = None
+    credentials: bool = False
+    audience: str | None = None
+    resource: str | None = None
+    scope: str | None = None
+
+
+class DeviceApprovalRequest(Frozen):
+    """A user approving a device's user code (what Auth0's activation page does)."""
+
+    device_grant: DeviceGrant
+    user_id: str | None = None
+
+
+class RevokeRequest(Frozen):
+    """A ``POST /oauth/revoke`` request: client authentication and the refresh token.
+
+    The adapter resolves a refresh token it minted into ``refresh_grant`` (``None``: unknown).
+    """
+
+    domain: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    basic_client_id: str | None = None
+    basic_client_secret: SecretStr | None = None
+    client_assertion_type: str | None = None
+    assertion: ClientAssertion | None = None
+    token: SecretStr | None = None
+    refresh_grant: RefreshGrant | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -765,6 +932,7 @@ class Issued(Frozen):
     client_id: str
     api: str | None = Field(default=None, description="identifier of the API whose secret signs (HS256)")
     refresh: RefreshGrant | None = None
+    refresh_family: RefreshFamily | None = Field(default=None, description="the refresh-token family's state to record")
     id_token: Mapping[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     trace: tuple[Reason, ...]
@@ -802,10 +970,35 @@ class Accepted(Frozen):
     trace: tuple[Reason, ...]
 
 
-Decision = Annotated[Issued | Rejected | Authorized | Accepted, Field(discriminator="kind")]
-"""Every decision the core makes: ``decide`` gives the first three, ``validate_access_token``
+class DeviceAuthorized(Frozen):
+    """``POST /oauth/device/code`` succeeded: the adapter adds a user code and seals ``grant``."""
+
+    kind: Literal["device_authorized"] = "device_authorized"
+    grant: DeviceGrant
+    trace: tuple[Reason, ...]
+
+
+class DeviceApproved(Frozen):
+    """A user approved a device: what its device code now stands for, as a code would."""
+
+    kind: Literal["device_approved"] = "device_approved"
+    grant: AuthorizationGrant
+    trace: tuple[Reason, ...]
+
+
+class Revoked(Frozen):
+    """``POST /oauth/revoke`` succeeded (200, empty body): ``family`` is the refresh-token
+    family the server must revoke (``None``: nothing to revoke)."""
+
+    kind: Literal["revoked"] = "revoked"
+    family: str | None = None
+    trace: tuple[Reason, ...]
+
+
+Decision = Annotated[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked, Field(discriminator="kind")]
+"""Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
-DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted] = TypeAdapter(Decision)
+DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked] = TypeAdapter(Decision)
 
 
 class PresentedToken(Frozen):

@@ -127,6 +127,14 @@ class Rule(StrEnum):
     REFRESH_ISSUED = "refresh.issued"
     REFRESH_OMITTED = "refresh.omitted"
     REFRESH_INVALID = "refresh.invalid"
+    REFRESH_SPA_NEEDS_ROTATION = "refresh.spa_requires_rotation"
+    REFRESH_EXPIRED = "refresh.expired"
+    REFRESH_IDLE_EXPIRED = "refresh.idle_expired"
+    REFRESH_REVOKED = "refresh.revoked"
+    REFRESH_REUSED = "refresh.reuse_detected"
+    REFRESH_LEEWAY = "refresh.reuse_within_leeway"
+    REFRESH_ROTATED = "refresh.rotated"
+    REFRESH_NOT_ROTATED = "refresh.not_rotated"
     ID_TOKEN_ISSUED = "id_token.issued"
 
     # --- /authorize and the code exchange ------------------------------------------
@@ -145,6 +153,21 @@ class Rule(StrEnum):
     CODE_PKCE_REQUIRED = "code.pkce_required"
     CODE_VERIFIED = "code.verified"
     CODE_OTHER_DOMAIN_REFUSED = "code.other_domain_refused"
+
+    # --- device authorization (RFC 8628) --------------------------------------------
+    DEVICE_CLIENT_NOT_ALLOWED = "device.client_not_allowed"
+    DEVICE_CODE_ISSUED = "device.code_issued"
+    DEVICE_APPROVED = "device.approved"
+    DEVICE_CODE_INVALID = "device.code_invalid"
+    DEVICE_EXPIRED = "device.expired"
+    DEVICE_SLOW_DOWN = "device.slow_down"
+    DEVICE_PENDING = "device.authorization_pending"
+    DEVICE_DENIED = "device.access_denied"
+    DEVICE_REDEEMED = "device.redeemed"
+
+    # --- revocation (POST /oauth/revoke) ---------------------------------------------
+    REVOKE_FAMILY = "revoke.family"
+    REVOKE_NOTHING = "revoke.nothing"
 
     # --- resource-server side: validating a presented access token -------------------
     VALIDATE_ALG_NONE = "validate.alg_none"
@@ -174,6 +197,9 @@ class ErrorCode(StrEnum):
     TOO_MANY_REQUESTS = "too_many_requests"
     SERVER_ERROR = "server_error"
     INVALID_TOKEN = "invalid_token"
+    AUTHORIZATION_PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+    EXPIRED_TOKEN = "expired_token"
 
 
 # Default HTTP status per error code: Auth0's legacy error table (catalogue R7), where a
@@ -192,4 +218,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_REQUESTS: 429,
     ErrorCode.SERVER_ERROR: 500,
     ErrorCode.INVALID_TOKEN: 401,
+    # RFC 8628 polling errors as Auth0 sends them (device-authorization-flow tutorial).
+    ErrorCode.AUTHORIZATION_PENDING: 403,
+    ErrorCode.SLOW_DOWN: 429,
+    ErrorCode.EXPIRED_TOKEN: 403,
 }

@@ -27,6 +27,7 @@ from claimsengine.model import (
     Issued,
     JwtHeader,
     Organization,
+    RefreshFamily,
     RefreshGrant,
     SigningAlg,
     TokenDialect,
@@ -37,7 +38,18 @@ from claimsengine.model import (
 from claimsengine.rules import Rule
 from claimsengine.steps import Trace
 
-__all__ = ["API_V1_LIFETIME", "DIALECTS", "USERINFO_LIFETIME", "Dialect", "Draft", "dialect", "issue", "issue_api_v1", "stored_targets"]
+__all__ = [
+    "API_V1_LIFETIME",
+    "DIALECTS",
+    "USERINFO_LIFETIME",
+    "Dialect",
+    "Draft",
+    "dialect",
+    "family_expiry",
+    "issue",
+    "issue_api_v1",
+    "stored_targets",
+]
 
 # R19, R63: fixed lifetimes of opaque tokens.
 API_V1_LIFETIME = 86400
@@ -96,7 +108,8 @@ class Draft:
     the flow sets in Auth0's profile. ``custom`` are the access-token claims Actions set,
     already filtered. For user flows, ``id_claims`` and ``nonce`` go into the ID token (when
     ``openid`` is granted) and ``refreshable`` says whether ``offline_access`` may yield a
-    refresh token.
+    refresh token. A refresh exchange sets ``rotated`` (the token it rotates: the new one
+    continues its family) and ``family`` (the family's state after the exchange).
     """
 
     client: Client
@@ -111,6 +124,16 @@ class Draft:
     id_claims: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_CLAIMS)
     nonce: str | None = None
     refreshable: bool = False
+    rotated: RefreshGrant | None = None
+    family: RefreshFamily | None = None
+
+
+def family_expiry(client: Client, expires_at: int | None, last_used: int) -> int | None:
+    """When a family's facts may be forgotten: its absolute expiry or the end of its idle
+    window, whichever comes first (``None``: it never expires)."""
+    idle = client.refresh_settings.idle_lifetime
+    ends = [e for e in (expires_at, last_used + idle if idle is not None else None) if e is not None]
+    return min(ends) if ends else None
 
 
 def issue(draft: Draft, t: Trace) -> Issued:
@@ -118,14 +141,21 @@ def issue(draft: Draft, t: Trace) -> Issued:
     user = draft.user
     refresh: RefreshGrant | None = None
     id_token: dict[str, JsonValue] | None = None
+    family = draft.family
     if user is not None:
         refresh = _refresh(draft, user, t)
+        if refresh is not None and draft.rotated is None:
+            family = RefreshFamily(last_used=t.now, expires_at=family_expiry(draft.client, refresh.expires_at, t.now))
         if "openid" in draft.scopes:
             id_token = _id_token(draft, user, t)
     if draft.api is None:
         assert user is not None, "machine-to-machine tokens always have an API"
-        return _userinfo_token(draft, user, refresh, id_token, t)
-    return _jwt(draft, draft.api, refresh, id_token, t)
+        issued = _userinfo_token(draft, user, refresh, id_token, t)
+    else:
+        issued = _jwt(draft, draft.api, refresh, id_token, t)
+    if family is None:
+        return issued
+    return issued.model_copy(update={"refresh_family": family})
 
 
 def issue_api_v1(client: Client, domain: str, t: Trace) -> Issued:
@@ -156,15 +186,30 @@ def issue_api_v1(client: Client, domain: str, t: Trace) -> Issued:
 
 
 def _refresh(draft: Draft, user: User, t: Trace) -> RefreshGrant | None:
+    rotated = draft.rotated
+    if rotated is not None:
+        # refresh.rotated: the successor keeps the family, its scopes and its absolute expiry.
+        generation = draft.family.current if draft.family is not None else rotated.generation + 1
+        return rotated.model_copy(update={"generation": generation})
     if not draft.refreshable:
         return None
     if "offline_access" not in draft.scopes:
         t.note(Rule.REFRESH_OMITTED, "no offline_access: no refresh token")
         return None
+    client = draft.client
+    settings = client.refresh_settings
+    ref = t.index.ref(client)
+    if client.app_type == "spa" and not settings.rotating and t.behaviour.spa_refresh_requires_rotation:
+        # refresh.spa_requires_rotation: a browser application gets refresh tokens only rotating.
+        t.note(Rule.REFRESH_SPA_NEEDS_ROTATION, "single-page application without rotation: no refresh token", ref)
+        return None
     # refresh.issued (R66): offline_access made it through the scope rules.
-    t.note(Rule.REFRESH_ISSUED, "offline_access granted")
+    lifetime = settings.absolute_lifetime
+    t.note(
+        Rule.REFRESH_ISSUED, f"offline_access granted; {'expires in ' + str(lifetime) + ' s' if lifetime else 'no absolute expiry'}", ref
+    )
     return RefreshGrant(
-        client_id=draft.client.client_id,
+        client_id=client.client_id,
         user_id=user.user_id,
         audience=draft.api.identifier if draft.api is not None else None,
         scope=draft.scopes,
@@ -172,6 +217,7 @@ def _refresh(draft: Draft, user: User, t: Trace) -> RefreshGrant | None:
         domain=draft.domain,
         access_claims=dict(draft.custom),
         id_claims=dict(draft.id_claims),
+        expires_at=t.now + lifetime if lifetime is not None else None,
     )
 
 

@@ -292,3 +292,11 @@ def test_every_export_runs_check_table_in_every_format_and_diff_against_itself(
     assert page.read_text(encoding="utf-8").count("\n") >= len(rows)
     assert main([*common, "diff", str(source), str(source), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_a_clients_refresh_token_settings_are_read_from_the_export(tmp_path: Path) -> None:
+    loaded = load("pushpabrol__github-actions-auth0-deploy__tenant.yaml", tmp_path)
+    spa = next(c for c in loaded.tenant.clients if c.name == "Demaximus App")
+    assert spa.refresh_token is not None
+    assert spa.refresh_settings.rotating
+    assert spa.refresh_settings.absolute_lifetime == 2592000

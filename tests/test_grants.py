@@ -30,7 +30,15 @@ TENANT = Tenant.model_validate(
     {
         "domain": "acme.auth0.com",
         "apis": [{"identifier": API, "scopes": ["read"]}],
-        "clients": [{"client_id": "m2m", "client_secrets": ["m2m-secret"], "app_type": "non_interactive"}],
+        # Every declared grant type enabled: the defaults (R14) do not include them all.
+        "clients": [
+            {
+                "client_id": "m2m",
+                "client_secrets": ["m2m-secret"],
+                "app_type": "non_interactive",
+                "grant_types": [g.value for g in GrantType],
+            }
+        ],
         "client_grants": [{"client_id": "m2m", "audience": API, "scope": ["read"]}],
     }
 )

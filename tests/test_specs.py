@@ -19,7 +19,10 @@ import pytest
 
 from claimsengine import (
     AuthorizeRequest,
+    DeviceApprovalRequest,
+    DeviceCodeRequest,
     PresentedToken,
+    RevokeRequest,
     Rule,
     Tenant,
     TokenRequest,
@@ -107,6 +110,12 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide(TokenRequest.model_validate(request), tenant, now=now)
     elif kind == "authorize":
         decision = decide(AuthorizeRequest.model_validate(request), tenant, now=now)
+    elif kind == "device_code":
+        decision = decide(DeviceCodeRequest.model_validate(request), tenant, now=now)
+    elif kind == "device_approval":
+        decision = decide(DeviceApprovalRequest.model_validate(request), tenant, now=now)
+    elif kind == "revoke":
+        decision = decide(RevokeRequest.model_validate(request), tenant, now=now)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
     dumped: dict[str, Any] = decision.model_dump(mode="json")
@@ -248,7 +257,7 @@ def _tenant_secrets(data: dict[str, Any]) -> set[str]:
 def test_decisions_never_contain_secrets(case: SpecCase) -> None:
     secrets = _tenant_secrets(tenant_data(case))
     request = case.data["request"]
-    for field in ("client_secret", "basic_client_secret", "code", "refresh_token"):
+    for field in ("client_secret", "basic_client_secret", "code", "refresh_token", "device_code", "token"):
         if isinstance(request.get(field), str) and request[field]:
             secrets.add(request[field])
     assert secrets, "the spec tenant should have secrets to look for"

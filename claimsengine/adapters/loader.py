@@ -742,7 +742,7 @@ def _finish_apis(m: _Mapping, apis: list[dict[str, Any]]) -> None:
 
 def _client(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
-    client.update(_pick(entry, "callbacks", "organization_usage", "token_quota"))
+    client.update(_pick(entry, "callbacks", "organization_usage", "token_quota", "refresh_token"))
     _organization_usage(client, m.run, file, path)
     if entry.get("client_secret"):
         client["client_secrets"] = [entry["client_secret"]]
@@ -902,7 +902,8 @@ SECTIONS: tuple[Section, ...] = (
         reads=_names(
             """
             app_type callbacks client_authentication_methods client_id client_metadata client_secret default_organization
-            grant_types is_first_party jwt_configuration name organization_usage token_endpoint_auth_method token_quota
+            grant_types is_first_party jwt_configuration name organization_usage refresh_token token_endpoint_auth_method
+            token_quota
             """
         ),
         known=_names(
@@ -913,7 +914,7 @@ SECTIONS: tuple[Section, ...] = (
             description encryption_key express_configuration external_client_id form_template global initiate_login_uri
             is_token_endpoint_ip_header_trusted logo_uri mobile my_organization_configuration native_social_login
             oidc_backchannel_logout oidc_conformant oidc_logout organization_discovery_methods
-            organization_require_behavior owners par_request_expiry refresh_token require_proof_of_possession
+            organization_require_behavior owners par_request_expiry require_proof_of_possession
             require_pushed_authorization_requests resource_server_identifier session_transfer signed_request_object
             signing_keys skip_non_verifiable_callback_uri_confirmation_prompt sso sso_disabled tenant token_exchange
             web_origins

@@ -26,6 +26,7 @@ from typing import Literal, assert_never
 
 from claimsengine.grants.authorization_code import authorization_code
 from claimsengine.grants.client_credentials import client_credentials
+from claimsengine.grants.device_code import device_code
 from claimsengine.grants.refresh_token import refresh_token
 from claimsengine.model import Client, Issued, Rejected, SubjectType, TokenRequest
 from claimsengine.steps import Trace
@@ -57,6 +58,7 @@ class GrantType(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
     AUTHORIZATION_CODE = "authorization_code"
     REFRESH_TOKEN = "refresh_token"
+    DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,17 @@ def declaration(grant_type: GrantType) -> Grant:
                 "new tokens for a refresh token, with the same or a narrower scope",
                 parameters=("refresh_token", "scope"),
                 required=("refresh_token",),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.DEVICE_CODE:
+            return Grant(
+                grant_type,
+                device_code,
+                "tokens for the user who approved a device's user code (RFC 8628), polled for",
+                parameters=("device_code",),
+                required=("device_code",),
                 client_authentication=False,
                 subject=SubjectType.USER,
                 table=None,
