@@ -155,12 +155,9 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     repeated = repeated_parameters(req.repeated, t)
     if repeated is not None:
         return repeated
-    if req.malformed:
-        # request.parameter_malformed (R7): e.g. a JSON number where a string belongs.
-        name = sorted(req.malformed)[0]
-        if name == "scope":
-            return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_SCOPE, "Scope must be an array or a string")
-        return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_REQUEST, f"Invalid parameter type: {name}")
+    malformed = _malformed(req.malformed, t)
+    if malformed is not None:
+        return malformed
     grant_type = clean(req.grant_type)
     if grant_type is None:
         # request.grant_type_missing (R5)
@@ -185,6 +182,16 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
         )
     t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, grant_type, ref)
     return _dispatch(grant, req, client, domain, t)
+
+
+def _malformed(names: tuple[str, ...], t: Trace) -> Rejected | None:
+    """request.parameter_malformed (R7): e.g. a JSON number where a string belongs."""
+    if not names:
+        return None
+    name = sorted(names)[0]
+    if name == "scope":
+        return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_SCOPE, "Scope must be an array or a string")
+    return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_REQUEST, f"Invalid parameter type: {name}")
 
 
 def _dispatch(grant: Grant, req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
@@ -498,6 +505,9 @@ def _device_authorization(req: DeviceCodeRequest, t: Trace) -> DeviceAuthorized 
     named = _named_client(req.domain, req.client_id, (), t)
     if isinstance(named, Rejected):
         return named
+    malformed = _malformed(req.malformed, t)
+    if malformed is not None:
+        return malformed
     domain, client_id = named
     client = t.index.clients.get(client_id)
     if client is None:
@@ -581,6 +591,9 @@ def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
     domain = resolve_domain(req.domain, t)
     if isinstance(domain, Rejected):
         return domain
+    malformed = _malformed(req.malformed, t)
+    if malformed is not None:
+        return malformed
     credentials = TokenRequest(
         domain=req.domain,
         client_id=req.client_id,

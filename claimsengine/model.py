@@ -857,6 +857,7 @@ class DeviceCodeRequest(Frozen):
     audience: str | None = None
     resource: str | None = None
     scope: str | None = None
+    malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
 
 
 class DeviceApprovalRequest(Frozen):
@@ -881,6 +882,7 @@ class RevokeRequest(Frozen):
     assertion: ClientAssertion | None = None
     token: SecretStr | None = None
     refresh_grant: RefreshGrant | None = None
+    malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from claimsengine import Tenant
 from claimsengine.adapters.loader import load_tenant
-from claimsengine.adapters.pytest_plugin import Auth0Clock
+from claimsengine.adapters.pytest_plugin import Auth0Clock, Auth0Devices, DeviceAnswerError
 from claimsengine.adapters.server import EXAMPLE_TENANT, LiveServer
 
 ORDERS = "https://api.northwind.com/orders"
@@ -258,3 +258,33 @@ def test_the_docs_example_runs_under_plain_pytest(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert re.search(r"\b5 passed\b", done.stdout), done.stdout[-2000:]
+
+
+DEVICE_TENANT = Tenant.model_validate_json((Path(__file__).resolve().parent.parent / "specs" / "tenants" / "northwind.json").read_text())
+
+
+@pytest.mark.auth0_tenant(tenant=DEVICE_TENANT, default_user="auth0|alice")
+def test_auth0_devices_approves_and_denies_user_codes(
+    auth0_client: httpx.Client, auth0_devices: Auth0Devices, auth0_clock: Auth0Clock
+) -> None:
+    def start() -> dict[str, str]:
+        body: dict[str, str] = auth0_client.post("/oauth/device/code", data={"client_id": "nw-tv-0001", "scope": "openid"}).json()
+        return body
+
+    def poll(code: str) -> httpx.Response:
+        return auth0_client.post(
+            "/oauth/token",
+            data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": "nw-tv-0001", "device_code": code},
+        )
+
+    approved, denied = start(), start()
+    auth0_devices.approve(approved["user_code"])
+    auth0_devices.deny(denied["user_code"])
+    with pytest.raises(DeviceAnswerError, match="answered"):
+        auth0_devices.approve(denied["user_code"])
+    with pytest.raises(DeviceAnswerError, match="refused: login_required"):
+        auth0_devices.approve(start()["user_code"], user_id="auth0|nobody")
+    issued = poll(approved["device_code"])
+    assert issued.status_code == 200
+    assert jwt.decode(issued.json()["id_token"], options={"verify_signature": False})["sub"] == "auth0|alice"
+    assert poll(denied["device_code"]).json()["error"] == "access_denied"

@@ -293,3 +293,33 @@ def test_a_slow_client_is_cut_off_after_the_read_timeout(tmp_path: Path) -> None
             assert slow_body.recv(1024) == b""
         with httpx.Client(timeout=10) as client:  # everyone else is still served
             assert client.get(f"{url}/.well-known/jwks.json").status_code == 200
+
+
+def test_two_workers_on_sqlite_rotate_a_refresh_token_exactly_once(tmp_path: Path, client_key: rsa.RSAPrivateKey) -> None:
+    """The SPA's refresh tokens rotate (the default for single-page applications, leeway 0):
+    32 concurrent refreshes with one token over 2 workers get exactly one new token; the
+    others presented a token rotated away, so the family is revoked, the new token too."""
+    tenant = write_tenant(tmp_path / "tenant.yaml", client_key)
+    options = ("--tenant", str(tenant), "--keys", str(tmp_path / "keys.json"), "--default-user", "auth0|alice")
+    with serving(tmp_path, *options, workers=2) as (_, url, _log):
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = {"response_type": "code", "client_id": SPA, "redirect_uri": CALLBACK, "scope": "openid offline_access", "audience": ORDERS}
+        query |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+        with httpx.Client(timeout=30) as client:
+            location = client.get(f"{url}/authorize", params=query).headers["location"]
+            code = parse_qs(urlsplit(location).query)["code"][0]
+            redeem = {
+                "grant_type": "authorization_code",
+                "client_id": SPA,
+                "code": code,
+                "code_verifier": verifier,
+                "redirect_uri": CALLBACK,
+            }
+            refresh_token = client.post(f"{url}/oauth/token", data=redeem).json()["refresh_token"]
+        body = {"grant_type": "refresh_token", "client_id": SPA, "refresh_token": refresh_token}
+        outcomes = fire([url], body)
+        assert outcomes == {200: 1, 403: RACE - 1}, outcomes
+        with httpx.Client(timeout=30) as client:
+            again = client.post(f"{url}/oauth/token", data=body)
+        assert (again.status_code, again.json()["error_description"]) == (403, "Unknown or invalid refresh token.")

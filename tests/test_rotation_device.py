@@ -374,3 +374,11 @@ def test_revocation_on_an_unknown_domain_is_refused() -> None:
     decision = decide(RevokeRequest(domain="evil.example", client_id="nw-tv-0001", token=SecretStr("t")), tenant, now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.DOMAIN_UNKNOWN
+
+
+def test_a_parameter_of_another_json_type_is_refused_at_device_authorization_and_revocation() -> None:
+    device = decide(DeviceCodeRequest(domain=DOMAIN, client_id="nw-tv-0001", malformed=("audience",)), TENANT, now=NOW)
+    revoke = decide(RevokeRequest(domain=DOMAIN, client_id="nw-tv-0001", malformed=("client_secret",)), TENANT, now=NOW)
+    for decision in (device, revoke):
+        assert isinstance(decision, Rejected)
+        assert decision.rejected_by is Rule.PARAMETER_MALFORMED

@@ -14,6 +14,8 @@ Fixtures (see docs/testing.md):
 * ``auth0_app``: the ASGI app; ``auth0_client``/``auth0_async_client``: in-process clients;
 * ``auth0_server``: a live server on an ephemeral loopback port;
 * ``auth0_tls_server``: the same over https, its CA trusted by requests, httpx and ``ssl``.
+* ``auth0_devices``: answers device-flow user codes as their users would
+  (``.approve(user_code, user_id=None)``, ``.deny(user_code)``).
 """
 
 from __future__ import annotations
@@ -202,3 +204,37 @@ def auth0_tls_server(auth0_app: Starlette, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
         monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
         yield server
+
+
+class DeviceAnswerError(AssertionError):
+    """A user code could not be answered: unknown, answered before, or the approval refused."""
+
+
+class Auth0Devices:
+    """Answers device-flow user codes on the fake tenant, as the activation page would."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._app = app
+
+    def approve(self, user_code: str, user_id: str | None = None) -> None:
+        """Approve ``user_code`` as ``user_id`` (default: the tenant's default user)."""
+        self._answer(user_code, user_id, approve=True)
+
+    def deny(self, user_code: str) -> None:
+        """Deny ``user_code``: the device's next poll gets ``access_denied``."""
+        self._answer(user_code, None, approve=False)
+
+    def _answer(self, user_code: str, user_id: str | None, *, approve: bool) -> None:
+        from claimsengine import Rejected
+
+        outcome = self._app.state.auth0.answer_device(user_code, user_id, approve=approve)
+        if isinstance(outcome, Rejected):
+            raise DeviceAnswerError(f"the approval was refused: {outcome.error} {outcome.error_description}")
+        if outcome in ("unknown", "answered"):
+            raise DeviceAnswerError(f"user code {user_code!r} is {outcome}")
+
+
+@pytest.fixture
+def auth0_devices(auth0_app: Starlette) -> Auth0Devices:
+    """Approve or deny device-flow user codes of ``auth0_app`` (also behind ``auth0_server``)."""
+    return Auth0Devices(auth0_app)

@@ -45,6 +45,7 @@ from claimsengine import (
     Authorized,
     ClientAssertion,
     CustomDomain,
+    DeviceApproved,
     Issued,
     PresentedToken,
     QuotaUsage,
@@ -57,7 +58,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, processes, wire
+from claimsengine.adapters import control, lifecycle, processes, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -281,6 +282,12 @@ class FakeTenant:
         """The fake tenant's current time, in Unix seconds."""
         return int(self.clock())
 
+    def answer_device(self, user_code: str, user_id: str | None, *, approve: bool) -> DeviceApproved | Rejected | str:
+        """Answer a device's user code as its user (``user_id``, else the default user) would on
+        the activation page: see :func:`claimsengine.adapters.lifecycle.answer_device`."""
+        who = user_id if user_id is not None else self.default_user
+        return lifecycle.answer_device(self.store, self.tenant, user_code, who, approve=approve, now=self.now())
+
     def rotate_keys(self) -> dict[str, Any]:
         """Rotate signing keys: the first call publishes the next key, the second signs with it."""
         with self._lock:
@@ -462,16 +469,30 @@ def _assertion_judged_valid(decision: Issued | Rejected) -> bool:
     return any(reason.rule is Rule.CLIENT_ASSERTION_VALID for reason in decision.trace)
 
 
-async def token(request: Request) -> Response:
-    """POST /oauth/token."""
-    fake = _fake(request)
-    generation = fake.generation  # this request's configuration, start to finish
+async def _captured_parameters(request: Request, fake: FakeTenant) -> dict[str, Any] | Response:
+    """A form or JSON body's parameters, captured (secrets masked); a framing error's answer."""
     try:
         params = await _token_parameters(request)
     except BodyError as exc:
         fake.capture(request)
         return _transport_error(str(exc))
     fake.capture(request, params)
+    return params
+
+
+def _refusal(fake: FakeTenant, endpoint: str, who: str | None, decision: Rejected, headers: Mapping[str, str] = NO_STORE) -> JSONResponse:
+    """The error response for a core's refusal, observed (logged, kept, rules header)."""
+    observed = {**headers, **fake.observe(endpoint, who, decision, decision.status)}
+    return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=observed)
+
+
+async def token(request: Request) -> Response:
+    """POST /oauth/token."""
+    fake = _fake(request)
+    generation = fake.generation  # this request's configuration, start to finish
+    params = await _captured_parameters(request, fake)
+    if isinstance(params, Response):
+        return params
     now = fake.now()
     client_id = _text(params.get("client_id"))
     assertion: ClientAssertion | None = None
@@ -488,6 +509,9 @@ async def token(request: Request) -> Response:
     refresh_grant = None
     if (refresh := _text(params.get("refresh_token"))) is not None:
         refresh_grant = generation.minter.read_refresh_token(refresh)
+    device_grant = None
+    if (device_code := _text(params.get("device_code"))) is not None:
+        device_grant = generation.minter.read_device_code(device_code)
     authorization = request.headers.get("authorization")
     usage = fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
     req = wire.token_request(
@@ -497,13 +521,15 @@ async def token(request: Request) -> Response:
         assertion=assertion,
         code_grant=code_grant,
         refresh_grant=refresh_grant,
+        device_grant=device_grant,
         quota_usage=usage,
     )
+    req, facts = lifecycle.read_facts(fake.store, req, now)
     decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now)
+    decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
     who = req.client_id or req.basic_client_id
     if isinstance(decision, Rejected):
-        headers = {**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, decision.status)}
-        return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=headers)
+        return _refusal(fake, TOKEN_ENDPOINT, who, decision, _decision_headers(decision, generation))
     minter = generation.minter
     body = wire.success_body(
         decision,
@@ -512,6 +538,25 @@ async def token(request: Request) -> Response:
         id_token=minter.id_token(decision.id_token) if decision.id_token is not None else None,
     )
     return JSONResponse(body, headers={**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, 200)})
+
+
+def _record_lifecycle(
+    fake: FakeTenant, tenant: Tenant, req: TokenRequest, decision: Issued | Rejected, facts: lifecycle.Facts, now: int
+) -> Issued | Rejected:
+    """Record what the decision changed about a refresh-token family or a device code. When
+    another request changed those facts since they were read, read them again and let the
+    core decide again: each rotation and each device code's redemption happens once."""
+    for _ in range(lifecycle.MAX_SWAPS):
+        recorded = lifecycle.record(fake.store, req, decision, facts, now)
+        if recorded is not None:
+            return recorded
+        if isinstance(decision, Issued):
+            fake.count(decision, now, amount=-1)
+        req, facts = lifecycle.read_facts(fake.store, req, now)
+        decision = _decide_token(req, tenant, now)
+        if isinstance(decision, Issued):
+            fake.count(decision, now)
+    raise RuntimeError("the refresh-token family or device code kept changing")
 
 
 def _organization_key(tenant: Tenant, params: Mapping[str, Any]) -> str | None:
@@ -627,6 +672,8 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         "issuer": f"https://{domain}/",
         "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/oauth/token",
+        "device_authorization_endpoint": f"{base}{DEVICE_AUTHORIZATION_PATH}",
+        "revocation_endpoint": f"{base}{REVOCATION_PATH}",
         "userinfo_endpoint": f"{base}/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "scopes_supported": ["openid", *OIDC_SCOPE_CLAIMS, "offline_access"],
@@ -641,6 +688,105 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         "claims_supported": claims,
         "request_parameter_supported": False,
     }
+
+
+DEVICE_AUTHORIZATION_PATH = "/oauth/device/code"
+REVOCATION_PATH = "/oauth/revoke"
+ACTIVATION_PATH = "/activate"
+
+
+def _has_credentials(params: Mapping[str, Any], authorization: str | None) -> bool:
+    basic_id, _ = wire.basic_credentials(authorization)
+    return basic_id is not None or any(_text(params.get(name)) is not None for name in ("client_secret", "client_assertion"))
+
+
+async def device_authorization(request: Request) -> Response:
+    """POST /oauth/device/code (RFC 8628 section 3.1): a device code and a user code."""
+    fake = _fake(request)
+    generation = fake.generation
+    params = await _captured_parameters(request, fake)
+    if isinstance(params, Response):
+        return params
+    now = fake.now()
+    req = wire.device_code_request(
+        params, domain=request.headers.get("host"), credentials=_has_credentials(params, request.headers.get("authorization"))
+    )
+    decision = decide(req, generation.tenant, now=now)
+    if isinstance(decision, Rejected):
+        return _refusal(fake, DEVICE_AUTHORIZATION_PATH, req.client_id, decision)
+    grant = lifecycle.start_device(fake.store, decision.grant, now)
+    assert grant.user_code is not None
+    scheme = fake.scheme if grant.domain in fake.served_as else "https"
+    verification = f"{scheme}://{grant.domain}{ACTIVATION_PATH}"
+    body = {
+        "device_code": generation.minter.device_code(grant),
+        "user_code": grant.user_code,
+        "verification_uri": verification,
+        "verification_uri_complete": f"{verification}?{urlencode({'user_code': grant.user_code})}",
+        "expires_in": grant.expires_in,
+        "interval": grant.interval,
+    }
+    return JSONResponse(body, headers={**NO_STORE, **fake.observe(DEVICE_AUTHORIZATION_PATH, req.client_id, decision, 200)})
+
+
+async def revoke(request: Request) -> Response:
+    """POST /oauth/revoke: revoke a refresh token and its family (200, empty body)."""
+    fake = _fake(request)
+    generation = fake.generation
+    params = await _captured_parameters(request, fake)
+    if isinstance(params, Response):
+        return params
+    now = fake.now()
+    assertion: ClientAssertion | None = None
+    if (compact := _text(params.get("client_assertion"))) is not None:
+        assertion = generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
+    token_value = _text(params.get("token"))
+    grant = generation.minter.read_refresh_token(token_value) if token_value is not None else None
+    req = wire.revoke_request(
+        params,
+        domain=request.headers.get("host"),
+        authorization=request.headers.get("authorization"),
+        assertion=assertion,
+        refresh_grant=grant,
+    )
+    decision = decide(req, generation.tenant, now=now)
+    who = req.client_id or req.basic_client_id
+    if isinstance(decision, Rejected):
+        return _refusal(fake, REVOCATION_PATH, who, decision)
+    if decision.family is not None:
+        lifecycle.revoke_family(fake.store, decision.family, now)
+    return Response(status_code=200, headers={**NO_STORE, **fake.observe(REVOCATION_PATH, who, decision, 200)})
+
+
+async def admin_device(request: Request) -> Response:
+    """POST /admin/device: answer a user code as its user would on the activation page.
+
+    JSON body ``{"user_code": ..., "action": "approve" | "deny", "user_id": ...}`` (``user_id``
+    defaults to ``--default-user``). Approval is the core's decision: its refusal is returned
+    as an error. 404 for an unknown user code, 409 for one answered before.
+    """
+    fake = _fake(request)
+    refused = _admin_refusal(request, fake)
+    if refused is not None:
+        return refused
+    try:
+        body = json.loads(await _read_body(request) or b"null")
+    except (BodyError, ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("user_code"), str) or body.get("action") not in ("approve", "deny"):
+        return _transport_error('Expected {"user_code": "...", "action": "approve" | "deny", "user_id": "..."}')
+    user_id = body.get("user_id")
+    outcome = fake.answer_device(body["user_code"], user_id if isinstance(user_id, str) else None, approve=body["action"] == "approve")
+    if isinstance(outcome, Rejected):
+        return JSONResponse(wire.error_body(outcome), status_code=outcome.status, headers=NO_STORE)
+    if outcome == "unknown":
+        return JSONResponse({"error": "not_found", "error_description": "Unknown user code"}, status_code=404, headers=NO_STORE)
+    if outcome == "answered":
+        return JSONResponse(
+            {"error": "conflict", "error_description": "The user code was answered before"}, status_code=409, headers=NO_STORE
+        )
+    status = "approved" if isinstance(outcome, DeviceApproved) else "denied"
+    return JSONResponse({"user_code": lifecycle.normal_user_code(body["user_code"]), "status": status}, headers=NO_STORE)
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -750,6 +896,8 @@ def create_app(
     )
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
+        Route(DEVICE_AUTHORIZATION_PATH, device_authorization, methods=["POST"]),
+        Route(REVOCATION_PATH, revoke, methods=["POST"]),
         Route("/authorize", authorize, methods=["GET"]),
         Route("/userinfo", userinfo, methods=["GET"]),
         Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
@@ -759,6 +907,7 @@ def create_app(
     ]
     if admin:
         routes.append(Route("/admin/rotate-keys", rotate_keys, methods=["POST"]))
+        routes.append(Route("/admin/device", admin_device, methods=["POST"]))
         routes.append(Route("/admin/overrides", add_override, methods=["POST", "DELETE"]))
     app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)

@@ -46,6 +46,7 @@ from claimsengine.engine import ASSERTION_CLOCK_SKEW, ASSERTION_MAX_LIFETIME
 from claimsengine.model import (
     AuthorizationGrant,
     ClientAssertion,
+    DeviceGrant,
     Issued,
     PresentedToken,
     RefreshGrant,
@@ -62,6 +63,7 @@ SECRET_BYTES: Final = 32
 # no "typ" (its header is exactly Auth0's: alg, enc, iss), so the three kinds never mix.
 CODE_TYP: Final = "claimsengine.code"
 REFRESH_TYP: Final = "claimsengine.refresh"
+DEVICE_TYP: Final = "claimsengine.device"
 # Anything longer is not something we minted; refuse before parsing.
 MAX_TOKEN_CHARS: Final = 65536
 KEYSET_FORMAT: Final = "claimsengine.keyset/1"
@@ -460,6 +462,14 @@ class Minter:
     def read_refresh_token(self, token: str) -> RefreshGrant | None:
         """The grant behind ``token``, or None."""
         return self._unseal_model(token, REFRESH_TYP, RefreshGrant)
+
+    def device_code(self, grant: DeviceGrant) -> str:
+        """A device code: the device grant (with its user code), sealed; see :meth:`read_device_code`."""
+        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": DEVICE_TYP}, grant.model_dump_json().encode("utf-8"))
+
+    def read_device_code(self, code: str) -> DeviceGrant | None:
+        """The device grant behind ``code``, or None."""
+        return self._unseal_model(code, DEVICE_TYP, DeviceGrant)
 
     def read_opaque(self, token: str) -> dict[str, Any] | None:
         """The claims of an opaque access token we minted, or None."""

@@ -6,12 +6,13 @@ One small interface, three backends chosen by URL (``claimsengine serve --store 
 * ``sqlite:///path``: a file every worker on the machine opens (the default for ``--workers N``);
 * ``redis://host:port/db``: a Redis server shared by replicas on several machines.
 
-What is kept: single-use keys (authorization codes, assertion ``jti``\\ s, device codes),
-counters (tokens issued per hour and day, for quotas), refresh-token families (rotation,
-reuse detection, revocation) and a bounded log of captured requests. Every check-and-set is
-atomic in each backend: one SQLite statement or ``BEGIN IMMEDIATE`` transaction, one Redis
-``SET NX`` or Lua script. Every entry expires with the thing it guards. Keys are stored as
-SHA-256 digests, so a store never holds a code or a token.
+What is kept: single-use keys (authorization codes, assertion ``jti``\\ s), counters
+(tokens issued per hour and day, for quotas), records (small JSON facts changed by
+compare-and-set: refresh-token families for rotation, reuse detection and revocation;
+device codes' answers and polls) and a bounded log of captured requests. Every
+check-and-set is atomic in each backend: one SQLite statement or ``BEGIN IMMEDIATE``
+transaction, one Redis ``SET NX`` or Lua script. Every entry expires with the thing it
+guards. Keys are stored as SHA-256 digests, so a store never holds a code or a token.
 
 Times are the fake tenant's clock (``--now`` may fix it); Redis expiries are the difference
 to ``now`` in seconds.
@@ -26,7 +27,6 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -35,7 +35,6 @@ __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "MemoryStore",
     "RedisStore",
-    "Rotation",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -50,15 +49,6 @@ DEFAULT_CAPTURE_LIMIT = 1_000
 
 class StoreError(ValueError):
     """A store URL that names no backend, or a backend that cannot be opened."""
-
-
-class Rotation(StrEnum):
-    """What presenting a refresh token of a family did (see :meth:`Store.rotate`)."""
-
-    ROTATED = "rotated"  # it was the family's current token; the successor is current now
-    REUSED = "reused"  # an earlier token of the family: the family is revoked now
-    REVOKED = "revoked"  # the family was revoked before
-    UNKNOWN = "unknown"  # no such family (never started, or expired)
 
 
 class Store(Protocol):
@@ -86,16 +76,13 @@ class Store(Protocol):
         """A counter's value (0 when absent or expired)."""
         ...
 
-    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
-        """Start a refresh-token family whose current token is ``token``."""
+    def load(self, kind: str, key: str, *, now: int) -> str | None:
+        """The record stored under ``key`` (``None``: absent or expired)."""
         ...
 
-    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
-        """Present ``presented``: if current, ``successor`` becomes current; an earlier one revokes the family."""
-        ...
-
-    def revoke_family(self, family: str, *, now: int) -> None:
-        """Revoke a family: none of its tokens rotates again."""
+    def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
+        """If the record under ``key`` is ``expected`` (``None``: absent or expired), store
+        ``value`` until ``expires``; True only when it did (compare-and-set)."""
         ...
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
@@ -161,14 +148,14 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._claims = _Expiring(max_entries)
         self._counters = _Expiring(max_entries)
-        self._families = _Expiring(max_entries)
+        self._records = _Expiring(max_entries)
         self._logs: dict[str, deque[str]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(entries={len(self)})"
 
     def __len__(self) -> int:
-        return len(self._claims.items) + len(self._counters.items) + len(self._families.items)
+        return len(self._claims.items) + len(self._counters.items) + len(self._records.items)
 
     def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
         k = digest(kind, key)
@@ -197,31 +184,18 @@ class MemoryStore:
         with self._lock:
             return int(self._counters.get(digest(kind, key), now) or 0)
 
-    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
+    def load(self, kind: str, key: str, *, now: int) -> str | None:
         with self._lock:
-            self._families.put(digest("family", family), (digest("token", token), False), expires, now)
+            value: str | None = self._records.get(digest(kind, key), now)
+            return value
 
-    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
-        k = digest("family", family)
+    def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
+        k = digest(kind, key)
         with self._lock:
-            state = self._families.get(k, now)
-            if state is None:
-                return Rotation.UNKNOWN
-            current, revoked = state
-            if revoked:
-                return Rotation.REVOKED
-            if current != digest("token", presented):
-                self._families.put(k, (current, True), self._families.items[k][1], now)
-                return Rotation.REUSED
-            self._families.put(k, (digest("token", successor), False), expires, now)
-            return Rotation.ROTATED
-
-    def revoke_family(self, family: str, *, now: int) -> None:
-        k = digest("family", family)
-        with self._lock:
-            state = self._families.get(k, now)
-            if state is not None:
-                self._families.put(k, (state[0], True), self._families.items[k][1], now)
+            if self._records.get(k, now) != expected:
+                return False
+            self._records.put(k, value, expires, now)
+            return True
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         with self._lock:
@@ -243,9 +217,7 @@ class MemoryStore:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS families (
-    key TEXT PRIMARY KEY, current TEXT NOT NULL, revoked INTEGER NOT NULL, expires INTEGER NOT NULL
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS captured (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS captured_kind ON captured (kind, id);
 """
@@ -288,7 +260,7 @@ class SqliteStore:
                 yield db
                 self._writes += 1
                 if self._writes % _PRUNE_EVERY == 0:
-                    for table in ("claims", "counters", "families"):
+                    for table in ("claims", "counters", "records"):
                         db.execute(f"DELETE FROM {table} WHERE expires <= ?", (now,))  # noqa: S608 (fixed names)
             except BaseException:
                 db.execute("ROLLBACK")
@@ -329,30 +301,20 @@ class SqliteStore:
             row = db.execute("SELECT value FROM counters WHERE key = ? AND expires > ?", (digest(kind, key), now)).fetchone()
         return int(row[0]) if row is not None else 0
 
-    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
-        with self._immediate(now) as db:
-            db.execute(
-                "INSERT OR REPLACE INTO families (key, current, revoked, expires) VALUES (?, ?, 0, ?)",
-                (digest("family", family), digest("token", token), expires),
-            )
+    def load(self, kind: str, key: str, *, now: int) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM records WHERE key = ? AND expires > ?", (digest(kind, key), now)).fetchone()
+        return bytes(row[0]).decode("utf-8") if row is not None else None
 
-    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
-        k = digest("family", family)
+    def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
+        k = digest(kind, key)
         with self._immediate(now) as db:
-            row = db.execute("SELECT current, revoked FROM families WHERE key = ? AND expires > ?", (k, now)).fetchone()
-            if row is None:
-                return Rotation.UNKNOWN
-            if row[1]:
-                return Rotation.REVOKED
-            if row[0] != digest("token", presented):
-                db.execute("UPDATE families SET revoked = 1 WHERE key = ?", (k,))
-                return Rotation.REUSED
-            db.execute("UPDATE families SET current = ?, expires = ? WHERE key = ?", (digest("token", successor), expires, k))
-            return Rotation.ROTATED
-
-    def revoke_family(self, family: str, *, now: int) -> None:
-        with self._immediate(now) as db:
-            db.execute("UPDATE families SET revoked = 1 WHERE key = ?", (digest("family", family),))
+            row = db.execute("SELECT value FROM records WHERE key = ? AND expires > ?", (k, now)).fetchone()
+            current = bytes(row[0]).decode("utf-8") if row is not None else None
+            if current != expected:
+                return False
+            db.execute("INSERT OR REPLACE INTO records (key, value, expires) VALUES (?, ?, ?)", (k, value.encode("utf-8"), expires))
+            return True
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         with self._immediate(0) as db:
@@ -382,15 +344,15 @@ local value = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return value
 """
-# KEYS[1] family hash; ARGV presented digest, successor digest, ttl.
-_ROTATE = """
-local state = redis.call('HMGET', KEYS[1], 'current', 'revoked')
-if not state[1] then return 'unknown' end
-if state[2] == '1' then return 'revoked' end
-if state[1] ~= ARGV[1] then redis.call('HSET', KEYS[1], 'revoked', '1') return 'reused' end
-redis.call('HSET', KEYS[1], 'current', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 'rotated'
+# KEYS[1] record; ARGV: whether a record is expected ('1'/'0'), the expected value, the new
+# value, ttl. Compare-and-set in one script, so no other client runs in between.
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+return 1
 """
 
 
@@ -408,7 +370,7 @@ class RedisStore:
         except (redis.RedisError, ValueError) as exc:
             raise StoreError(f"cannot reach the Redis store {shown_url(url)}: {type(exc).__name__}") from None
         self._add = self._redis.register_script(_ADD)
-        self._rotate = self._redis.register_script(_ROTATE)
+        self._swap = self._redis.register_script(_SWAP)
 
     def __repr__(self) -> str:
         return f"RedisStore({shown_url(self.url)!r})"
@@ -432,23 +394,13 @@ class RedisStore:
         value = self._redis.get(self._key("count", kind, key))
         return int(value) if value is not None else 0
 
-    def start_family(self, family: str, token: str, *, expires: int, now: int) -> None:
-        k = self._key("family", "family", family)
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(k)
-            pipe.hset(k, mapping={"current": digest("token", token), "revoked": "0"})
-            pipe.expire(k, _ttl(expires, now))
-            pipe.execute()
+    def load(self, kind: str, key: str, *, now: int) -> str | None:
+        value = self._redis.get(self._key("record", kind, key))
+        return value.decode("utf-8") if isinstance(value, bytes) else None
 
-    def rotate(self, family: str, presented: str, successor: str, *, expires: int, now: int) -> Rotation:
-        k = self._key("family", "family", family)
-        outcome = self._rotate(keys=[k], args=[digest("token", presented), digest("token", successor), _ttl(expires, now)])
-        return Rotation(outcome.decode() if isinstance(outcome, bytes) else outcome)
-
-    def revoke_family(self, family: str, *, now: int) -> None:
-        k = self._key("family", "family", family)
-        # HSET on a missing key would create a family with no current token: only mark existing ones.
-        self._redis.eval("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end", 1, k)
+    def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
+        args = ["0" if expected is None else "1", expected or "", value, _ttl(expires, now)]
+        return bool(self._swap(keys=[self._key("record", kind, key)], args=args))
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         k = f"{self._prefix}captured:{kind}"

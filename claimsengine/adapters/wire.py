@@ -22,10 +22,13 @@ from claimsengine.model import (
     AuthorizationGrant,
     AuthorizeRequest,
     ClientAssertion,
+    DeviceCodeRequest,
+    DeviceGrant,
     Issued,
     QuotaUsage,
     RefreshGrant,
     Rejected,
+    RevokeRequest,
     TokenRequest,
 )
 
@@ -33,7 +36,7 @@ from claimsengine.model import (
 TOKEN_PARAMETERS = GRANT_PARAMETERS
 # Those that are fields of TokenRequest; a grant's other parameters go into its ``parameters``.
 _NAMED = frozenset(TokenRequest.model_fields)
-_NAMED_SECRETS = ("client_secret", "code", "refresh_token")
+_NAMED_SECRETS = ("client_secret", "code", "refresh_token", "device_code")
 # Parameters whose values are secrets wherever they appear, even in a URL where they do not belong.
 SECRET_PARAMETERS = frozenset(
     {
@@ -187,6 +190,7 @@ def token_request(
     assertion: ClientAssertion | None = None,
     code_grant: AuthorizationGrant | None = None,
     refresh_grant: RefreshGrant | None = None,
+    device_grant: DeviceGrant | None = None,
     quota_usage: QuotaUsage | None = None,
 ) -> TokenRequest:
     """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
@@ -218,10 +222,45 @@ def token_request(
         code_grant=code_grant,
         refresh_token=secret.get("refresh_token"),
         refresh_grant=refresh_grant,
+        device_code=secret.get("device_code"),
+        device_grant=device_grant,
         quota_usage=quota_usage or NO_USAGE,
         parameters=others,
         malformed=tuple(malformed),
         repeated=repeated,
+    )
+
+
+def device_code_request(params: Mapping[str, Any], *, domain: str | None = None, credentials: bool = False) -> DeviceCodeRequest:
+    """Build a ``DeviceCodeRequest`` from ``POST /oauth/device/code`` parameters; ``credentials``
+    says the request carried client credentials (a secret, Basic or an assertion)."""
+    values, malformed = _strings(params, ("client_id", "audience", "resource", "scope"))
+    return DeviceCodeRequest(domain=domain, credentials=credentials, malformed=tuple(malformed), **values)
+
+
+def revoke_request(
+    params: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    authorization: str | None = None,
+    assertion: ClientAssertion | None = None,
+    refresh_grant: RefreshGrant | None = None,
+) -> RevokeRequest:
+    """Build a ``RevokeRequest`` from ``POST /oauth/revoke`` parameters and headers."""
+    values, malformed = _strings(params, ("client_id", "client_secret", "client_assertion_type", "token"))
+    basic_id, basic_secret = basic_credentials(authorization)
+    secret, token = values.get("client_secret"), values.get("token")
+    return RevokeRequest(
+        domain=domain,
+        client_id=values.get("client_id"),
+        client_secret=SecretStr(secret) if secret is not None else None,
+        basic_client_id=basic_id,
+        basic_client_secret=basic_secret,
+        client_assertion_type=values.get("client_assertion_type"),
+        assertion=assertion,
+        token=SecretStr(token) if token is not None else None,
+        refresh_grant=refresh_grant,
+        malformed=tuple(malformed),
     )
 
 
