@@ -147,9 +147,11 @@ def test_pyjwt_jwks_client_verifies_our_tokens(tls_server: LiveServer, other_ser
 
 
 def api_sdk() -> Any:
-    # auth0-api-python imports authlib.jose, which announces its own deprecation with an
-    # "always" filter of its own; record it here so it neither leaks nor fails the run.
+    # auth0-api-python imports authlib.jose, which announces its own deprecation; record it
+    # here so it neither leaks nor fails the run. (authlib.deprecate adds an "always" filter
+    # when it is first imported, but only if no earlier test imported another part of Authlib.)
     with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
         import auth0_api_python
     return auth0_api_python
 
@@ -186,6 +188,7 @@ def test_auth0_api_python_accepts_our_token_and_refuses_another_tenants(
 def authlib_jose() -> Any:
     # authlib.jose warns about its own deprecation on import (see api_sdk).
     with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
         from authlib import jose
     return jose
 
