@@ -40,6 +40,7 @@ from claimsengine.adapters.server import (
     strict_host,
 )
 from claimsengine.adapters.signing import KeySet
+from claimsengine.adapters.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = "https://api.northwind.com/orders"
@@ -493,8 +494,11 @@ def test_admin_rotation_needs_the_admin_token_and_refuses_cross_site_requests(te
 
 
 def test_two_instances_sharing_a_key_file_read_each_others_tokens(tenant: Tenant, key_file: Path) -> None:
-    first = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
-    second = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice")
+    # Refresh tokens belong to families the instances keep in their shared store (as
+    # `serve --keys FILE` shares a SQLite file next to the key file).
+    shared = MemoryStore()
+    first = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice", store=shared)
+    second = create_app(tenant, keys=KeySet.load(key_file), default_user="auth0|alice", store=shared)
     with asgi_client(first) as a, asgi_client(second) as b:
         verifier, challenge = pkce()
         code = authorize(a, scope="openid profile offline_access", code_challenge=challenge, code_challenge_method="S256")["code"]
