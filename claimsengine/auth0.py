@@ -463,3 +463,7 @@ FORBIDDEN_NAMESPACE_HOSTS: tuple[str, ...] = ("auth0.com", "webtask.io", "webtas
 
 # R80: the total size of custom claims (names plus JSON values) per token.
 CUSTOM_CLAIMS_LIMIT_BYTES = 100 * 1024
+
+# R63: the MFA API (``https://{tenant}/mfa/``): its scopes, and its access tokens' fixed lifetime.
+MFA_API_SCOPES = ("enroll", "read:authenticators", "remove:authenticators")
+MFA_API_LIFETIME = 600

@@ -30,14 +30,12 @@ consent (R70) and post-login Actions, and yields the grant a code stands for.
 from __future__ import annotations
 
 import math
-from types import MappingProxyType
 from typing import Any, overload
 from urllib.parse import urlsplit
 
 from pydantic import JsonValue
 
-from claimsengine.actions import ActionApi, PostLoginEvent
-from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPE_CLAIMS, OIDC_SCOPES
+from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 from claimsengine.grants import BY_WIRE, Grant, GrantType
 from claimsengine.model import (
     Accepted,
@@ -54,17 +52,14 @@ from claimsengine.model import (
     DeviceGrant,
     Issued,
     Organization,
-    OrganizationUsage,
     PresentedToken,
     Rejected,
     Revoked,
     RevokeRequest,
     SigningAlg,
-    SubjectType,
     Tenant,
     TokenRequest,
     User,
-    UserPolicy,
 )
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import (
@@ -76,22 +71,19 @@ from claimsengine.steps import (
     Trace,
     api_for,
     authenticate,
+    check_membership,
     clean,
-    client_info,
-    filter_claims,
-    find_grant,
     host_address,
     host_name,
-    is_auth0_api,
-    org_info,
     parameter,
+    post_login,
     repeated_parameters,
     requested_audience,
     resolve_domain,
-    resolve_organization,
-    run_actions,
     served_domain,
     split_scope,
+    user_organization,
+    user_scopes,
 )
 
 __all__ = [
@@ -271,22 +263,22 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     api = _authorize_audience(req, t)
     if isinstance(api, Rejected):
         return api
-    org = _authorize_organization(req, client, t)
+    org = user_organization(req.organization, client, t)
     if isinstance(org, Rejected):
         return org
     user = t.index.users.get(req.user_id) if req.user_id is not None else None
     if user is None:
         return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
-    if org is not None and (org.id, user.user_id) not in t.index.memberships:
-        text = f"user {user.user_id} is not part of the {org.id} organization"
-        return t.reject(Rule.ORG_USER_NOT_MEMBER, ErrorCode.ACCESS_DENIED, text, ref=t.index.ref(org))
-    scopes = _user_scopes(req, client, user, api, org, t)
+    member = check_membership(org, user, t)
+    if member is not None:
+        return member
+    scopes = user_scopes(split_scope(req.scope), client, user, api, org, t)
     if isinstance(scopes, Rejected):
         return scopes
     consent = _consent(req, client, user, api, org, scopes, redirect_uri, t)
     if consent is not None:
         return consent
-    outcome = _post_login(client, user, api, org, domain, scopes, t)
+    outcome = post_login(client, user, api, org, domain, scopes, t)
     if isinstance(outcome, Rejected):
         return outcome
     scopes, access_claims, id_claims = outcome
@@ -315,91 +307,6 @@ def _authorize_audience(req: AuthorizeRequest, t: Trace) -> Api | Rejected | Non
         t.note(Rule.AUDIENCE_USERINFO, "the token will be for /userinfo only")
         return None
     return api_for(audience, t, unknown=Rule.AUDIENCE_UNKNOWN_AUTHORIZE, text="Service not found")
-
-
-def _authorize_organization(req: AuthorizeRequest, client: Client, t: Trace) -> Organization | Rejected | None:
-    value = clean(req.organization)
-    t.organization = value
-    if value is None:
-        if client.organization_usage is OrganizationUsage.REQUIRE:
-            # org.client_requires_organization (R40)
-            text = "parameter organization is required for this client"
-            return t.reject(Rule.ORG_CLIENT_REQUIRES, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(client))
-        t.note(Rule.ORG_NONE, "no organization", t.index.ref(client))
-        return None
-    org = resolve_organization(value, t)
-    if isinstance(org, Rejected):
-        return org
-    if client.organization_usage is OrganizationUsage.DENY:
-        text = "parameter organization is not allowed for this client"
-        return t.reject(Rule.ORG_USAGE_DENY, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(client))
-    t.note(Rule.ORG_ALLOWED, org.id, t.index.ref(org))
-    return org
-
-
-def _user_scopes(
-    req: AuthorizeRequest, client: Client, user: User, api: Api | None, org: Organization | None, t: Trace
-) -> tuple[str, ...] | Rejected:
-    """Scopes of a user-delegated token (R66 to R69, R72)."""
-    requested = split_scope(req.scope)
-    oidc = tuple(s for s in requested if s in OIDC_SCOPES)
-    if oidc:
-        t.note(Rule.SCOPE_OIDC_PASSTHROUGH, " ".join(oidc))
-    api_scopes: tuple[str, ...] = ()
-    if api is not None:
-        api_ref = t.index.ref(api)
-        asked = tuple(s for s in requested if s not in OIDC_SCOPES)
-        if api.user_policy is UserPolicy.DENY_ALL:
-            return t.reject(
-                Rule.POLICY_USER_DENY_ALL,
-                ErrorCode.ACCESS_DENIED,
-                f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"',
-                ref=api_ref,
-            )
-        if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT or not client.is_first_party:
-            if api.user_policy is UserPolicy.REQUIRE_CLIENT_GRANT:
-                t.note(Rule.POLICY_USER_REQUIRE_GRANT, "user access needs a user client grant", api_ref)
-            grant = find_grant(client, api, SubjectType.USER, t)
-            if isinstance(grant, Rejected):
-                return grant
-            allowed = set(api.scopes) if grant.allow_all_scopes else set(grant.scope)
-            asked = tuple(s for s in asked if s in allowed)
-            t.note(Rule.SCOPE_USER_GRANT, " ".join(asked) or "(none)", t.index.ref(grant))
-        else:
-            t.note(Rule.POLICY_USER_ALLOW_ALL, "any first-party application may ask", api_ref)
-        if api is t.index.management_api:
-            api_scopes = _current_user_scopes(asked, t)
-        elif api.enforce_policies:
-            held = set(t.index.user_permissions(user, api.identifier, org.id if org is not None else None))
-            api_scopes = tuple(s for s in asked if s in held)
-            t.note(Rule.SCOPE_RBAC, " ".join(api_scopes) or "(none)", t.index.ref(user))
-        else:
-            defined = set(api.scopes)
-            keep = t.behaviour.keep_undefined_user_scopes
-            api_scopes = tuple(s for s in asked if keep or s in defined)
-            t.note(Rule.SCOPE_NO_RBAC, " ".join(api_scopes) or "(none)", api_ref)
-    scopes = oidc + api_scopes
-    if "offline_access" in scopes:
-        refresh_ok = "refresh_token" in client.effective_grant_types and (api is None or api.allow_offline_access)
-        if not refresh_ok:
-            scopes = tuple(s for s in scopes if s != "offline_access")
-            t.note(Rule.SCOPE_OFFLINE_ACCESS_DROPPED, "the API or client does not allow offline access", t.index.ref(api or client))
-    return scopes
-
-
-def _current_user_scopes(asked: tuple[str, ...], t: Trace) -> tuple[str, ...]:
-    """scope.management_api_current_user (issue 8, item 1): a user token for the Management API
-    carries only the current-user family; admin scopes are for client credentials."""
-    family = set(CURRENT_USER_SCOPES)
-    if t.behaviour.delete_current_user_scope:
-        family.add(DELETE_CURRENT_USER_SCOPE)
-    kept = tuple(s for s in asked if s in family)
-    dropped = [s for s in asked if s not in family]
-    detail = " ".join(kept) or "(none)"
-    if dropped:
-        detail += f"; not issued to user tokens: {' '.join(dropped)}"
-    t.note(Rule.SCOPE_MANAGEMENT_CURRENT_USER, detail, "(built-in Management API)")
-    return kept
 
 
 def _consent(
@@ -433,53 +340,6 @@ def _consent(
         t.note(Rule.CONSENT_GIVEN, "the user accepted the consent prompt")
         return None
     return t.reject(Rule.CONSENT_DENIED, ErrorCode.ACCESS_DENIED, "User did not authorize the request")
-
-
-def _post_login(
-    client: Client, user: User, api: Api | None, org: Organization | None, domain: str, scopes: tuple[str, ...], t: Trace
-) -> tuple[tuple[str, ...], dict[str, JsonValue], dict[str, JsonValue]] | Rejected:
-    actions = t.tenant.post_login_actions
-    if not actions:
-        return scopes, {}, {}
-    api_obj = ActionApi.start(scopes)
-    event = PostLoginEvent(
-        client=client_info(client),
-        user_id=user.user_id,
-        user_profile=MappingProxyType(dict(user.profile)),
-        resource_server=api.identifier if api is not None else None,
-        hostname=domain,
-        organization=org_info(org),
-        requested_scopes=scopes,
-        scopes=scopes,
-        roles=tuple(dict.fromkeys((*user.roles, *(t.index.memberships[(org.id, user.user_id)].roles if org is not None else ())))),
-        tenant=t.tenant.domain,
-        now=t.now,
-    )
-    outcome = run_actions(actions, event, api_obj, "post-login", t)
-    if isinstance(outcome, Rejected):
-        return outcome
-    if outcome is not None:
-        return t.reject(Rule.ACTION_DENY, ErrorCode.ACCESS_DENIED, outcome[1] or "", ref="post_login_actions")
-    auth0_api = api is not None and is_auth0_api(api.identifier, t.tenant)
-    changes = (*api_obj.access_token.removed_scopes, *api_obj.access_token.added_scopes)
-    final = [s for s in scopes if s not in api_obj.access_token.removed_scopes]
-    final += [s for s in api_obj.access_token.added_scopes if s not in final]
-    if auth0_api and changes:
-        # action.scopes_internal_audience_ignored (issue 8, item 1): Auth0 logs "Attempting to add
-        # scopes to an access token for an internal audience ... These scopes were ignored."
-        assert api is not None
-        t.note(Rule.ACTION_SCOPES_INTERNAL_AUDIENCE, f"ignored for the internal audience {api.identifier}: {' '.join(changes)}")
-        final = list(scopes)
-    elif tuple(final) != scopes:
-        t.note(Rule.ACTION_TARGET_SCOPES, " ".join(final) or "(none)")
-    custom_api = api is not None and not api.is_system
-    access = filter_claims(api_obj.access_token.claims, auth0_api=auth0_api, custom_api=custom_api, scopes=final, t=t, token="access token")
-    if isinstance(access, Rejected):
-        return access
-    id_claims = filter_claims(api_obj.id_token.claims, auth0_api=False, custom_api=False, scopes=final, t=t, token="id token")
-    if isinstance(id_claims, Rejected):
-        return id_claims
-    return tuple(final), access, id_claims
 
 
 def userinfo_claims(claims: dict[str, Any], tenant: Tenant) -> dict[str, JsonValue] | None:
@@ -561,10 +421,10 @@ def _device_approval(req: DeviceApprovalRequest, t: Trace) -> DeviceApproved | R
     user = t.index.users.get(req.user_id) if req.user_id is not None else None
     if user is None:
         return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
-    scopes = _user_scopes(AuthorizeRequest(scope=" ".join(device.scope)), client, user, api, None, t)
+    scopes = user_scopes(split_scope(" ".join(device.scope)), client, user, api, None, t)
     if isinstance(scopes, Rejected):
         return scopes
-    outcome = _post_login(client, user, api, None, device.domain, scopes, t)
+    outcome = post_login(client, user, api, None, device.domain, scopes, t)
     if isinstance(outcome, Rejected):
         return outcome
     scopes, access_claims, id_claims = outcome

@@ -6,6 +6,7 @@ shared, hashed where it matters and compared byte for byte in golden files.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
 
-from claimsengine.auth0 import MANAGEMENT_API_SCOPES
+from claimsengine.auth0 import MANAGEMENT_API_SCOPES, MFA_API_LIFETIME, MFA_API_SCOPES
 from claimsengine.rules import ErrorCode, Rule
 
 
@@ -438,14 +439,44 @@ class Consent(Frozen):
     organization_id: str | None = None
 
 
+class MfaEnrollment(Frozen):
+    """A user's enrolled second factors: an authenticator app's TOTP secret (base32, RFC 6238)
+    and a recovery code. Both are secrets: never in a repr, a trace or an error."""
+
+    totp_secret: SecretStr | None = None
+    recovery_code: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _base32(self) -> MfaEnrollment:
+        if self.totp_secret is not None:
+            compact = self.totp_secret.get_secret_value().replace(" ", "").upper()
+            try:
+                base64.b32decode(compact + "=" * (-len(compact) % 8))
+            except ValueError:
+                raise ValueError("totp_secret must be base32 (RFC 4648), as authenticator apps take it") from None
+        return self
+
+
 class User(Frozen):
-    """A user who can log in at ``/authorize``."""
+    """A user who can log in at ``/authorize`` and, with a database ``connection``, with a
+    password (the password grant). ``password_hash`` is a bcrypt hash the adapter checks; the
+    core never reads it and never sees a password."""
 
     user_id: Annotated[str, Field(min_length=1)]
     profile: dict[str, JsonValue] = Field(default_factory=dict)
     roles: tuple[str, ...] = ()
     permissions: tuple[Permission, ...] = ()
     consents: tuple[Consent, ...] = ()
+    connection: str | None = Field(default=None, description="the database connection the user belongs to")
+    username: str | None = None
+    blocked: bool = False
+    password_hash: SecretStr | None = Field(default=None, repr=False)
+    mfa: MfaEnrollment | None = Field(default=None, repr=False)
+
+    @property
+    def email(self) -> str | None:
+        value = self.profile.get("email")
+        return value if isinstance(value, str) else None
 
 
 def _bare_host(value: str) -> str:
@@ -508,6 +539,10 @@ class Tenant(Frozen):
     # Scopes this tenant's Management API defines beyond the built-in list
     # (claimsengine.auth0.MANAGEMENT_API_SCOPES): newer or spec-only scopes (issue 8, item 2).
     management_api_scopes: tuple[str, ...] = ()
+    # The connection the password grant uses when no realm is given ("Default Directory").
+    default_directory: str | None = None
+    # "Require Multi-factor Auth": never, or always (Deploy CLI guardianPolicies "all-applications").
+    mfa_policy: Literal["never", "all-applications"] = "never"
     behaviour: Behaviour = Behaviour()
 
     @model_validator(mode="after")
@@ -527,6 +562,11 @@ class Tenant(Frozen):
         """The domain that serves hosts which are none of the tenant's: ``behaviour.default_domain``,
         else the canonical domain (R50)."""
         return self.behaviour.default_domain or self.domain
+
+    @property
+    def mfa_api_identifier(self) -> str:
+        """``https://{canonical}/mfa/``: the MFA API's audience (R63)."""
+        return f"https://{self.domain}/mfa/"
 
     @property
     def userinfo_audience(self) -> str:
@@ -605,6 +645,14 @@ class TenantIndex:
         )
         self.management_api = management
         self.apis: Mapping[str, Api] = MappingProxyType({management.identifier: management, **configured})
+        # R63: the MFA API, for user flows only; its tokens live a fixed 10 minutes.
+        self.mfa_api = Api(
+            identifier=tenant.mfa_api_identifier,
+            name="Auth0 MFA API",
+            scopes=MFA_API_SCOPES,
+            token_lifetime=MFA_API_LIFETIME,
+            is_system=True,
+        )
         self.clients: Mapping[str, Client] = MappingProxyType({c.client_id: c for c in tenant.clients})
         self.grants: Mapping[tuple[str, str, SubjectType], ClientGrant] = MappingProxyType({g.key: g for g in tenant.client_grants})
         self.organizations_by_id: Mapping[str, Organization] = MappingProxyType({o.id: o for o in tenant.organizations})
@@ -626,6 +674,7 @@ class TenantIndex:
         for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains"):
             refs.update((id(item), f"{name}[{i}]") for i, item in enumerate(getattr(tenant, name)))
         refs[id(management)] = refs.get(id(exported), BUILT_IN_MANAGEMENT_API)
+        refs[id(self.mfa_api)] = "(built-in MFA API)"
         self._refs: Mapping[int, str] = refs
         self.domain_refs: Mapping[str, str] = MappingProxyType(
             {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}
@@ -706,6 +755,22 @@ class AuthorizationGrant(Frozen):
     code_challenge: str | None = None
     code_challenge_method: Literal["S256", "plain"] | None = None
     nonce: str | None = None
+    domain: str
+    issued_at: int
+    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class MfaGrant(Frozen):
+    """What an ``mfa_token`` stands for: a password login that passed every check but the
+    second factor, with the scopes and claims it will issue once the factor is verified.
+    The adapter seals it into the token and back; the core never sees the token string."""
+
+    client_id: str
+    user_id: str
+    audience: str | None
+    scope: tuple[str, ...]
+    organization_id: str | None = None
     domain: str
     issued_at: int
     access_claims: dict[str, JsonValue] = Field(default_factory=dict)
@@ -812,6 +877,11 @@ class TokenRequest(Frozen):
     device_grant: DeviceGrant | None = None
     device_state: DeviceState | None = Field(default=None, description="the store's facts about device_grant's user code")
     quota_usage: QuotaUsage = QuotaUsage()
+    password_valid_for: tuple[str, ...] = Field(
+        default=(), description="users whose stored password hash the presented password matches (the adapter checks the hashes)"
+    )
+    mfa_grant: MfaGrant | None = Field(default=None, description="the grant behind mfa_token (None: unknown or tampered)")
+    mfa_code_reused: bool = Field(default=False, description="the one-time password or recovery code was used before")
     parameters: dict[str, SecretStr] = Field(
         default_factory=dict, description="parameters a grant declares beyond the fields above, as sent (values kept secret)"
     )
@@ -951,6 +1021,7 @@ class Rejected(Frozen):
     redirect_uri: str | None = Field(default=None, description="/authorize: where the error is sent")
     state: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    mfa: MfaGrant | None = Field(default=None, description="mfa_required: what the mfa_token stands for")
     rejected_by: Rule
     trace: tuple[Reason, ...]
 

@@ -169,6 +169,25 @@ class Rule(StrEnum):
     REVOKE_FAMILY = "revoke.family"
     REVOKE_NOTHING = "revoke.nothing"
 
+    # --- the resource owner password grant and its second factor ---------------------
+    PASSWORD_DEFAULT_DIRECTORY = "password.default_directory"
+    PASSWORD_REALM = "password.realm"
+    PASSWORD_NO_CONNECTION = "password.no_default_connection"
+    PASSWORD_INVALID = "password.credentials_invalid"
+    PASSWORD_VALID = "password.credentials_valid"
+    PASSWORD_USER_BLOCKED = "password.user_blocked"
+    PASSWORD_THIRD_PARTY = "password.third_party_client"
+    SCOPE_PASSWORD_ALL_API_SCOPES = "scope.password_all_api_scopes"
+    AUDIENCE_MFA_API = "audience.mfa_api"
+    LIFETIME_MFA_API = "lifetime.mfa_api"
+    MFA_REQUIRED = "mfa.required"
+    MFA_TOKEN_MALFORMED = "mfa.token_malformed"
+    MFA_TOKEN_OTHER_CLIENT = "mfa.token_other_client"
+    MFA_TOKEN_EXPIRED = "mfa.token_expired"
+    MFA_OTP_INVALID = "mfa.otp_invalid"
+    MFA_RECOVERY_CODE_INVALID = "mfa.recovery_code_invalid"
+    MFA_VERIFIED = "mfa.verified"
+
     # --- resource-server side: validating a presented access token -------------------
     VALIDATE_ALG_NONE = "validate.alg_none"
     VALIDATE_ALG_PINNED = "validate.alg_pinned"
@@ -199,6 +218,7 @@ class ErrorCode(StrEnum):
     INVALID_TOKEN = "invalid_token"
     AUTHORIZATION_PENDING = "authorization_pending"
     SLOW_DOWN = "slow_down"
+    MFA_REQUIRED = "mfa_required"
     EXPIRED_TOKEN = "expired_token"
 
 
@@ -221,5 +241,6 @@ STATUS: dict[ErrorCode, int] = {
     # RFC 8628 polling errors as Auth0 sends them (device-authorization-flow tutorial).
     ErrorCode.AUTHORIZATION_PENDING: 403,
     ErrorCode.SLOW_DOWN: 429,
+    ErrorCode.MFA_REQUIRED: 403,
     ErrorCode.EXPIRED_TOKEN: 403,
 }

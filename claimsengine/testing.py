@@ -30,6 +30,7 @@ from claimsengine.model import (
     CustomDomain,
     DefaultOrganization,
     GrantRef,
+    MfaEnrollment,
     Organization,
     OrganizationMember,
     Permission,
@@ -53,6 +54,10 @@ CALLBACK = "https://app.acme.com/cb"
 LOCAL_CALLBACK = "http://localhost:3000/cb"
 # Grant types a client may list: every declared grant, and implicit (which only /authorize knows).
 GRANT_TYPES = (*(g.value for g in GRANTS), "implicit")
+# The database connections users live in, and an authenticator app's TOTP secret (base32).
+CONNECTION_POOL = ("Username-Password-Authentication", "employees")
+TOTP_SECRET = "JBSWY3DPEHPK3PXP"
+PASSWORD_GRANTS = ("password", "http://auth0.com/oauth/grant-type/password-realm")
 # A grant type no tenant supports.
 UNSUPPORTED_GRANT = "urn:example:grant-type:unsupported"
 
@@ -116,6 +121,10 @@ def clients(draw: st.DrawFn, client_id: str, org_ids: tuple[str, ...], *, confid
     )
 
 
+def _enrollment(user_id: str) -> MfaEnrollment:
+    return MfaEnrollment(totp_secret=SecretStr(TOTP_SECRET), recovery_code=SecretStr(f"RECOVERY{user_id[-1]}"))
+
+
 @st.composite
 def tenants(draw: st.DrawFn) -> Tenant:
     """A small tenant over the closed pools: APIs, clients, grants, organizations, users."""
@@ -162,6 +171,12 @@ def tenants(draw: st.DrawFn) -> Tenant:
             user_id=u,
             profile={"name": f"User {u[-1]}", "email": f"{u[-2:]}@acme.com", "nickname": u[-2:]},
             roles=draw(_subset(ROLE_POOL)),
+            connection=_mostly(draw, CONNECTION_POOL[0], CONNECTION_POOL[1], None),
+            username=u[-2:],
+            blocked=draw(st.booleans()) and draw(st.booleans()),
+            mfa=MfaEnrollment(totp_secret=SecretStr(TOTP_SECRET), recovery_code=SecretStr(f"RECOVERY{u[-1]}"))
+            if draw(st.booleans())
+            else None,
             consents=tuple(
                 Consent(client_id=c.client_id, audience=a, scopes=SCOPE_POOL)
                 for c in client_list
@@ -201,6 +216,8 @@ def tenants(draw: st.DrawFn) -> Tenant:
         organizations=tuple(organizations),
         roles=tuple(roles),
         users=tuple(users),
+        default_directory=_mostly(draw, CONNECTION_POOL[0], None, CONNECTION_POOL[1]),
+        mfa_policy=_mostly(draw, "never", "all-applications"),
         behaviour=behaviour,
     )
 
@@ -376,6 +393,37 @@ def authorize_requests(draw: st.DrawFn, tenant: Tenant) -> AuthorizeRequest:
     )
 
 
+@st.composite
+def password_requests(draw: st.DrawFn, tenant: Tenant) -> TokenRequest:
+    """A password or password-realm request against ``tenant``: a user's e-mail or username (or
+    nobody's), and the users whose password hash the adapter found to match (mostly the
+    named user's, sometimes none: a wrong password)."""
+    able = [c for c in tenant.clients if any(g in c.effective_grant_types for g in PASSWORD_GRANTS)]
+    client = _mostly(draw, draw(st.sampled_from(able)), *tenant.clients) if able else draw(st.sampled_from(tenant.clients))
+    user = draw(st.sampled_from(tenant.users)) if tenant.users else None
+    names = [n for u in tenant.users for n in (u.email, u.username) if n is not None]
+    named = (user.email or user.user_id) if user is not None else "nobody@acme.com"
+    username = _mostly(draw, named, *names, "nobody@acme.com", "")
+    matched = _mostly(draw, (user.user_id,) if user is not None else (), (), tuple(u.user_id for u in tenant.users))
+    grant_type = draw(st.sampled_from(PASSWORD_GRANTS))
+    parameters = {"username": username, "password": "a-password"}
+    if grant_type != "password":
+        realm = _mostly(draw, user.connection if user is not None and user.connection else CONNECTION_POOL[0], *CONNECTION_POOL, "")
+        parameters["realm"] = realm
+    api_ids = [a.identifier for a in tenant.apis]
+    return TokenRequest(
+        domain=_mostly(draw, None, *_domains(tenant)),
+        grant_type=grant_type,
+        client_id=client.client_id,
+        client_secret=SecretStr(secret_for(client.client_id)) if client.auth_method.value != "none" else None,
+        audience=_mostly(draw, draw(st.sampled_from(api_ids)) if api_ids else None, *_audiences(tenant), tenant.mfa_api_identifier),
+        scope=draw(st.lists(st.sampled_from(_scope_pool(tenant)), max_size=5).map(" ".join) | st.none()),
+        organization=_mostly(draw, None, *_organizations(tenant)),
+        password_valid_for=matched,
+        parameters={name: SecretStr(value) for name, value in parameters.items()},
+    )
+
+
 def requests_for(tenant: Tenant) -> st.SearchStrategy[TokenRequest | AuthorizeRequest]:
-    """Token or authorize requests against ``tenant``."""
-    return st.one_of(token_requests(tenant), authorize_requests(tenant))
+    """Token (client credentials or password) or authorize requests against ``tenant``."""
+    return st.one_of(token_requests(tenant), password_requests(tenant), authorize_requests(tenant))

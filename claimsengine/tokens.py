@@ -26,6 +26,7 @@ from claimsengine.model import (
     Client,
     Issued,
     JwtHeader,
+    MfaGrant,
     Organization,
     RefreshFamily,
     RefreshGrant,
@@ -48,6 +49,7 @@ __all__ = [
     "family_expiry",
     "issue",
     "issue_api_v1",
+    "stored_draft",
     "stored_targets",
 ]
 
@@ -305,7 +307,10 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     t.note(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(draft.domain, ""))
     kind = DIALECTS[api.token_dialect]
     lifetime = api.token_lifetime
-    t.note(Rule.LIFETIME_API, f"{lifetime} s", api_ref)
+    if api is t.index.mfa_api:
+        t.note(Rule.LIFETIME_MFA_API, f"{lifetime} s, not configurable", api_ref)
+    else:
+        t.note(Rule.LIFETIME_API, f"{lifetime} s", api_ref)
     scope = " ".join(scopes)
     claims: dict[str, JsonValue] = {
         "iss": iss,
@@ -362,8 +367,30 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     )
 
 
-def stored_targets(grant: AuthorizationGrant | RefreshGrant, t: Trace) -> tuple[Api | None, Organization | None]:
-    """The API and organization a stored code or refresh grant names (either may be gone)."""
-    api = t.index.apis.get(grant.audience) if grant.audience is not None else None
+def stored_draft(
+    grant: AuthorizationGrant | MfaGrant, client: Client, domain: str, user: User, t: Trace, *, gty: str | None = None
+) -> Draft:
+    """The token a stored login (a code's or an mfa_token's grant) stands for: its scopes,
+    API, organization and the claims its Actions set, refreshable with offline_access."""
+    api, org = stored_targets(grant, t)
+    return Draft(
+        client=client,
+        domain=domain,
+        scopes=grant.scope,
+        api=api,
+        user=user,
+        org=org,
+        gty=gty,
+        custom=grant.access_claims,
+        id_claims=grant.id_claims,
+        nonce=grant.nonce if isinstance(grant, AuthorizationGrant) else None,
+        refreshable=True,
+    )
+
+
+def stored_targets(grant: AuthorizationGrant | RefreshGrant | MfaGrant, t: Trace) -> tuple[Api | None, Organization | None]:
+    """The API and organization a stored code, refresh or MFA grant names (either may be gone)."""
+    mfa = t.index.mfa_api
+    api = (mfa if grant.audience == mfa.identifier else t.index.apis.get(grant.audience)) if grant.audience is not None else None
     org = t.index.organizations_by_id.get(grant.organization_id) if grant.organization_id is not None else None
     return api, org

@@ -38,6 +38,8 @@ STATUS_OVERRIDES = {
     (ErrorCode.SERVER_ERROR, 500),
     (ErrorCode.INVALID_SCOPE, 400),
     (ErrorCode.INVALID_REQUEST, 400),
+    (ErrorCode.INVALID_GRANT, 401),  # mfa.token_malformed, mfa.recovery_code_invalid (verify pages: 401)
+    (ErrorCode.EXPIRED_TOKEN, 401),  # mfa.token_expired
 }
 
 

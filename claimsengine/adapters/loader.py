@@ -692,7 +692,7 @@ class Section:
 
 
 def _tenant_settings(m: _Mapping, file: str, path: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    data = _pick(settings, "resource_parameter_profile", "allow_organization_name_in_authentication_api")
+    data = _pick(settings, "resource_parameter_profile", "allow_organization_name_in_authentication_api", "default_directory")
     if settings.get("default_audience"):  # '' means "no default audience"
         data["default_audience"] = settings["default_audience"]
     legacy = settings.get("allow_api1_non_global_clients", _dig(settings, "flags", "allow_api1_non_global_clients"))
@@ -840,13 +840,13 @@ SECTIONS: tuple[Section, ...] = (
         reads=_names(
             """
             allow_api1_non_global_clients allow_organization_name_in_authentication_api default_audience
-            default_token_quota flags resource_parameter_profile
+            default_directory default_token_quota flags resource_parameter_profile
             """
         ),
         known=_names(
             """
             acr_values_supported allowed_logout_urls authorization_response_iss_parameter_supported change_password
-            customize_mfa_in_postlogin_action default_directory default_organization default_redirection_uri device_flow
+            customize_mfa_in_postlogin_action default_organization default_redirection_uri device_flow
             enable_ai_guide enabled_locales ephemeral_session_lifetime error_page friendly_name guardian_mfa_page
             idle_ephemeral_session_lifetime idle_session_lifetime idle_session_lifetime_in_minutes mtls oidc_logout
             phone_consolidated_experience picture_url pushed_authorization_requests_supported sandbox_version

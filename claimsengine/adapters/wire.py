@@ -54,7 +54,10 @@ SECRET_PARAMETERS = frozenset(
         "token",
         "password",
         "otp",
+        "mfa_token",
+        "oob_code",
         "binding_code",
+        "recovery_code",
         "admin_token",
     }
 )

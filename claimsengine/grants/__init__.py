@@ -27,6 +27,8 @@ from typing import Literal, assert_never
 from claimsengine.grants.authorization_code import authorization_code
 from claimsengine.grants.client_credentials import client_credentials
 from claimsengine.grants.device_code import device_code
+from claimsengine.grants.mfa import mfa_otp, mfa_recovery_code
+from claimsengine.grants.password import password, password_realm
 from claimsengine.grants.refresh_token import refresh_token
 from claimsengine.model import Client, Issued, Rejected, SubjectType, TokenRequest
 from claimsengine.steps import Trace
@@ -48,6 +50,9 @@ TOKEN_ENDPOINT = "/oauth/token"
 # (client_assertion itself is verified by the adapter, which hands the core its claims.)
 CLIENT_AUTHENTICATION_PARAMETERS = ("client_id", "client_secret", "client_assertion_type")
 
+# The password grants' own parameters (P1); realm is password-realm's.
+PASSWORD_PARAMETERS = ("username", "password", "audience", "resource", "scope", "organization")
+
 Handler = Callable[[TokenRequest, Client, str, Trace], Issued | Rejected]
 """A grant's flow: the request, the authenticated client, the issuing domain, the trace."""
 
@@ -59,6 +64,10 @@ class GrantType(StrEnum):
     AUTHORIZATION_CODE = "authorization_code"
     REFRESH_TOKEN = "refresh_token"
     DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+    PASSWORD = "password"
+    PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
+    MFA_OTP = "http://auth0.com/oauth/grant-type/mfa-otp"
+    MFA_RECOVERY_CODE = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,50 @@ def declaration(grant_type: GrantType) -> Grant:
                 "tokens for the user who approved a device's user code (RFC 8628), polled for",
                 parameters=("device_code",),
                 required=("device_code",),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.PASSWORD:
+            return Grant(
+                grant_type,
+                password,
+                "tokens for a user of the default directory, for their e-mail and password",
+                parameters=PASSWORD_PARAMETERS,
+                required=("username", "password"),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.PASSWORD_REALM:
+            return Grant(
+                grant_type,
+                password_realm,
+                "tokens for a user of the connection named by realm, for their e-mail and password",
+                parameters=(*PASSWORD_PARAMETERS, "realm"),
+                required=("username", "password", "realm"),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.MFA_OTP:
+            return Grant(
+                grant_type,
+                mfa_otp,
+                "the tokens an mfa_required answer withheld, for the user's one-time password",
+                parameters=("mfa_token", "otp"),
+                required=("mfa_token", "otp"),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.MFA_RECOVERY_CODE:
+            return Grant(
+                grant_type,
+                mfa_recovery_code,
+                "the tokens an mfa_required answer withheld, for the user's recovery code",
+                parameters=("mfa_token", "recovery_code"),
+                required=("mfa_token", "recovery_code"),
                 client_authentication=False,
                 subject=SubjectType.USER,
                 table=None,

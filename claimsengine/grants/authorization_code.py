@@ -10,7 +10,7 @@ import hmac
 from claimsengine.model import AuthMethod, AuthorizationGrant, Client, Issued, Rejected, TokenRequest
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import Trace, audience_still_exists, clean
-from claimsengine.tokens import Draft, issue, stored_targets
+from claimsengine.tokens import issue, stored_draft
 
 __all__ = ["authorization_code"]
 
@@ -61,17 +61,5 @@ def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace)
         return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the user no longer exists")
     if not audience_still_exists(grant.audience, t):
         return t.reject(Rule.CODE_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="the API no longer exists")
-    api, org = stored_targets(grant, t)
-    draft = Draft(
-        client=client,
-        domain=grant.domain,
-        scopes=grant.scope,
-        api=api,
-        user=user,
-        org=org,
-        custom=grant.access_claims,
-        id_claims=grant.id_claims,
-        nonce=grant.nonce,
-        refreshable=True,
-    )
-    return issue(draft, t)
+    # The token is issued as through the domain the code's /authorize went through.
+    return issue(stored_draft(grant, client, grant.domain, user, t), t)

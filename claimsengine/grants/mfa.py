@@ -1,0 +1,121 @@
+"""The MFA grants that complete an ``mfa_required`` answer of the password grants:
+``http://auth0.com/oauth/grant-type/mfa-otp`` (an authenticator app's one-time password) and
+``http://auth0.com/oauth/grant-type/mfa-recovery-code`` (the user's recovery code).
+
+The adapter unseals the ``mfa_token`` into the :class:`~claimsengine.model.MfaGrant` it
+stands for (``None`` when it is not one of its tokens) and says whether the code was used
+before; the core checks the grant and the code. The one-time password is computed from the
+user's TOTP secret and the decision's ``now`` (RFC 6238: HMAC-SHA1, 30-second steps, six
+digits, one step of drift either way), so tests drive it with the injected clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable
+
+from claimsengine.auth0 import MFA_API_LIFETIME
+from claimsengine.model import Client, Issued, MfaGrant, Rejected, TokenRequest, User
+from claimsengine.rules import ErrorCode, Rule
+from claimsengine.steps import Trace, parameter
+from claimsengine.tokens import issue, stored_draft
+
+__all__ = ["mfa_otp", "mfa_recovery_code"]
+
+# RFC 6238 parameters of authenticator apps (Google Authenticator, Guardian).
+TOTP_STEP = 30
+TOTP_DIGITS = 6
+TOTP_DRIFT_STEPS = 1
+
+
+def totp(secret: str, now: int) -> str | None:
+    """The RFC 6238 one-time password for base32 ``secret`` at Unix time ``now`` (None: not
+    base32, or a time outside the 64-bit step counter)."""
+    compact = secret.replace(" ", "").upper()
+    try:
+        key = base64.b32decode(compact + "=" * (-len(compact) % 8))
+    except ValueError:  # binascii.Error is a ValueError
+        return None
+    counter = now // TOTP_STEP
+    if not 0 <= counter < 2**64:
+        return None
+    digest = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(number % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
+
+
+def _grant(req: TokenRequest, client: Client, t: Trace) -> tuple[MfaGrant, User] | Rejected:
+    """The login the mfa_token stands for, if it is still good for this client."""
+    grant = req.mfa_grant
+    user = t.index.users.get(grant.user_id) if grant is not None else None
+    if grant is None or user is None:
+        # mfa.token_malformed: not a token this tenant issued (or its user is gone).
+        return t.reject(Rule.MFA_TOKEN_MALFORMED, ErrorCode.INVALID_GRANT, "Malformed mfa_token", status=401)
+    if grant.client_id != client.client_id:
+        return t.reject(Rule.MFA_TOKEN_OTHER_CLIENT, ErrorCode.INVALID_REQUEST, "mfa_token not issued to this client")
+    if t.now >= grant.issued_at + MFA_API_LIFETIME:
+        # mfa.token_expired (M5): the mfa_token lives 10 minutes.
+        return t.reject(Rule.MFA_TOKEN_EXPIRED, ErrorCode.EXPIRED_TOKEN, "mfa_token is expired", status=401)
+    if user.blocked:
+        return t.reject(Rule.PASSWORD_USER_BLOCKED, ErrorCode.INVALID_GRANT, "user is blocked", ref=t.index.ref(user))
+    return grant, user
+
+
+def _complete(
+    req: TokenRequest,
+    client: Client,
+    domain: str,
+    t: Trace,
+    factor: str,
+    verify: Callable[[User], bool],
+    refused: Callable[[User, bool], Rejected],
+) -> Issued | Rejected:
+    """Check the mfa_token, then the second factor (``verify``; ``refused`` answers a failure,
+    told whether the code was right but used before), then issue what the login withheld."""
+    found = _grant(req, client, t)
+    if isinstance(found, Rejected):
+        return found
+    grant, user = found
+    matches = verify(user)
+    if not matches or req.mfa_code_reused:
+        return refused(user, matches)
+    t.note(Rule.MFA_VERIFIED, factor, t.index.ref(user))
+    return issue(stored_draft(grant, client, domain, user, t, gty="password"), t)
+
+
+def mfa_otp(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
+    """Complete a password login with the one-time password of the user's authenticator app."""
+    given = (parameter(req, "otp") or "").strip().encode("utf-8", "surrogatepass")
+
+    def verify(user: User) -> bool:
+        secret = user.mfa.totp_secret if user.mfa is not None else None
+        if secret is None:
+            return False
+        expected = [totp(secret.get_secret_value(), t.now + d * TOTP_STEP) for d in range(-TOTP_DRIFT_STEPS, TOTP_DRIFT_STEPS + 1)]
+        return any(e is not None and hmac.compare_digest(given, e.encode()) for e in expected)
+
+    def refused(user: User, used: bool) -> Rejected:
+        # mfa.otp_invalid (M2): a wrong, stale or already used code, or no authenticator enrolled.
+        detail = "the code was used before" if used else "the code does not match the enrolled authenticator"
+        return t.reject(Rule.MFA_OTP_INVALID, ErrorCode.INVALID_GRANT, "Invalid otp_code.", detail=detail, ref=t.index.ref(user))
+
+    return _complete(req, client, domain, t, "one-time password", verify, refused)
+
+
+def mfa_recovery_code(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
+    """Complete a password login with the user's recovery code (single use)."""
+    given = (parameter(req, "recovery_code") or "").strip().encode("utf-8", "surrogatepass")
+
+    def verify(user: User) -> bool:
+        stored = user.mfa.recovery_code if user.mfa is not None else None
+        return stored is not None and hmac.compare_digest(given, stored.get_secret_value().encode("utf-8", "surrogatepass"))
+
+    def refused(user: User, used: bool) -> Rejected:
+        # mfa.recovery_code_invalid (M4)
+        detail = "the recovery code was used before" if used else "not the user's recovery code"
+        return t.reject(Rule.MFA_RECOVERY_CODE_INVALID, ErrorCode.INVALID_GRANT, "MFA Authorization rejected.", detail=detail, status=401)
+
+    return _complete(req, client, domain, t, "recovery code", verify, refused)
