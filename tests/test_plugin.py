@@ -288,3 +288,20 @@ def test_auth0_devices_approves_and_denies_user_codes(
     assert issued.status_code == 200
     assert jwt.decode(issued.json()["id_token"], options={"verify_signature": False})["sub"] == "auth0|alice"
     assert poll(denied["device_code"]).json()["error"] == "access_denied"
+
+
+@pytest.mark.auth0_tenant(
+    path="specs/tenants/northwind.json", users="tests/fixtures/users/users.json", user_assignments="tests/fixtures/users/assignments.json"
+)
+def test_marker_with_users_in_auth0s_import_format(auth0_client: httpx.Client) -> None:
+    body = {
+        "grant_type": "password",
+        "client_id": "nw-ropg-0001",
+        "client_secret": "spec-ropg-secret-JJJJ",
+        "username": "frank@northwind.com",
+        "password": "fixture-password-frank",
+    }
+    answer = auth0_client.post("/oauth/token", data=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["expires_in"] == 86400  # an opaque /userinfo token: no audience asked for
+    assert auth0_client.post("/oauth/token", data={**body, "password": "wrong"}).json()["error_description"] == "Wrong email or password."

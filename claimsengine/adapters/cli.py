@@ -10,6 +10,7 @@ traceback). See ``docs/cli.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -91,8 +92,9 @@ def _keywords(values: Sequence[str] | None) -> dict[str, Any]:
 
 def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
     from claimsengine.adapters.loader import load_tenant
+    from claimsengine.adapters.users import with_users
 
-    return load_tenant(
+    loaded = load_tenant(
         path if path is not None else args.tenant,
         keywords=_keywords(args.keyword),
         keyword_file=args.keyword_file,
@@ -102,6 +104,9 @@ def _load(args: argparse.Namespace, path: str | Path | None = None) -> Loaded:
         node_modules=args.node_modules,
         action_secrets=args.action_secrets,
     )
+    if args.users is None and args.user_assignments is None:
+        return loaded
+    return dataclasses.replace(loaded, tenant=with_users(loaded.tenant, args.users, args.user_assignments))
 
 
 @contextmanager
@@ -194,7 +199,13 @@ def _read_request(args: argparse.Namespace) -> dict[str, Any]:
 def _token_request(args: argparse.Namespace, tenant: Tenant) -> TokenRequest:
     params = _read_request(args)
     host = args.host or tenant.domain
-    return wire.token_request(params, domain=host, authorization=args.authorization)
+    matched: tuple[str, ...] = ()
+    username, password = params.get("username"), params.get("password")
+    if isinstance(username, str) and isinstance(password, str) and any(u.password_hash is not None for u in tenant.users):
+        from claimsengine.adapters.users import password_matches
+
+        matched = password_matches(tenant, username, password)
+    return wire.token_request(params, domain=host, authorization=args.authorization, password_valid_for=matched)
 
 
 def _now(args: argparse.Namespace) -> int:
@@ -623,6 +634,15 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     group.add_argument(
         "--action-secrets", metavar="PATH", default=default(None), help="values of the Actions' secrets: {action name: {SECRET: value}}"
+    )
+    group.add_argument(
+        "--users", metavar="PATH", default=default(None), help="users with bcrypt password hashes, in Auth0's bulk user import JSON"
+    )
+    group.add_argument(
+        "--user-assignments",
+        metavar="PATH",
+        default=default(None),
+        help="the users' connection, roles, organization memberships and MFA factors (JSON; see docs/server.md)",
     )
 
 

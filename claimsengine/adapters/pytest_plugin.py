@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 MARKER = "auth0_tenant"
 # Options of the tenant: where it comes from and how a Deploy CLI export is read.
-TENANT_OPTIONS = ("path", "tenant", "domain", "keywords", "keyword_file", "credentials", "deploy_config")
+TENANT_OPTIONS = ("path", "tenant", "domain", "keywords", "keyword_file", "credentials", "deploy_config", "users", "user_assignments")
 APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed", "rule_header")
 
 
@@ -45,7 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(path=None, *, tenant=None, domain=None, keywords=None, keyword_file=None, credentials=None, "
-        "deploy_config=None, default_user=None, auto_consent=True, admin=False, seed=None, rule_header=True): "
+        "deploy_config=None, users=None, user_assignments=None, default_user=None, auto_consent=True, admin=False, seed=None, "
+        "rule_header=True): "
         "the tenant (a file or a Tenant), how to read it, and options of the claimsengine fake Auth0 fixtures",
     )
 
@@ -96,7 +97,7 @@ def auth0_tenant(request: pytest.FixtureRequest) -> Tenant:
     if given is not None:
         if not isinstance(given, Tenant):
             raise TypeError("@pytest.mark.auth0_tenant(tenant=...) expects a claimsengine.Tenant")
-        return given
+        return _with_users(request, given, options)
     path = options.get("path")
     if path is None:
         path = Path(__file__).resolve().parent.parent / "examples" / "northwind.yaml"
@@ -113,13 +114,30 @@ def auth0_tenant(request: pytest.FixtureRequest) -> Tenant:
         deploy = read_deploy_config(resolved(options["deploy_config"]) or "")
         domain = domain or deploy.domain
         keywords = {**deploy.keywords, **keywords}
-    return load_tenant(
+    tenant = load_tenant(
         resolved(path) or path,
         domain=domain,
         keywords=keywords,
         keyword_file=resolved(options.get("keyword_file")),
         credentials=resolved(options.get("credentials")),
     ).tenant
+    return _with_users(request, tenant, options)
+
+
+def _with_users(request: pytest.FixtureRequest, tenant: Tenant, options: dict[str, Any]) -> Tenant:
+    """``users=`` (Auth0's bulk user import JSON) and ``user_assignments=`` (the companion file),
+    relative to the pytest root, added to the tenant."""
+    users, assignments = options.get("users"), options.get("user_assignments")
+    if users is None and assignments is None:
+        return tenant
+    from claimsengine.adapters.users import with_users
+
+    root = Path(str(request.config.rootpath))
+
+    def rooted(value: Any) -> Path | None:
+        return None if value is None else (Path(value) if Path(value).is_absolute() else root / value)
+
+    return with_users(tenant, rooted(users), rooted(assignments))
 
 
 @pytest.fixture

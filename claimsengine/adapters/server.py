@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio.from_thread
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -47,6 +48,7 @@ from claimsengine import (
     CustomDomain,
     DeviceApproved,
     Issued,
+    MfaGrant,
     PresentedToken,
     QuotaUsage,
     Rejected,
@@ -58,11 +60,11 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, lifecycle, processes, wire
+from claimsengine.adapters import control, lifecycle, processes, users, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
-from claimsengine.grants import GRANTS, TOKEN_ENDPOINT
+from claimsengine.grants import GRANTS, TOKEN_ENDPOINT, GrantType
 
 __all__ = [
     "EXAMPLE_TENANT",
@@ -425,7 +427,13 @@ def _decision_headers(decision: Issued | Rejected, generation: Generation) -> di
 
 
 def _single_use(
-    fake: FakeTenant, tenant: Tenant, req: TokenRequest, decision: Issued | Rejected, jti: tuple[str, int] | None, now: int
+    fake: FakeTenant,
+    tenant: Tenant,
+    req: TokenRequest,
+    decision: Issued | Rejected,
+    jti: tuple[str, int] | None,
+    now: int,
+    mfa_code: tuple[str, int] | None = None,
 ) -> Issued | Rejected:
     """Commit what a decision used up, atomically, in the shared store.
 
@@ -447,6 +455,9 @@ def _single_use(
         expires = grant.issued_at + tenant.behaviour.authorization_code_lifetime + 1
         if not fake.store.claim("code", req.code.get_secret_value(), expires=max(expires, now + 1), now=now):
             return _decide_token(req.model_copy(update={"code_grant": None}), tenant, now)
+    if mfa_code is not None and not fake.store.claim("mfa_code", mfa_code[0], expires=mfa_code[1], now=now):
+        # The one-time password or recovery code was used by another request meanwhile.
+        return _decide_token(req.model_copy(update={"mfa_code_reused": True}), tenant, now)
     before = fake.count(decision, now)
     if before != req.quota_usage:
         # Others issued tokens in between: decide again with the count this token really has.
@@ -455,6 +466,8 @@ def _single_use(
             fake.count(decision, now, amount=-1)
             if grant is not None and req.code is not None:
                 fake.store.release("code", req.code.get_secret_value())
+            if mfa_code is not None:
+                fake.store.release("mfa_code", mfa_code[0])
         return again
     return decision
 
@@ -480,10 +493,18 @@ async def _captured_parameters(request: Request, fake: FakeTenant) -> dict[str, 
     return params
 
 
-def _refusal(fake: FakeTenant, endpoint: str, who: str | None, decision: Rejected, headers: Mapping[str, str] = NO_STORE) -> JSONResponse:
+def _refusal(
+    fake: FakeTenant,
+    endpoint: str,
+    who: str | None,
+    decision: Rejected,
+    headers: Mapping[str, str] = NO_STORE,
+    *,
+    mfa_token: str | None = None,
+) -> JSONResponse:
     """The error response for a core's refusal, observed (logged, kept, rules header)."""
     observed = {**headers, **fake.observe(endpoint, who, decision, decision.status)}
-    return JSONResponse(wire.error_body(decision), status_code=decision.status, headers=observed)
+    return JSONResponse(wire.error_body(decision, mfa_token=mfa_token), status_code=decision.status, headers=observed)
 
 
 async def token(request: Request) -> Response:
@@ -512,6 +533,7 @@ async def token(request: Request) -> Response:
     device_grant = None
     if (device_code := _text(params.get("device_code"))) is not None:
         device_grant = generation.minter.read_device_code(device_code)
+    password_valid_for, mfa_grant, mfa_code = await _password_and_mfa_facts(fake, generation, params, now)
     authorization = request.headers.get("authorization")
     usage = fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
     req = wire.token_request(
@@ -523,13 +545,18 @@ async def token(request: Request) -> Response:
         refresh_grant=refresh_grant,
         device_grant=device_grant,
         quota_usage=usage,
+        password_valid_for=password_valid_for,
+        mfa_grant=mfa_grant,
+        mfa_code_reused=mfa_code is not None and fake.store.claimed("mfa_code", mfa_code[0], now=now),
     )
     req, facts = lifecycle.read_facts(fake.store, req, now)
-    decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now)
+    decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code)
     decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
     who = req.client_id or req.basic_client_id
     if isinstance(decision, Rejected):
-        return _refusal(fake, TOKEN_ENDPOINT, who, decision, _decision_headers(decision, generation))
+        # mfa_required: the withheld login goes back sealed, as the mfa_token.
+        mfa_token = generation.minter.mfa_token(decision.mfa) if decision.mfa is not None else None
+        return _refusal(fake, TOKEN_ENDPOINT, who, decision, _decision_headers(decision, generation), mfa_token=mfa_token)
     minter = generation.minter
     body = wire.success_body(
         decision,
@@ -557,6 +584,37 @@ def _record_lifecycle(
         if isinstance(decision, Issued):
             fake.count(decision, now)
     raise RuntimeError("the refresh-token family or device code kept changing")
+
+
+_PASSWORD_GRANTS = frozenset({GrantType.PASSWORD.value, GrantType.PASSWORD_REALM.value})
+# How long a used one-time password is remembered: its 30 s step and the drift either side;
+# a used recovery code, for good (ten years).
+_MFA_CODE_MEMORY = {GrantType.MFA_OTP.value: 120, GrantType.MFA_RECOVERY_CODE.value: 10 * 365 * 86400}
+
+
+async def _password_and_mfa_facts(
+    fake: FakeTenant, generation: Generation, params: Mapping[str, Any], now: int
+) -> tuple[tuple[str, ...], MfaGrant | None, tuple[str, int] | None]:
+    """What the core needs about a password or an MFA grant: the users whose bcrypt hash the
+    password matches (checked in a worker thread: bcrypt is slow on purpose), the login behind
+    the mfa_token, and the store key of the one-time password or recovery code presented."""
+    grant_type = _text(params.get("grant_type"))
+    matched: tuple[str, ...] = ()
+    if grant_type in _PASSWORD_GRANTS:
+        password = params.get("password")
+        username = _text(params.get("username"))
+        matched = await anyio.to_thread.run_sync(
+            users.password_matches, generation.tenant, username, password if isinstance(password, str) else None
+        )
+    mfa_grant = None
+    mfa_code = None
+    if (mfa_token := _text(params.get("mfa_token"))) is not None:
+        mfa_grant = generation.minter.read_mfa_token(mfa_token)
+        code = _text(params.get("otp")) or _text(params.get("recovery_code"))
+        memory = _MFA_CODE_MEMORY.get(grant_type or "")
+        if mfa_grant is not None and code is not None and memory is not None:
+            mfa_code = (f"{mfa_grant.user_id}\0{grant_type}\0{code.strip()}", now + memory)
+    return matched, mfa_grant, mfa_code
 
 
 def _organization_key(tenant: Tenant, params: Mapping[str, Any]) -> str | None:
@@ -1195,7 +1253,10 @@ def _load_with_notes(config: Mapping[str, Any]) -> tuple[Tenant, tuple[str, ...]
         node_modules=config.get("node_modules"),
         action_secrets=config.get("action_secrets"),
     )
-    return (strict_host(loaded.tenant) if config["strict_host"] else loaded.tenant), loaded.notes
+    tenant = loaded.tenant
+    if config.get("users") or config.get("user_assignments"):
+        tenant = users.with_users(tenant, config.get("users"), config.get("user_assignments"))
+    return (strict_host(tenant) if config["strict_host"] else tenant), loaded.notes
 
 
 class SteppedClock:
@@ -1257,8 +1318,7 @@ def default_store(workers: int, keys: str | None, private: Path) -> str:
 
 def _watched(config: Mapping[str, Any]) -> list[Path]:
     paths = [Path(config["tenant"])]
-    if config.get("keyword_file"):
-        paths.append(Path(config["keyword_file"]))
+    paths.extend(Path(config[name]) for name in ("keyword_file", "users", "user_assignments") if config.get(name))
     return paths
 
 
@@ -1344,6 +1404,8 @@ def _run(args: argparse.Namespace) -> int:
         "credentials": getattr(args, "credentials", None),
         "node_modules": getattr(args, "node_modules", None),
         "action_secrets": getattr(args, "action_secrets", None),
+        "users": getattr(args, "users", None),
+        "user_assignments": getattr(args, "user_assignments", None),
         "strict_host": bool(args.strict_host),
         "default_user": args.default_user,
         "admin": bool(args.admin),

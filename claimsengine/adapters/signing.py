@@ -48,6 +48,7 @@ from claimsengine.model import (
     ClientAssertion,
     DeviceGrant,
     Issued,
+    MfaGrant,
     PresentedToken,
     RefreshGrant,
     SigningAlg,
@@ -64,6 +65,7 @@ SECRET_BYTES: Final = 32
 CODE_TYP: Final = "claimsengine.code"
 REFRESH_TYP: Final = "claimsengine.refresh"
 DEVICE_TYP: Final = "claimsengine.device"
+MFA_TYP: Final = "claimsengine.mfa"
 # Anything longer is not something we minted; refuse before parsing.
 MAX_TOKEN_CHARS: Final = 65536
 KEYSET_FORMAT: Final = "claimsengine.keyset/1"
@@ -470,6 +472,14 @@ class Minter:
     def read_device_code(self, code: str) -> DeviceGrant | None:
         """The device grant behind ``code``, or None."""
         return self._unseal_model(code, DEVICE_TYP, DeviceGrant)
+
+    def mfa_token(self, grant: MfaGrant) -> str:
+        """An mfa_token: the withheld login, sealed; readable only by :meth:`read_mfa_token`."""
+        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": MFA_TYP}, grant.model_dump_json().encode("utf-8"))
+
+    def read_mfa_token(self, token: str) -> MfaGrant | None:
+        """The login behind an mfa_token, or None (tampered, foreign, another kind, garbage)."""
+        return self._unseal_model(token, MFA_TYP, MfaGrant)
 
     def read_opaque(self, token: str) -> dict[str, Any] | None:
         """The claims of an opaque access token we minted, or None."""

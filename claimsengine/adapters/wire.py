@@ -25,6 +25,7 @@ from claimsengine.model import (
     DeviceCodeRequest,
     DeviceGrant,
     Issued,
+    MfaGrant,
     QuotaUsage,
     RefreshGrant,
     Rejected,
@@ -195,6 +196,9 @@ def token_request(
     refresh_grant: RefreshGrant | None = None,
     device_grant: DeviceGrant | None = None,
     quota_usage: QuotaUsage | None = None,
+    password_valid_for: tuple[str, ...] = (),
+    mfa_grant: MfaGrant | None = None,
+    mfa_code_reused: bool = False,
 ) -> TokenRequest:
     """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
 
@@ -228,6 +232,9 @@ def token_request(
         device_code=secret.get("device_code"),
         device_grant=device_grant,
         quota_usage=quota_usage or NO_USAGE,
+        password_valid_for=password_valid_for,
+        mfa_grant=mfa_grant,
+        mfa_code_reused=mfa_code_reused,
         parameters=others,
         malformed=tuple(malformed),
         repeated=repeated,
@@ -291,9 +298,12 @@ def success_body(issued: Issued, access_token: str, *, refresh_token: str | None
     return body
 
 
-def error_body(rejected: Rejected) -> dict[str, Any]:
-    """Auth0's error body: error, error_description and, where Auth0 sends it, error_uri."""
+def error_body(rejected: Rejected, *, mfa_token: str | None = None) -> dict[str, Any]:
+    """Auth0's error body: error, error_description and, where Auth0 sends it, error_uri; an
+    ``mfa_required`` answer carries the ``mfa_token`` (facts-issue9 P8)."""
     body: dict[str, Any] = {"error": rejected.error.value, "error_description": rejected.error_description}
     if rejected.error_uri is not None:
         body["error_uri"] = rejected.error_uri
+    if mfa_token is not None:
+        body["mfa_token"] = mfa_token
     return body
