@@ -116,6 +116,7 @@ def auth_method_of(registered: AuthMethod | str | None, *, has_public_keys: bool
 
 # The trace reference of the Management API when the tenant does not configure it (R91).
 BUILT_IN_MANAGEMENT_API = "(built-in Management API)"
+BUILT_IN_MFA_API = "(built-in MFA API)"
 
 
 def issuer(domain: str) -> str:
@@ -674,7 +675,7 @@ class TenantIndex:
         for name in ("apis", "clients", "client_grants", "organizations", "users", "roles", "custom_domains"):
             refs.update((id(item), f"{name}[{i}]") for i, item in enumerate(getattr(tenant, name)))
         refs[id(management)] = refs.get(id(exported), BUILT_IN_MANAGEMENT_API)
-        refs[id(self.mfa_api)] = "(built-in MFA API)"
+        refs[id(self.mfa_api)] = BUILT_IN_MFA_API
         self._refs: Mapping[int, str] = refs
         self.domain_refs: Mapping[str, str] = MappingProxyType(
             {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}

@@ -27,7 +27,7 @@ from claimsengine import (
     validate_access_token,
 )
 from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPES
-from claimsengine.model import BUILT_IN_MANAGEMENT_API
+from claimsengine.model import BUILT_IN_MANAGEMENT_API, BUILT_IN_MFA_API
 from claimsengine.testing import API_POOL, authorize_requests, requests_for, tenants, token_requests
 
 NOW = 1_700_000_000
@@ -363,7 +363,7 @@ def _resolves(tenant: Tenant, ref: str) -> bool:
         return isinstance(items, tuple) and rest.endswith("]") and 0 <= int(rest[:-1]) < len(items)
     if ref.startswith("behaviour."):
         return ref.removeprefix("behaviour.") in type(tenant.behaviour).model_fields
-    return ref in Tenant.model_fields or ref == BUILT_IN_MANAGEMENT_API
+    return ref in Tenant.model_fields or ref in (BUILT_IN_MANAGEMENT_API, BUILT_IN_MFA_API)
 
 
 @given(st.data())
