@@ -40,6 +40,9 @@ MFA_REQUIRED_TEXT = "Multifactor authentication required"
 
 def password(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
     """``grant_type=password``: the user logs in to the tenant's default directory."""
+    third_party = _third_party(req, client, t)
+    if third_party is not None:
+        return third_party
     connection = clean(t.tenant.default_directory)
     if connection is None:
         # password.no_default_connection (facts-issue9 P3): a 500, observed.
@@ -50,6 +53,9 @@ def password(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued
 
 def password_realm(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
     """``grant_type=http://auth0.com/oauth/grant-type/password-realm``: ``realm`` names the connection."""
+    third_party = _third_party(req, client, t)
+    if third_party is not None:
+        return third_party
     realm = parameter(req, "realm") or ""
     t.note(Rule.PASSWORD_REALM, realm)
     return _login(req, client, domain, realm.strip(), t)
@@ -65,16 +71,21 @@ def _user(username: str, connection: str, t: Trace) -> User | None:
     return None
 
 
+def _third_party(req: TokenRequest, client: Client, t: Trace) -> Rejected | None:
+    """R12: third-party applications never get the password grants, whatever they list; like
+    a grant that is not enabled, this is decided before the connection and the credentials."""
+    if client.is_first_party:
+        return None
+    return t.reject(
+        Rule.PASSWORD_THIRD_PARTY,
+        ErrorCode.UNAUTHORIZED_CLIENT,
+        f"Grant type '{clean(req.grant_type)}' not allowed for the client.",
+        error_uri=GRANT_TYPES_URI,
+        ref=t.index.ref(client),
+    )
+
+
 def _login(req: TokenRequest, client: Client, domain: str, connection: str, t: Trace) -> Issued | Rejected:
-    if not client.is_first_party:
-        # R12: third-party applications never get the password grants.
-        return t.reject(
-            Rule.PASSWORD_THIRD_PARTY,
-            ErrorCode.UNAUTHORIZED_CLIENT,
-            f"Grant type '{req.grant_type}' not allowed for the client.",
-            error_uri=GRANT_TYPES_URI,
-            ref=t.index.ref(client),
-        )
     user = _user(parameter(req, "username") or "", connection, t)
     # password.credentials_invalid (P4): one answer for an unknown user and a wrong password.
     if user is None:
