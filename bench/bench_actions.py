@@ -113,7 +113,13 @@ def build() -> tuple[dict[str, Callable[[], Any]], float]:
     billing, portal = creds["Billing Service"], creds["Portal"]
     token = TokenRequest(grant_type="client_credentials", client_id=billing.client_id, client_secret=billing.client_secret, audience=ORDERS)
     authorize = AuthorizeRequest(
-        client_id=portal.client_id, redirect_uri=CALLBACK, audience=ORDERS, scope="openid", user_id=alice.user_id, consent=True
+        response_type="code",
+        client_id=portal.client_id,
+        redirect_uri=CALLBACK,
+        audience=ORDERS,
+        scope="openid",
+        user_id=alice.user_id,
+        consent=True,
     )
 
     def cc(tenant: Tenant) -> Callable[[], Any]:

@@ -206,8 +206,12 @@ def _verifiable(redirect_uri: str) -> bool:
     return host not in ("localhost", "127.0.0.1", "::1") and not host.endswith(".localhost")
 
 
-def _named_client(domain: str | None, client_id: str | None, repeated: tuple[str, ...], t: Trace) -> tuple[str, str] | Rejected:
-    """The domain and the client_id of a request that names its client without authenticating."""
+def _named_client(
+    domain: str | None, client_id: str | None, repeated: tuple[str, ...], t: Trace, *, response_type: str | None = "code"
+) -> tuple[str, str] | Rejected:
+    """The domain and the client_id of a request that names its client without authenticating.
+    ``response_type`` is /authorize's: without one, a request whose client is missing or unknown
+    is refused for it first (issue 8, item 9: a live tenant answers a bare /authorize so)."""
     served = resolve_domain(domain, t)
     if isinstance(served, Rejected):
         return served
@@ -215,6 +219,8 @@ def _named_client(domain: str | None, client_id: str | None, repeated: tuple[str
     if refused is not None:
         return refused
     named = clean(client_id)
+    if clean(response_type) is None and (named is None or named not in t.index.clients):
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: response_type")
     if named is None:
         return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
     t.client_id = named
@@ -222,7 +228,7 @@ def _named_client(domain: str | None, client_id: str | None, repeated: tuple[str
 
 
 def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
-    named = _named_client(req.domain, req.client_id, req.repeated, t)
+    named = _named_client(req.domain, req.client_id, req.repeated, t, response_type=req.response_type)
     if isinstance(named, Rejected):
         return named
     domain, client_id = named
@@ -237,7 +243,10 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
         return t.reject(
             Rule.AUTHORIZE_REDIRECT_MISMATCH,
             ErrorCode.INVALID_REQUEST,
-            f"Callback URL mismatch. {redirect_uri} is not in the list of allowed callback URLs",
+            f"Callback URL mismatch. {redirect_uri} is not in the list of allowed callback URLs"
+            if t.behaviour.callback_mismatch_wording == "legacy"
+            else "Callback URL mismatch. The provided redirect_uri is not in the list of allowed callback URLs.",
+            detail=f"{redirect_uri} is not in the list of allowed callback URLs",
             ref=client_ref,
         )
     # From here on, errors go back to the application's callback.

@@ -192,6 +192,13 @@ class Behaviour(Frozen):
     # A Host that is none of the tenant's domains: refused (issue 8, item 5: real Auth0 never
     # answers for a foreign host), or served as `default_domain` (the old lenient mode).
     unknown_host: Literal["default", "reject"] = "reject"
+    # Issue 8, item 9: does a failed PKCE verification use the code up (RFC 6749 section 10.5:
+    # single use)? Is a verifier outside RFC 7636's 43 to 128 characters refused? Auth0 is silent.
+    pkce_failure_consumes_code: bool = True
+    pkce_enforce_verifier_length: bool = True
+    # Issue 8, item 9: Auth0's current error page says "The provided redirect_uri is not in the list
+    # of allowed callback URLs."; pages up to 2022 named the URL instead.
+    callback_mismatch_wording: Literal["current", "legacy"] = "current"
     # Issue 8, item 4: a code exchanged through another domain than its /authorize: issued with
     # the /authorize domain's iss, or refused (invalid_grant). No public source (specs/choices.md).
     code_exchange_cross_domain: Literal["issue_with_authorize_domain", "refuse"] = "issue_with_authorize_domain"
@@ -891,14 +898,15 @@ class TokenRequest(Frozen):
 
 
 class AuthorizeRequest(Frozen):
-    """A ``GET /authorize`` request (response_type ``code``), with the login's outcome.
+    """A ``GET /authorize`` request, with the login's outcome. ``response_type`` has no default:
+    Auth0 refuses a request without it (issue 8, item 9).
 
     ``user_id`` is the authenticated user (``None``: no session). ``consent`` is the user's
     answer if a consent prompt is shown (``None``: the user was not asked, or did not answer).
     """
 
     domain: str | None = None
-    response_type: str | None = "code"
+    response_type: str | None = None
     client_id: str | None = None
     redirect_uri: str | None = None
     audience: str | None = None

@@ -11,9 +11,11 @@ from claimsengine import (
     ActionApi,
     Authorized,
     AuthorizeRequest,
+    Behaviour,
     ClientAssertion,
     ClientGrant,
     CredentialsExchangeEvent,
+    ErrorCode,
     Issued,
     PresentedToken,
     Rejected,
@@ -26,6 +28,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
+from claimsengine.grants.authorization_code import consumes_code
 from claimsengine.tokens import DIALECTS
 from claimsengine.tokens import dialect as dialect_entry
 
@@ -120,7 +123,7 @@ def test_hosts_are_served_as_a_tenant_domain_or_refused(host: str | None, served
 
 def test_unknown_hosts_are_refused_at_authorize_too() -> None:
     strict = tenant()
-    decision = decide(AuthorizeRequest(domain="evil.example", client_id="m2m"), strict, now=NOW)
+    decision = decide(AuthorizeRequest(response_type="code", domain="evil.example", client_id="m2m"), strict, now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.DOMAIN_UNKNOWN
     assert "evil" not in decision.error_description
@@ -218,7 +221,9 @@ def test_post_login_actions_can_add_and_remove_access_token_scopes() -> None:
         apis=[{"identifier": API, "scopes": ["read", "write"], "skip_consent_for_verifiable_first_party_clients": True}],
         post_login_actions=[action],
     )
-    request = AuthorizeRequest(client_id="web", redirect_uri="https://app.example/cb", audience=API, scope="read write", user_id="auth0|u")
+    request = AuthorizeRequest(
+        response_type="code", client_id="web", redirect_uri="https://app.example/cb", audience=API, scope="read write", user_id="auth0|u"
+    )
     decision = decide(request, t, now=NOW)
     assert isinstance(decision, Authorized)
     assert decision.grant.scope == ("read", "openid")
@@ -231,7 +236,9 @@ def test_authorize_reads_resource_only_under_the_compatibility_profile() -> None
         client_grants=[],
         apis=[{"identifier": API, "scopes": ["read"], "skip_consent_for_verifiable_first_party_clients": True}],
     )
-    request = AuthorizeRequest(client_id="web", redirect_uri="https://app.example/cb", resource=API, scope="read", user_id="auth0|u")
+    request = AuthorizeRequest(
+        response_type="code", client_id="web", redirect_uri="https://app.example/cb", resource=API, scope="read", user_id="auth0|u"
+    )
     decision = decide(request, t, now=NOW)
     assert isinstance(decision, Authorized)
     assert decision.grant.audience == API
@@ -259,6 +266,7 @@ WEB: dict[str, Any] = {
 
 def _login_and_exchange(t: Tenant, *, organization: str | None = None, nonce: str | None = None) -> Issued | Rejected:
     request = AuthorizeRequest(
+        response_type="code",
         client_id="web",
         redirect_uri="https://app.example/cb",
         audience=API,
@@ -320,7 +328,9 @@ def test_an_oversized_id_token_claim_from_post_login_fails_the_login() -> None:
         api.id_token.set_custom_claim("https://acme.com/blob", "x" * 200_000)
 
     t = tenant(clients=[WEB], client_grants=[], post_login_actions=[action])
-    request = AuthorizeRequest(client_id="web", redirect_uri="https://app.example/cb", audience=API, user_id="auth0|u", consent=True)
+    request = AuthorizeRequest(
+        response_type="code", client_id="web", redirect_uri="https://app.example/cb", audience=API, user_id="auth0|u", consent=True
+    )
     decision = decide(request, t, now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.ACTION_CLAIMS_TOO_LARGE
@@ -463,3 +473,15 @@ def test_each_dialect_carries_the_claims_its_table_entry_names(dialect: TokenDia
 def test_the_dialect_table_has_one_entry_per_dialect() -> None:
     assert set(DIALECTS) == set(TokenDialect)
     assert all(DIALECTS[d] == dialect_entry(d) for d in TokenDialect)
+
+
+def test_a_code_is_used_up_by_an_issued_token_and_by_a_failed_pkce_check_unless_switched_off() -> None:
+    # Issue 8, item 9 (RFC 6749 section 10.5; Auth0 is silent: specs/choices.md).
+    issued = cc(tenant())
+    assert isinstance(issued, Issued)
+    failed = Rejected(error=ErrorCode.INVALID_GRANT, error_description="x", status=403, rejected_by=Rule.CODE_PKCE_FAILED, trace=())
+    other = failed.model_copy(update={"rejected_by": Rule.CODE_REDIRECT_MISMATCH})
+    assert consumes_code(issued, Behaviour())
+    assert consumes_code(failed, Behaviour())
+    assert not consumes_code(failed, Behaviour(pkce_failure_consumes_code=False))
+    assert not consumes_code(other, Behaviour())

@@ -78,7 +78,15 @@ def login(loaded: Loaded, tenant: Tenant, user_id: str, *, audience: str | None 
     portal = client_id(loaded, "Portal")
     creds = next(c for c in loaded.credentials if c.name == "Portal")
     first = decide(
-        AuthorizeRequest(client_id=portal, redirect_uri=CALLBACK, audience=audience, scope="openid profile", user_id=user_id, consent=True),
+        AuthorizeRequest(
+            response_type="code",
+            client_id=portal,
+            redirect_uri=CALLBACK,
+            audience=audience,
+            scope="openid profile",
+            user_id=user_id,
+            consent=True,
+        ),
         tenant,
         now=NOW,
     )

@@ -122,6 +122,9 @@ def test_the_format_is_jwt_exactly_when_an_api_is_the_audience(data: st.DataObje
             assert decision.claims["aud"], "a JWT always has an audience"
 
 
+VERIFIER = "v" * 43  # RFC 7636 section 4.1: 43 to 128 characters
+
+
 def _exchange(tenant: Tenant, authorized: Authorized, now: int) -> Issued | Rejected:
     client = tenant.index.clients[authorized.grant.client_id]
     secret = client.client_secrets[0] if client.client_secrets else None
@@ -135,11 +138,11 @@ def _exchange(tenant: Tenant, authorized: Authorized, now: int) -> Issued | Reje
         code=SecretStr("code"),
         code_grant=authorized.grant.model_copy(update={"code_challenge": None}),
         redirect_uri=authorized.redirect_uri,
-        code_verifier="verifier" if client.auth_method.value == "none" else None,
+        code_verifier=VERIFIER if client.auth_method.value == "none" else None,
     )
     if client.auth_method.value == "none":
         request = request.model_copy(
-            update={"code_grant": authorized.grant.model_copy(update={"code_challenge": "verifier", "code_challenge_method": "plain"})}
+            update={"code_grant": authorized.grant.model_copy(update={"code_challenge": VERIFIER, "code_challenge_method": "plain"})}
         )
     decision = decide(request, tenant, now=now)
     assert not isinstance(decision, Authorized)

@@ -370,10 +370,13 @@ def test_authorize_code_pkce_and_refresh(local: httpx.Client) -> None:
 
 
 def test_wrong_pkce_verifier(local: httpx.Client) -> None:
-    _, challenge = pkce()
+    verifier, challenge = pkce()
     code = authorize(local, scope="openid", code_challenge=challenge, code_challenge_method="S256")["code"]
     body = {"grant_type": "authorization_code", "client_id": SPA, "code": code, "code_verifier": "wrong" * 10, "redirect_uri": CALLBACK}
     assert local.post("/oauth/token", data=body).json() == {"error": "invalid_grant", "error_description": "Failed to verify code verifier"}
+    # Issue 8, item 9: the failed verification used the code up (behaviour.pkce_failure_consumes_code).
+    retry = local.post("/oauth/token", data={**body, "code_verifier": verifier})
+    assert retry.json() == {"error": "invalid_grant", "error_description": "Invalid authorization code"}
 
 
 def test_authorize_errors(tenant: Tenant, key_file: Path) -> None:
@@ -393,7 +396,10 @@ def test_authorize_errors(tenant: Tenant, key_file: Path) -> None:
         query = parse_qs(urlsplit(redirect.headers["location"]).query)
         assert query == {"error": ["login_required"], "error_description": ["Login required"], "state": ["s&1"]}
         # login_hint logs a user in.
-        hinted = client.get("/authorize", params={"client_id": SPA, "redirect_uri": CALLBACK, "login_hint": "auth0|bob", "scope": "openid"})
+        hinted = client.get(
+            "/authorize",
+            params={"client_id": SPA, "redirect_uri": CALLBACK, "response_type": "code", "login_hint": "auth0|bob", "scope": "openid"},
+        )
         assert "code" in parse_qs(urlsplit(hinted.headers["location"]).query)
 
 
@@ -854,3 +860,10 @@ def test_a_client_that_disconnects_mid_upload_logs_one_line_not_a_traceback(tmp_
     lines = [line for line in text.splitlines() if "client disconnected" in line]
     assert lines == ["claimsengine: client disconnected before sending the whole body of POST /oauth/token"]
     assert "Traceback" not in text
+
+
+def test_discovery_publishes_request_uri_parameter_supported_false(local: httpx.Client) -> None:
+    # Issue 8, item 9: omitting it means true (OpenID Connect Discovery 1.0); Auth0 publishes false.
+    discovery = local.get("/.well-known/openid-configuration").json()
+    assert discovery["request_uri_parameter_supported"] is False
+    assert discovery["request_parameter_supported"] is False

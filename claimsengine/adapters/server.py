@@ -65,6 +65,7 @@ from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, rep
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 from claimsengine.grants import GRANTS, TOKEN_ENDPOINT, GrantType
+from claimsengine.grants.authorization_code import consumes_code
 
 __all__ = [
     "EXAMPLE_TENANT",
@@ -448,9 +449,13 @@ def _single_use(
     if valid_assertion and jti is not None and req.assertion is not None and not fake.store.claim("jti", jti[0], expires=jti[1], now=now):
         req = req.model_copy(update={"assertion": req.assertion.model_copy(update={"jti_reused": True})})
         decision = _decide_token(req, tenant, now)
-    if not isinstance(decision, Issued):
-        return decision
     grant = req.code_grant
+    if not isinstance(decision, Issued):
+        if grant is not None and req.code is not None and consumes_code(decision, tenant.behaviour):
+            # A failed PKCE verification uses the code up too (the core's choice, issue 8).
+            expires = grant.issued_at + tenant.behaviour.authorization_code_lifetime + 1
+            fake.store.claim("code", req.code.get_secret_value(), expires=max(expires, now + 1), now=now)
+        return decision
     if grant is not None and req.code is not None:
         expires = grant.issued_at + tenant.behaviour.authorization_code_lifetime + 1
         if not fake.store.claim("code", req.code.get_secret_value(), expires=max(expires, now + 1), now=now):
@@ -745,6 +750,8 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         "code_challenge_methods_supported": ["S256", "plain"],
         "claims_supported": claims,
         "request_parameter_supported": False,
+        # Omitting it means true (OpenID Connect Discovery 1.0); Auth0 publishes false (issue 8, item 9).
+        "request_uri_parameter_supported": False,
     }
 
 

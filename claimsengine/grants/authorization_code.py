@@ -7,12 +7,12 @@ import base64
 import hashlib
 import hmac
 
-from claimsengine.model import AuthMethod, AuthorizationGrant, Client, Issued, Rejected, TokenRequest
+from claimsengine.model import AuthMethod, AuthorizationGrant, Behaviour, Client, Issued, Rejected, TokenRequest
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import Trace, audience_still_exists, clean
 from claimsengine.tokens import issue, stored_draft
 
-__all__ = ["authorization_code"]
+__all__ = ["authorization_code", "consumes_code"]
 
 
 def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
@@ -22,6 +22,15 @@ def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
     else:
         expected = verifier
     return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), (grant.code_challenge or "").encode("utf-8", "surrogatepass"))
+
+
+def consumes_code(decision: Issued | Rejected, behaviour: Behaviour) -> bool:
+    """Whether a code exchange used the code up: an issued token does, and so does a failed PKCE
+    verification unless ``behaviour.pkce_failure_consumes_code`` is off (issue 8, item 9: RFC 6749
+    section 10.5 wants codes used once; Auth0 does not say). Adapters record the code as used."""
+    if isinstance(decision, Issued):
+        return True
+    return decision.rejected_by is Rule.CODE_PKCE_FAILED and behaviour.pkce_failure_consumes_code
 
 
 def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
@@ -38,6 +47,10 @@ def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace)
         return t.reject(Rule.CODE_REDIRECT_MISMATCH, ErrorCode.INVALID_GRANT, "Invalid redirect_uri")
     verifier = clean(req.code_verifier)
     if grant.code_challenge is not None:
+        if verifier is not None and t.behaviour.pkce_enforce_verifier_length and not 43 <= len(verifier) <= 128:
+            # Issue 8, item 9: RFC 7636 section 4.1 wants 43 to 128 characters, plain or S256.
+            text = "Failed to verify code verifier"
+            return t.reject(Rule.CODE_PKCE_FAILED, ErrorCode.INVALID_GRANT, text, detail="the verifier is not 43 to 128 characters long")
         if verifier is None or not _pkce_ok(grant, verifier):
             return t.reject(Rule.CODE_PKCE_FAILED, ErrorCode.INVALID_GRANT, "Failed to verify code verifier")
     elif client.auth_method is AuthMethod.NONE:
