@@ -29,7 +29,6 @@ consent (R70) and post-login Actions, and yields the grant a code stands for.
 
 from __future__ import annotations
 
-import math
 from typing import Any, overload
 from urllib.parse import urlsplit
 
@@ -496,7 +495,7 @@ def _revoked(t: Trace, family: str | None, rule: Rule, detail: str) -> Revoked:
 
 def _numeric_date(value: object) -> float | None:
     """A JWT NumericDate (RFC 7519: integer or not, finite), or None for any other JSON type."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
         return None
     return float(value)
 

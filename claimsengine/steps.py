@@ -33,6 +33,7 @@ from claimsengine.model import (
     Behaviour,
     Client,
     ClientGrant,
+    Issued,
     MfaGrant,
     Organization,
     OrganizationUsage,
@@ -61,6 +62,7 @@ __all__ = [
     "check_membership",
     "clean",
     "client_info",
+    "consumes_code",
     "filter_claims",
     "find_grant",
     "grant_scopes",
@@ -179,6 +181,15 @@ class Trace:
                 'You need to create a "client-grant" associated to this API.'
             )
         return self.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
+
+
+def consumes_code(decision: Issued | Rejected, behaviour: Behaviour) -> bool:
+    """Whether a code exchange used the code up: an issued token does, and so does a failed PKCE
+    verification unless ``behaviour.pkce_failure_consumes_code`` is off (issue 8, item 9: RFC 6749
+    section 10.5 wants codes used once; Auth0 does not say). Adapters record the code as used."""
+    if isinstance(decision, Issued):
+        return True
+    return decision.rejected_by is Rule.CODE_PKCE_FAILED and behaviour.pkce_failure_consumes_code
 
 
 def clean(value: str | None) -> str | None:

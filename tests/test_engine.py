@@ -28,7 +28,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.grants.authorization_code import consumes_code
+from claimsengine.steps import consumes_code
 from claimsengine.tokens import DIALECTS
 from claimsengine.tokens import dialect as dialect_entry
 

@@ -65,7 +65,7 @@ from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, rep
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 from claimsengine.grants import GRANTS, TOKEN_ENDPOINT, GrantType
-from claimsengine.grants.authorization_code import consumes_code
+from claimsengine.steps import consumes_code
 
 __all__ = [
     "EXAMPLE_TENANT",

@@ -7,12 +7,12 @@ import base64
 import hashlib
 import hmac
 
-from claimsengine.model import AuthMethod, AuthorizationGrant, Behaviour, Client, Issued, Rejected, TokenRequest
+from claimsengine.model import AuthMethod, AuthorizationGrant, Client, Issued, Rejected, TokenRequest
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import Trace, audience_still_exists, clean
 from claimsengine.tokens import issue, stored_draft
 
-__all__ = ["authorization_code", "consumes_code"]
+__all__ = ["authorization_code"]
 
 
 def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
@@ -22,15 +22,6 @@ def _pkce_ok(grant: AuthorizationGrant, verifier: str) -> bool:
     else:
         expected = verifier
     return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), (grant.code_challenge or "").encode("utf-8", "surrogatepass"))
-
-
-def consumes_code(decision: Issued | Rejected, behaviour: Behaviour) -> bool:
-    """Whether a code exchange used the code up: an issued token does, and so does a failed PKCE
-    verification unless ``behaviour.pkce_failure_consumes_code`` is off (issue 8, item 9: RFC 6749
-    section 10.5 wants codes used once; Auth0 does not say). Adapters record the code as used."""
-    if isinstance(decision, Issued):
-        return True
-    return decision.rejected_by is Rule.CODE_PKCE_FAILED and behaviour.pkce_failure_consumes_code
 
 
 def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
