@@ -14,6 +14,15 @@ from typing import Any
 
 from pydantic import JsonValue
 
+__all__ = [
+    "DENY_STATUS",
+    "ActionApi",
+    "ClientInfo",
+    "CredentialsExchangeEvent",
+    "OrganizationInfo",
+    "PostLoginEvent",
+]
+
 # R75: the codes api.access.deny accepts in credentials-exchange, with the Hooks statuses.
 DENY_STATUS: MappingProxyType[str, int] = MappingProxyType({"invalid_scope": 400, "invalid_request": 400, "server_error": 500})
 

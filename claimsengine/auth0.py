@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "CURRENT_USER_SCOPES",
+    "CUSTOM_CLAIMS_LIMIT_BYTES",
+    "DELETE_CURRENT_USER_SCOPE",
+    "FORBIDDEN_NAMESPACE_HOSTS",
+    "MANAGEMENT_API_SCOPES",
+    "OIDC_CLAIM_SCOPE",
+    "OIDC_SCOPES",
+    "OIDC_SCOPE_CLAIMS",
+    "RESTRICTED_CLAIMS",
+]
+
 # The Management API's scopes (264), in the order a real tenant's Management API resource server
 # stores them (catalogue R91). Where it comes from (specs/choices.md, "Management API scopes"):
 # the base list and its order are a real 2025 tenant's full Management API client grant exported

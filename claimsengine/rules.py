@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+__all__ = [
+    "STATUS",
+    "ErrorCode",
+    "Rule",
+]
+
 
 class Rule(StrEnum):
     """Every rule id the engine can put in a trace. Values are the ids used in ``specs/``."""

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claimsengine import Issued, Rejected, Tenant, TokenRequest, decide
+from claimsengine import Tenant, TokenRequest, decide
 from claimsengine.adapters.control import RULES_HEADER, override_from_json
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import EXAMPLE_TENANT, LiveServer, add_arguments, create_app, serve_in_thread
@@ -54,7 +54,6 @@ def http(live: LiveServer) -> Iterator[httpx.Client]:
 
 def core_rules(tenant: Tenant, host: str, **params: Any) -> list[str]:
     decision = decide(TokenRequest(domain=host, **params), tenant, now=1_800_000_000)
-    assert isinstance(decision, Issued | Rejected)
     return [reason.rule.value for reason in decision.trace]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_type
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from claimsengine import (
+    DECISION,
+    Accepted,
     ActionApi,
     Authorized,
     AuthorizeRequest,
@@ -54,9 +56,7 @@ def tenant(**changes: Any) -> Tenant:
 def cc(t: Tenant, **fields: Any) -> Issued | Rejected:
     params: dict[str, Any] = {"audience": API, **fields}
     request = TokenRequest(grant_type="client_credentials", client_id="m2m", client_secret=SecretStr("m2m-secret"), **params)
-    decision = decide(request, t, now=NOW)
-    assert not isinstance(decision, Authorized)
-    return decision
+    return decide(request, t, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -286,9 +286,7 @@ def _login_and_exchange(t: Tenant, *, organization: str | None = None, nonce: st
         code_grant=authorized.grant,
         redirect_uri="https://app.example/cb",
     )
-    decision = decide(exchange, t, now=NOW + 1)
-    assert not isinstance(decision, Authorized)
-    return decision
+    return decide(exchange, t, now=NOW + 1)
 
 
 def test_the_id_token_carries_the_organization_and_post_login_claims_but_no_nonce_unless_sent() -> None:
@@ -485,3 +483,24 @@ def test_a_code_is_used_up_by_an_issued_token_and_by_a_failed_pkce_check_unless_
     assert consumes_code(failed, Behaviour())
     assert not consumes_code(failed, Behaviour(pkce_failure_consumes_code=False))
     assert not consumes_code(other, Behaviour())
+
+
+def test_decide_says_which_decisions_each_request_can_yield() -> None:
+    # Checked by mypy: a TokenRequest never yields Authorized, an AuthorizeRequest never Issued.
+    token = cc(tenant())
+    assert_type(token, Issued | Rejected)
+    authorize = decide(AuthorizeRequest(client_id="nobody"), tenant(), now=NOW)
+    assert_type(authorize, Authorized | Rejected)
+    assert isinstance(token, Issued)
+    assert isinstance(authorize, Rejected)
+
+
+def test_an_accepted_token_is_a_decision_like_the_others() -> None:
+    t = tenant()
+    issued = cc(t)
+    assert isinstance(issued, Issued)
+    assert issued.header is not None
+    token = PresentedToken(header=issued.header.model_dump(mode="json"), claims=dict(issued.claims))
+    accepted = validate_access_token(token, audience=API, domain=t.domain, tenant=t, now=NOW)
+    assert isinstance(accepted, Accepted)
+    assert DECISION.validate_json(DECISION.dump_json(accepted)) == accepted

@@ -68,9 +68,7 @@ def client_id(loaded: Loaded, name: str) -> str:
 def m2m(loaded: Loaded, name: str, *, tenant: Tenant | None = None, now: int = NOW) -> Issued | Rejected:
     creds = next(c for c in loaded.credentials if c.name == name)
     request = TokenRequest(grant_type="client_credentials", client_id=creds.client_id, client_secret=creds.client_secret, audience=ORDERS)
-    decision = decide(request, tenant or loaded.tenant, now=now)
-    assert isinstance(decision, Issued | Rejected)
-    return decision
+    return decide(request, tenant or loaded.tenant, now=now)
 
 
 def login(loaded: Loaded, tenant: Tenant, user_id: str, *, audience: str | None = ORDERS) -> Issued | Rejected:
@@ -105,7 +103,6 @@ def login(loaded: Loaded, tenant: Tenant, user_id: str, *, audience: str | None 
         tenant,
         now=NOW,
     )
-    assert isinstance(second, Issued | Rejected)
     # Post-login Actions run at /authorize: keep that trace too.
     return second.model_copy(update={"trace": first.trace + second.trace})
 

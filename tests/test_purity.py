@@ -89,3 +89,15 @@ def test_the_guard_would_catch_a_forbidden_import(tmp_path: Path) -> None:
     # The check above must be able to fail: feed it a module that reads the clock.
     tree = ast.parse("import time\nfrom os import environ\n")
     assert _imports(tree) - ALLOWED == {"time", "os"}
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_a_core_module_says_what_it_exports(name: str) -> None:
+    tree = ast.parse((PACKAGE / name).read_text())
+    exported = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+    ]
+    assert len(exported) == 1, f"{name} has no __all__"
