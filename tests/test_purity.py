@@ -34,6 +34,7 @@ ALLOWED = {
     "hashlib",
     "hmac",
     "itertools",
+    "math",
     "json",
     "re",
     "string",
