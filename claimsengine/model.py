@@ -69,6 +69,7 @@ __all__ = [
     "TokenQuota",
     "TokenRequest",
     "User",
+    "UserGrant",
     "UserPolicy",
     "auth_method_of",
     "cross_reference_problems",
@@ -803,44 +804,43 @@ class QuotaUsage(Frozen):
     organization_day: int = Field(default=0, ge=0)
 
 
-class AuthorizationGrant(Frozen):
+class UserGrant(Frozen):
+    """What a user login decided, carried by a sealed value (code, refresh or MFA token) until
+    tokens are issued for it: who, for which API and scopes, through which domain, and the
+    claims post-login Actions set."""
+
+    client_id: str
+    user_id: str
+    audience: str | None
+    scope: tuple[str, ...]
+    organization_id: str | None = None
+    domain: str
+    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class AuthorizationGrant(UserGrant):
     """What an authorization code stands for: the outcome of ``/authorize``.
 
     The adapter turns it into a code and back; the core never sees the code string.
     """
 
-    client_id: str
-    user_id: str
-    audience: str | None
-    scope: tuple[str, ...]
-    organization_id: str | None = None
     redirect_uri: str | None = None
     code_challenge: str | None = None
     code_challenge_method: Literal["S256", "plain"] | None = None
     nonce: str | None = None
-    domain: str
     issued_at: int
-    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
-    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-class MfaGrant(Frozen):
+class MfaGrant(UserGrant):
     """What an ``mfa_token`` stands for: a password login that passed every check but the
     second factor, with the scopes and claims it will issue once the factor is verified.
     The adapter seals it into the token and back; the core never sees the token string."""
 
-    client_id: str
-    user_id: str
-    audience: str | None
-    scope: tuple[str, ...]
-    organization_id: str | None = None
-    domain: str
     issued_at: int
-    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
-    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-class RefreshGrant(Frozen):
+class RefreshGrant(UserGrant):
     """What a refresh token stands for (R66, R72).
 
     ``family`` names the chain of tokens rotated from one another (the adapter gives a new
@@ -848,14 +848,6 @@ class RefreshGrant(Frozen):
     ``expires_at`` is the chain's absolute expiry, fixed when its first token was issued.
     """
 
-    client_id: str
-    user_id: str
-    audience: str | None
-    scope: tuple[str, ...]
-    organization_id: str | None = None
-    domain: str
-    access_claims: dict[str, JsonValue] = Field(default_factory=dict)
-    id_claims: dict[str, JsonValue] = Field(default_factory=dict)
     family: str | None = None
     generation: int = Field(default=0, ge=0)
     expires_at: int | None = None
