@@ -82,7 +82,9 @@ def lint(tenant: Tenant, *, derived_api_secrets: Collection[str] = ()) -> tuple[
                 "client.duplicate_name",
                 "warning",
                 f"clients[{i}].name",
-                f"client name {client.name!r} is also used by clients[{seen_names[client.name]}]",
+                f"client name {client.name!r} is also used by clients[{seen_names[client.name]}]: Auth0 allows it (the client id "
+                f"is the identity), but references by name resolve to clients[{seen_names[client.name]}] and a Deploy CLI "
+                "import refuses duplicate names",
             )
         seen_names.setdefault(client.name, i)
         if client.auth_method is AuthMethod.NONE and GrantType.CLIENT_CREDENTIALS in (client.grant_types or ()):

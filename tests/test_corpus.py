@@ -145,6 +145,43 @@ def test_tswallen_client_with_two_grants_gets_both_audiences(tmp_path: Path) -> 
     assert rejected.rejected_by is Rule.GRANT_MISSING
 
 
+def test_a_real_export_with_two_applications_of_one_name_loads_and_check_reports_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 8, item 10: the tswallen export with its cloned SPA keeping the name of the app its
+    # grants name (Auth0 allows duplicate names; the client id is the identity).
+    name = "tswallen__auth0-configuration__tenant.yaml"
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    assert text.count("  - name: Test App - SPA (cloned)\n") == 1
+    variant = tmp_path / "tenant.yaml"
+    variant.write_text(text.replace("  - name: Test App - SPA (cloned)\n", "  - name: API Explorer Application\n"), encoding="utf-8")
+    loaded = load(name, tmp_path, variant)
+    twins = [c for c in loaded.tenant.clients if c.name == "API Explorer Application"]
+    assert [c.app_type for c in twins] == ["non_interactive", "spa"]
+    # Both grants that name it resolve to the first, as the Deploy CLI's convertClientNameToId does.
+    assert {g.client_id for g in loaded.tenant.client_grants if g.client_id in {c.client_id for c in twins}} == {twins[0].client_id}
+    assert [w.path for w in loaded.warnings] == ["clients[6].name", "clientGrants[0].client_id", "clientGrants[1].client_id"]
+    decision = client_credentials_by_id(loaded, twins[0].client_id, loaded.tenant.management_api_identifier)
+    assert isinstance(decision, Issued), decision
+    # `claimsengine check` reports the duplicate: the loader's warnings and the lint finding.
+    from claimsengine.adapters.cli import main
+
+    keywords = tmp_path / "keywords.json"
+    # Exit 1: the export's own errors (two public clients with client_credentials), not the duplicate.
+    assert main(["--tenant", str(variant), "--keyword-file", str(keywords), "check", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {f["code"] for f in report["findings"] if f["severity"] == "error"} == {"client.public_client_credentials"}
+    assert [w["path"] for w in report["warnings"]] == ["clients[6].name", "clientGrants[0].client_id", "clientGrants[1].client_id"]
+    duplicate = [f for f in report["findings"] if f["code"] == "client.duplicate_name"]
+    assert [(f["severity"], f["source_path"], f["line"]) for f in duplicate] == [("warning", "clients[6].name", 254)]
+
+
+def client_credentials_by_id(loaded: Loaded, client_id: str, audience: str) -> Issued | Rejected:
+    [creds] = [c for c in loaded.credentials if c.client_id == client_id]
+    request = TokenRequest(grant_type="client_credentials", client_id=client_id, client_secret=creds.client_secret, audience=audience)
+    return decide(request, loaded.tenant, now=NOW)
+
+
 @pytest.mark.parametrize(
     ("name", "client", "audience"),
     [

@@ -303,17 +303,91 @@ def test_bad_enum_values_and_every_problem_at_once(tmp_path: Path) -> None:
     ]
 
 
-def test_duplicate_client_ids_and_names(tmp_path: Path) -> None:
+def test_duplicate_client_ids_are_refused_but_a_duplicate_name_is_only_a_warning(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "clients:\n  - {name: A, client_id: same, client_secret: s3cr3t-value-1}\n  - {name: B, client_id: same}\n  - {name: A}\n",
     )
     with pytest.raises(ConfigError) as excinfo:
         load_tenant(path, domain=DOMAIN)
-    assert problems(excinfo) == [
-        "tenant.yaml:clients[2].name (line 4): duplicate client name 'A' (clients are referenced by name)",
-        "tenant.yaml:clients[1] (line 3): duplicate client_id 'same'",
+    assert problems(excinfo) == ["tenant.yaml:clients[1] (line 3): duplicate client_id 'same'"]
+
+
+# Issue 8, item 10: Auth0 allows two applications of one name (the client id is the identity).
+DUPLICATE_NAMES = """\
+clients:
+  - {name: Shop, client_id: shop-first, client_secret: first-secret-value, app_type: non_interactive}
+  - {name: Shop, client_id: shop-second, client_secret: second-secret-value, app_type: non_interactive}
+  - {name: Shop, app_type: non_interactive}
+  - {client_id: unnamed-one, client_secret: unnamed-secret-value, app_type: non_interactive}
+  - {app_type: non_interactive}
+  - {app_type: non_interactive}
+resourceServers:
+  - {identifier: https://api.example.test, scopes: [{value: read:things}]}
+clientGrants:
+  - {client_id: Shop, audience: https://api.example.test, scope: [read:things]}
+  - {client_id: shop-second, audience: https://api.example.test, scope: []}
+  - {client_id: unnamed-one, audience: https://api.example.test, scope: [read:things]}
+organizations:
+  - name: acme
+    client_grants:
+      - {client_id: Shop, audience: https://api.example.test}
+"""
+
+
+def test_duplicate_client_names_load_and_a_name_resolves_to_the_first_client(tmp_path: Path) -> None:
+    loaded = load_tenant(write(tmp_path, DUPLICATE_NAMES), domain=DOMAIN)
+    tenant = loaded.tenant
+    ids = [c.client_id for c in tenant.clients]
+    assert ids[:2] == ["shop-first", "shop-second"]
+    assert ids[3] == "unnamed-one"
+    assert len(set(ids)) == 6  # the derived ids of same-named (and unnamed) clients differ
+    # By name: the first client named Shop, as the Deploy CLI's convertClientNameToId; by id:
+    # the second Shop and the unnamed client keep their explicit ids (no "no client named").
+    assert [g.client_id for g in tenant.client_grants] == ["shop-first", "shop-second", "unnamed-one"]
+    assert [(r.client_id, r.audience) for r in tenant.organizations[0].client_grants] == [("shop-first", "https://api.example.test")]
+    assert [str(w) for w in loaded.warnings] == [
+        "tenant.yaml:clients[1].name (line 3): duplicate client name 'Shop': references by name resolve to the first client of "
+        "that name; a Deploy CLI import of this export would refuse it (names must be unique)",
+        "tenant.yaml:clients[2].name (line 4): duplicate client name 'Shop': references by name resolve to the first client of "
+        "that name; a Deploy CLI import of this export would refuse it (names must be unique)",
+        "tenant.yaml:clientGrants[0].client_id (line 11): 3 clients are named 'Shop'; resolved to the first (shop-first), "
+        "as the Deploy CLI does",
+        "tenant.yaml:organizations[0].client_grants[0].client_id (line 17): 3 clients are named 'Shop'; resolved to the first "
+        "(shop-first), as the Deploy CLI does",
     ]
+    # Each same-named client authenticates as itself.
+    secrets = {c.client_id: c.client_secret for c in loaded.credentials}
+    assert secrets["shop-first"] is not None
+    assert secrets["shop-first"].get_secret_value() == "first-secret-value"
+    assert len({s.get_secret_value() for s in secrets.values() if s is not None}) == 6
+
+
+def test_duplicate_client_names_in_a_directory_export(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    (export / "clients").mkdir(parents=True)
+    (export / "grants").mkdir()
+    for file, client_id in (("Shop.json", "shop-a"), ("Shop (copy).json", "shop-b")):
+        (export / "clients" / file).write_text(json.dumps({"name": "Shop", "client_id": client_id, "app_type": "non_interactive"}))
+    (export / "resource-servers").mkdir()
+    (export / "resource-servers" / "api.json").write_text(json.dumps({"identifier": "https://api.example.test", "scopes": []}))
+    (export / "grants" / "by-name.json").write_text(json.dumps({"client_id": "Shop", "audience": "https://api.example.test"}))
+    (export / "grants" / "by-id.json").write_text(json.dumps({"client_id": "shop-a", "audience": "https://api.example.test"}))
+    loaded = load_tenant(export, domain=DOMAIN)
+    assert [c.client_id for c in loaded.tenant.clients] == ["shop-b", "shop-a"]  # files in name order
+    # by-name.json names "Shop": the first client of that name in the export (shop-b); by-id.json keeps shop-a.
+    assert sorted(g.client_id or "" for g in loaded.tenant.client_grants) == ["shop-a", "shop-b"]
+    assert [(w.file, w.path) for w in loaded.warnings] == [("clients/Shop.json", "name"), ("grants/by-name.json", "client_id")]
+
+
+def test_an_overlay_by_name_applies_to_the_first_client_of_that_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "clients:\n  - {name: Twin, app_type: non_interactive}\n  - {name: Twin, app_type: non_interactive}\n")
+    overlay = write(tmp_path, "Twin: {client_id: twin-from-overlay, client_secret: overlay-secret-value}\n", "creds.yaml")
+    loaded = load_tenant(path, domain=DOMAIN, credentials=overlay)
+    first, second = loaded.credentials
+    assert (first.client_id, first.source) == ("twin-from-overlay", "overlay")
+    assert second.source == "derived"
+    assert second.client_id != first.client_id
 
 
 def test_secrets_never_appear_in_messages(tmp_path: Path) -> None:

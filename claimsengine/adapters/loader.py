@@ -274,9 +274,13 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("\x00".join(parts).encode()).digest()
 
 
-def derived_client_id(domain: str, name: str) -> str:
-    """A stable 32-character client id for a client that an export names but does not identify."""
-    return base64.b32encode(_digest("client_id", domain, name)).decode().lower()[:32]
+def derived_client_id(domain: str, name: str, occurrence: int = 0) -> str:
+    """A stable 32-character client id for a client that an export names but does not identify.
+
+    ``occurrence`` counts earlier clients of the same name (Auth0 allows duplicate names, issue 8,
+    item 10): the first keeps the plain derivation, later ones get their own id."""
+    parts = ("client_id", domain, name) if occurrence == 0 else ("client_id", domain, name, str(occurrence))
+    return base64.b32encode(_digest(*parts)).decode().lower()[:32]
 
 
 def derived_secret(domain: str, *parts: str) -> SecretStr:
@@ -318,9 +322,14 @@ def _fill_credentials(
     Precedence: the entry itself, then the overlay (by client name), then a derived value.
     """
     found: list[Credentials] = []
+    occurrences: dict[str, int] = {}
     for client in clients:
         name = str(client.get("name", ""))
-        extra = overlay.get(name)
+        occurrence = occurrences.get(name, 0)
+        occurrences[name] = occurrence + 1
+        # The overlay names clients; with duplicate names it applies to the first, as by-name
+        # references do (issue 8, item 10).
+        extra = overlay.get(name) if occurrence == 0 else None
         extra = extra if isinstance(extra, Mapping) else {}
         source: Literal["export", "overlay", "derived"] = "export"
         if not client.get("client_id"):
@@ -328,7 +337,7 @@ def _fill_credentials(
                 client["client_id"] = str(extra["client_id"])
                 source = "overlay"
             else:
-                client["client_id"] = derived_client_id(domain, name)
+                client["client_id"] = derived_client_id(domain, name, occurrence)
                 source = "derived"
                 run.notes.append(f"client {name!r}: no client_id in the export; derived stable id {client['client_id']}")
         if not client.get("public_keys") and isinstance(extra.get("public_keys"), list):
@@ -339,7 +348,8 @@ def _fill_credentials(
                 client["client_secrets"] = [str(extra["client_secret"])]
                 source = "overlay" if source != "derived" else source
             else:
-                client["client_secrets"] = [derived_secret(domain, "client", name).get_secret_value()]
+                parts = ("client", name) if occurrence == 0 else ("client", name, str(occurrence))
+                client["client_secrets"] = [derived_secret(domain, *parts).get_secret_value()]
                 source = "derived"
                 run.notes.append(f"client {name!r}: no client_secret in the export; derived a stable local-testing secret")
         secrets = client.get("client_secrets")
@@ -657,14 +667,26 @@ class _Mapping:
     organization_ids: dict[str, str] = field(default_factory=dict)  # organization name -> id
     client_names: set[str] = field(default_factory=set)
     credentials: list[Credentials] = field(default_factory=list)
+    client_ids_by_name: dict[str, list[str]] = field(default_factory=dict)  # in export order
+    client_ids: set[str] = field(default_factory=set)
     derived_apis: list[str] = field(default_factory=list)
 
     def client_ref(self, value: Any, file: str, path: str) -> Any:
-        """R89: the export names clients; an id the tenant knows is accepted as well."""
-        by_name = {c.name: c.client_id for c in self.credentials}
-        if isinstance(value, str) and value in by_name:
-            return by_name[value]
-        if isinstance(value, str) and value not in by_name.values():
+        """R89: the export names clients; an id the tenant knows is accepted as well.
+
+        Auth0 allows two clients of one name (the client id is the identity, issue 8, item 10):
+        a name resolves to the first client of that name, as the Deploy CLI's
+        ``convertClientNameToId`` does, with a warning; every explicit id stays known."""
+        if not isinstance(value, str):
+            return value
+        named = self.client_ids_by_name.get(value)
+        if named:
+            if len(named) > 1:
+                self.run.warn(
+                    file, path, f"{len(named)} clients are named {value!r}; resolved to the first ({named[0]}), as the Deploy CLI does"
+                )
+            return named[0]
+        if value not in self.client_ids:
             self.run.problem(file, path, f"no client named {value!r}")
         return value
 
@@ -768,13 +790,24 @@ def _client(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict
     name = client.get("name")
     if isinstance(name, str):
         if name in m.client_names:
-            m.run.problem(file, _join(path, "name"), f"duplicate client name {name!r} (clients are referenced by name)")
+            # Issue 8, item 10: Auth0 allows it (the client id is the identity); the Deploy CLI's
+            # import refuses it ("Names must be unique"), its export writes both.
+            m.run.warn(
+                file,
+                _join(path, "name"),
+                f"duplicate client name {name!r}: references by name resolve to the first client of that name; "
+                "a Deploy CLI import of this export would refuse it (names must be unique)",
+            )
         m.client_names.add(name)
     return client
 
 
 def _finish_clients(m: _Mapping, clients: list[dict[str, Any]]) -> None:
     m.credentials = _fill_credentials(clients, m.overlay, m.canonical, m.run)
+    for c in m.credentials:
+        if c.name:
+            m.client_ids_by_name.setdefault(c.name, []).append(c.client_id)
+        m.client_ids.add(c.client_id)
 
 
 def _client_grant(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
