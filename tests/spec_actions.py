@@ -72,6 +72,26 @@ def clear_target_scopes(event: Event, api: ActionApi) -> None:
     api.transaction.clear_target_scopes()
 
 
+def echo_event(event: Event, api: ActionApi) -> None:
+    """Copy what the credentials-exchange event says into a namespaced claim (R74), so a case shows every field."""
+    assert isinstance(event, CredentialsExchangeEvent)
+    organization = {"id": event.organization.id, "name": event.organization.name} if event.organization else None
+    api.access_token.set_custom_claim(
+        "https://northwind.com/event",
+        {
+            "client_id": event.client.client_id,
+            "resource_server": event.resource_server,
+            "hostname": event.hostname,
+            "custom_domain": event.custom_domain,
+            "tenant": event.tenant,
+            "organization": organization,
+            "requested_scopes": list(event.requested_scopes),
+            "scopes": list(event.scopes),
+            "now": event.now,
+        },
+    )
+
+
 # --- post-login -------------------------------------------------------------------------------
 
 

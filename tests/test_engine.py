@@ -11,6 +11,7 @@ from claimsengine import (
     DECISION,
     Accepted,
     ActionApi,
+    AuthorizationGrant,
     Authorized,
     AuthorizeRequest,
     Behaviour,
@@ -504,3 +505,40 @@ def test_an_accepted_token_is_a_decision_like_the_others() -> None:
     accepted = validate_access_token(token, audience=API, domain=t.domain, tenant=t, now=NOW)
     assert isinstance(accepted, Accepted)
     assert DECISION.validate_json(DECISION.dump_json(accepted)) == accepted
+
+
+@pytest.mark.parametrize(
+    ("method", "challenge", "verifier"),
+    [
+        ("S256", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "é" * 43),  # non-ASCII S256 verifier
+        ("S256", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "\ud800" * 43),  # lone surrogates
+        ("plain", "p" * 43, "\ud800" + "p" * 42),  # a plain verifier with a lone surrogate
+        ("plain", "\ud800" + "p" * 42, "p" * 43),  # a challenge with a lone surrogate
+    ],
+)
+def test_a_pkce_verifier_or_challenge_outside_ascii_fails_to_match_instead_of_raising(method: str, challenge: str, verifier: str) -> None:
+    # Issue 12, item 5 (totality): the S256 hash and the comparison encode what they are given
+    # without raising, so such a verifier is a refusal like any other mismatch.
+    grant = AuthorizationGrant(
+        client_id="web",
+        user_id="auth0|u",
+        audience=API,
+        scope=("read",),
+        domain="acme.auth0.com",
+        redirect_uri="https://app.example/cb",
+        code_challenge=challenge,
+        code_challenge_method=method,  # type: ignore[arg-type]
+        issued_at=NOW,
+    )
+    exchange = TokenRequest(
+        grant_type="authorization_code",
+        client_id="web",
+        client_secret=SecretStr("w"),
+        code=SecretStr("c"),
+        code_grant=grant,
+        redirect_uri="https://app.example/cb",
+        code_verifier=verifier,
+    )
+    decision = decide(exchange, tenant(clients=[WEB], client_grants=[]), now=NOW + 1)
+    assert isinstance(decision, Rejected)
+    assert (decision.rejected_by, decision.error_description) == (Rule.CODE_PKCE_FAILED, "Failed to verify code verifier")
