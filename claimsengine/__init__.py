@@ -6,6 +6,7 @@ an immutable decision with the ordered rule ids that produced it. I/O lives in
 """
 
 from claimsengine.actions import ActionApi, CredentialsExchangeEvent, PostLoginEvent
+from claimsengine.cors import CorsDecision, CorsRequest, decide_cors
 from claimsengine.engine import decide, served_domain, userinfo_claims, validate_access_token
 from claimsengine.grants import GRANTS, Grant, GrantType
 from claimsengine.model import (
@@ -81,6 +82,8 @@ __all__ = [
     "ClientGrant",
     "ClientPolicy",
     "Consent",
+    "CorsDecision",
+    "CorsRequest",
     "CredentialsExchangeEvent",
     "CustomDomain",
     "Decision",
@@ -127,6 +130,7 @@ __all__ = [
     "User",
     "UserPolicy",
     "decide",
+    "decide_cors",
     "served_domain",
     "userinfo_claims",
     "validate_access_token",

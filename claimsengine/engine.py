@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import JsonValue
 
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
+from claimsengine.cors import origin_refusal
 from claimsengine.grants import BY_WIRE, Grant, GrantType
 from claimsengine.model import (
     Accepted,
@@ -161,6 +162,9 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     client = authenticate(req, grant_type, grant.client_authentication, t)
     if isinstance(client, Rejected):
         return client
+    refused = origin_refusal(req.origin, client, domain, t)
+    if refused is not None:
+        return refused
     # client.grant_type_allowed (R13, R14)
     ref = t.index.ref(client)
     if grant_type not in client.effective_grant_types:
@@ -474,6 +478,9 @@ def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
     client = authenticate(credentials, "revocation", False, t)
     if isinstance(client, Rejected):
         return client
+    refused = origin_refusal(req.origin, client, domain, t)
+    if refused is not None:
+        return refused
     if req.token is None or clean(req.token.get_secret_value()) is None:
         return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: token")
     grant = req.refresh_grant

@@ -281,6 +281,14 @@ class Behaviour(Frozen):
     # RFC 8628 device flow: device-code lifetime and polling interval (Auth0: 900 s and 5 s).
     device_code_lifetime: int = Field(default=900, ge=1)
     device_code_interval: int = Field(default=5, ge=1)
+    # CORS (issue 10, item 4; specs/choices.md "CORS"): which of a client's lists let a browser
+    # origin call /oauth/token, /oauth/revoke, /oauth/device/code and /userinfo. Sources disagree
+    # (facts-cors C3): either list or a callback URL's origin; only Allowed Web Origins; or only
+    # Allowed Origins (CORS) with the callback origins it includes by default.
+    cors_origins: Literal["web_or_allowed", "web_origins", "allowed_origins"] = "web_or_allowed"
+    # A preflight names no client: answered for an origin some client of the tenant allows
+    # ("configured"), or for any origin ("any", the request itself is still decided by its client).
+    cors_preflight: Literal["configured", "any"] = "configured"
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
     error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
@@ -420,6 +428,11 @@ class Client(Frozen):
     id_token_lifetime: int | None = Field(default=None, ge=1)
     metadata: dict[str, str] = Field(default_factory=dict)
     refresh_token: RefreshTokenSettings | None = None
+    # Browser applications (issue 10, item 4; specs/choices.md "CORS"): Allowed Web Origins,
+    # Allowed Origins (CORS) and Allowed Logout URLs, as Auth0's client record names them.
+    web_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    allowed_logout_urls: tuple[str, ...] = ()
 
     @property
     def refresh_settings(self) -> RefreshTokenSettings:
@@ -942,6 +955,7 @@ class TokenRequest(Frozen):
     )
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
     repeated: tuple[str, ...] = Field(default=(), description="parameters the body carried more than once")
+    origin: str | None = Field(default=None, description="the Origin header of a browser's request (None: not sent)")
 
 
 class AuthorizeRequest(Frozen):
@@ -1009,6 +1023,7 @@ class RevokeRequest(Frozen):
     token: SecretStr | None = None
     refresh_grant: RefreshGrant | None = None
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
+    origin: str | None = Field(default=None, description="the Origin header of a browser's request (None: not sent)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -194,6 +194,18 @@ class Rule(StrEnum):
     MFA_RECOVERY_CODE_INVALID = "mfa.recovery_code_invalid"
     MFA_VERIFIED = "mfa.verified"
 
+    # --- browser applications: CORS (issue 10, item 4) --------------------------------
+    CORS_NO_ORIGIN = "cors.no_origin"
+    CORS_SAME_ORIGIN = "cors.same_origin"
+    CORS_PUBLIC_ENDPOINT = "cors.public_endpoint"
+    CORS_NOT_A_CORS_ENDPOINT = "cors.not_a_cors_endpoint"
+    CORS_WEB_ORIGIN = "cors.web_origin"
+    CORS_ALLOWED_ORIGIN = "cors.allowed_origin"
+    CORS_CALLBACK_ORIGIN = "cors.callback_origin"
+    CORS_CONFIGURED_FOR_A_CLIENT = "cors.configured_for_a_client"
+    CORS_ANY_ORIGIN_WITHOUT_CLIENT = "cors.any_origin_without_client"
+    CORS_ORIGIN_NOT_ALLOWED = "cors.origin_not_allowed"
+
     # --- resource-server side: validating a presented access token -------------------
     VALIDATE_ALG_NONE = "validate.alg_none"
     VALIDATE_ALG_PINNED = "validate.alg_pinned"

@@ -19,6 +19,7 @@ import pytest
 
 from claimsengine import (
     AuthorizeRequest,
+    CorsRequest,
     DeviceApprovalRequest,
     DeviceCodeRequest,
     PresentedToken,
@@ -27,6 +28,7 @@ from claimsengine import (
     Tenant,
     TokenRequest,
     decide,
+    decide_cors,
     validate_access_token,
 )
 from tests import spec_actions
@@ -116,6 +118,8 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide(DeviceApprovalRequest.model_validate(request), tenant, now=now)
     elif kind == "revoke":
         decision = decide(RevokeRequest.model_validate(request), tenant, now=now)
+    elif kind == "cors":
+        decision = decide_cors(CorsRequest.model_validate(request), tenant)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
     dumped: dict[str, Any] = decision.model_dump(mode="json")

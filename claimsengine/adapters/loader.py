@@ -765,6 +765,7 @@ def _finish_apis(m: _Mapping, apis: list[dict[str, Any]]) -> None:
 def _client(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
     client.update(_pick(entry, "callbacks", "organization_usage", "token_quota", "refresh_token"))
+    client.update(_pick(entry, "web_origins", "allowed_origins", "allowed_logout_urls"))
     _organization_usage(client, m.run, file, path)
     if entry.get("client_secret"):
         client["client_secrets"] = [entry["client_secret"]]
@@ -936,12 +937,12 @@ SECTIONS: tuple[Section, ...] = (
             """
             app_type callbacks client_authentication_methods client_id client_metadata client_secret default_organization
             grant_types is_first_party jwt_configuration name organization_usage refresh_token token_endpoint_auth_method
-            token_quota
+            token_quota web_origins allowed_origins allowed_logout_urls
             """
         ),
         known=_names(
             """
-            addons allowed_clients allowed_logout_urls allowed_origins async_approval_notification_channels
+            addons allowed_clients async_approval_notification_channels
             b2b_integration_configuration callback_url_template client_aliases compliance_level cross_origin_auth
             cross_origin_authentication cross_origin_loc custom_login_page custom_login_page_on custom_login_page_preview
             description encryption_key express_configuration external_client_id form_template global initiate_login_uri
@@ -950,7 +951,6 @@ SECTIONS: tuple[Section, ...] = (
             organization_require_behavior owners par_request_expiry require_proof_of_possession
             require_pushed_authorization_requests resource_server_identifier session_transfer signed_request_object
             signing_keys skip_non_verifiable_callback_uri_confirmation_prompt sso sso_disabled tenant token_exchange
-            web_origins
             """
         ),
         entry=_client,

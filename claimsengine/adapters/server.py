@@ -60,7 +60,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, lifecycle, processes, users, wire
+from claimsengine.adapters import control, cors_http, lifecycle, processes, users, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -551,11 +551,13 @@ async def token(request: Request) -> Response:
         password_valid_for=password_valid_for,
         mfa_grant=mfa_grant,
         mfa_code_reused=mfa_code is not None and fake.store.claimed("mfa_code", mfa_code[0], now=now),
+        origin=request.headers.get("origin"),
     )
     req, facts = lifecycle.read_facts(fake.store, req, now)
     decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code)
     decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
     who = req.client_id or req.basic_client_id
+    cors_http.for_client(request, who)
     if isinstance(decision, Rejected):
         # mfa_required: the withheld login goes back sealed, as the mfa_token.
         mfa_token = generation.minter.mfa_token(decision.mfa) if decision.mfa is not None else None
@@ -711,6 +713,7 @@ async def userinfo(request: Request) -> Response:
     verdict = validate_access_token(presented, audience=tenant.userinfo_audience, domain=domain, tenant=tenant, now=fake.now())
     azp = presented.claims.get("azp")
     who = azp if isinstance(azp, str) else None
+    cors_http.for_client(request, who)
     if isinstance(verdict, Rejected):
         refused = _unauthorized(verdict.error_description)
         refused.headers.update(fake.observe("/userinfo", who, verdict, 401))
@@ -774,6 +777,7 @@ async def device_authorization(request: Request) -> Response:
     req = wire.device_code_request(
         params, domain=request.headers.get("host"), credentials=_has_credentials(params, request.headers.get("authorization"))
     )
+    cors_http.for_client(request, req.client_id)
     decision = decide(req, generation.tenant, now=now)
     if isinstance(decision, Rejected):
         return _refusal(fake, DEVICE_AUTHORIZATION_PATH, req.client_id, decision)
@@ -811,9 +815,11 @@ async def revoke(request: Request) -> Response:
         authorization=request.headers.get("authorization"),
         assertion=assertion,
         refresh_grant=grant,
+        origin=request.headers.get("origin"),
     )
     decision = decide(req, generation.tenant, now=now)
     who = req.client_id or req.basic_client_id
+    cors_http.for_client(request, who)
     if isinstance(decision, Rejected):
         return _refusal(fake, REVOCATION_PATH, who, decision)
     if decision.family is not None:
@@ -974,6 +980,8 @@ def create_app(
         routes.append(Route("/admin/overrides", add_override, methods=["POST", "DELETE"]))
     app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)
+    # Outermost: preflights are answered first, and every answer (overrides too) gets CORS headers.
+    app.add_middleware(cors_http.CorsMiddleware)
     app.state.auth0 = fake
     return app
 

@@ -199,6 +199,7 @@ def token_request(
     password_valid_for: tuple[str, ...] = (),
     mfa_grant: MfaGrant | None = None,
     mfa_code_reused: bool = False,
+    origin: str | None = None,
 ) -> TokenRequest:
     """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
 
@@ -238,6 +239,7 @@ def token_request(
         parameters=others,
         malformed=tuple(malformed),
         repeated=repeated,
+        origin=origin,
     )
 
 
@@ -255,6 +257,7 @@ def revoke_request(
     authorization: str | None = None,
     assertion: ClientAssertion | None = None,
     refresh_grant: RefreshGrant | None = None,
+    origin: str | None = None,
 ) -> RevokeRequest:
     """Build a ``RevokeRequest`` from ``POST /oauth/revoke`` parameters and headers."""
     values, malformed = _strings(params, ("client_id", "client_secret", "client_assertion_type", "token"))
@@ -271,6 +274,7 @@ def revoke_request(
         token=SecretStr(token) if token is not None else None,
         refresh_grant=refresh_grant,
         malformed=tuple(malformed),
+        origin=origin,
     )
 
 
