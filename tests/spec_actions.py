@@ -47,6 +47,11 @@ def set_forbidden_namespace_claim(event: Event, api: ActionApi) -> None:
     api.access_token.set_custom_claim("https://auth0.com/role", "admin")
 
 
+def set_forbidden_http_namespace_claim(event: Event, api: ActionApi) -> None:
+    """Use an Auth0-owned namespace over http (R79): forbidden whatever the scheme."""
+    api.access_token.set_custom_claim("http://auth0.com/role", "admin")
+
+
 def set_email_claim(event: Event, api: ActionApi) -> None:
     """Set an OIDC profile claim; without the email scope it is dropped (R71)."""
     api.access_token.set_custom_claim("email", "robot@northwind.com")

@@ -31,6 +31,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
+from claimsengine.auth0 import CUSTOM_CLAIMS_LIMIT_BYTES
 from claimsengine.steps import consumes_code
 from claimsengine.tokens import DIALECTS
 from claimsengine.tokens import dialect as dialect_entry
@@ -159,6 +160,22 @@ def test_an_assertion_signed_with_another_algorithm_than_the_key_fails() -> None
     assert "does not match the registered key" in decision.trace[-1].detail
 
 
+@pytest.mark.parametrize(("id_length", "alg_length", "accepted"), [(64, 16, True), (65, 16, False), (64, 17, False)])
+def test_assertion_client_ids_and_algs_are_good_up_to_their_r9_limits(id_length: int, alg_length: int, accepted: bool) -> None:
+    # R9: iss/sub (the client_id) at most 64 characters, alg at most 16 (client.assertion_invalid).
+    client_id = "c" * id_length
+    t = tenant(clients=[{"client_id": client_id, "public_keys": [{"pem": "-----BEGIN PUBLIC KEY-----"}]}], client_grants=[])
+    claims: dict[str, Any] = {"iss": client_id, "sub": client_id, "aud": "https://acme.auth0.com/", "exp": NOW + 60, "jti": "j1"}
+    assertion = ClientAssertion(alg="A" * alg_length, claims=claims, size=600, signature_valid=True)
+    request = TokenRequest(
+        grant_type="client_credentials",
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        assertion=assertion,
+    )
+    decision = decide(request, t, now=NOW)
+    assert (decision.trace[1].rule is Rule.CLIENT_ASSERTION_VALID) is accepted, decision.trace
+
+
 def _claims_action(claims: dict[str, Any]) -> Any:
     def action(event: CredentialsExchangeEvent, api: ActionApi) -> None:
         for name, value in claims.items():
@@ -254,6 +271,26 @@ def test_a_claim_json_cannot_carry_fails_the_exchange_instead_of_raising() -> No
     decision = cc(tenant(credentials_exchange_actions=[_claims_action({"https://acme.com/when": object()})]))
     assert isinstance(decision, Rejected)
     assert (decision.rejected_by, decision.error.value, decision.status) == (Rule.ACTION_FAILED, "server_error", 500)
+    assert decision.error_description == "A server error occurred."  # as for an Action that raises (action-raises)
+
+
+@pytest.mark.parametrize(
+    ("claims", "kept"),
+    [
+        ({"https://acme.com/a": "x" * (CUSTOM_CLAIMS_LIMIT_BYTES - len("https://acme.com/a") - 2)}, True),  # exactly 100 KB
+        ({"https://acme.com/a": "x" * (CUSTOM_CLAIMS_LIMIT_BYTES - len("https://acme.com/a") - 1)}, False),  # one byte more
+        ({"https://acme.com/a": "x" * 60_000, "https://acme.com/b": "y" * 60_000}, False),  # each under, together over
+    ],
+)
+def test_custom_claims_are_limited_to_100_kb_in_total(claims: dict[str, Any], kept: bool) -> None:
+    # R80: the names and JSON values of all custom claims together, at most 100 KB.
+    decision = cc(tenant(credentials_exchange_actions=[_claims_action(claims)]))
+    if kept:
+        assert isinstance(decision, Issued)
+        assert all(decision.claims[name] == value for name, value in claims.items())
+    else:
+        assert isinstance(decision, Rejected)
+        assert (decision.rejected_by, decision.error_description) == (Rule.ACTION_CLAIMS_TOO_LARGE, "Custom claims exceed the 100 KB limit")
 
 
 WEB: dict[str, Any] = {
