@@ -73,6 +73,7 @@ from claimsengine.steps import (
     authenticate,
     check_membership,
     clean,
+    client_facts,
     host_address,
     host_name,
     parameter,
@@ -124,15 +125,15 @@ def decide(request: Request, tenant: Tenant, *, now: int) -> Issued | Rejected |
     ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked`` (or ``Rejected``).
     """
     trace = Trace(tenant, now)
+    if isinstance(request, TokenRequest):
+        return _token(request, trace)
     if isinstance(request, AuthorizeRequest):
         return _authorize(request, trace)
     if isinstance(request, DeviceCodeRequest):
         return _device_authorization(request, trace)
     if isinstance(request, DeviceApprovalRequest):
         return _device_approval(request, trace)
-    if isinstance(request, RevokeRequest):
-        return _revoke(request, trace)
-    return _token(request, trace)
+    return _revoke(request, trace)
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,16 +167,17 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     if refused is not None:
         return refused
     # client.grant_type_allowed (R13, R14)
-    ref = t.index.ref(client)
-    if grant_type not in client.effective_grant_types:
+    facts = client_facts(client, t)
+    allowed = facts.grant_type_allowed.get(grant_type)
+    if allowed is None:
         return t.reject(
             Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED,
             ErrorCode.UNAUTHORIZED_CLIENT,
             f"Grant type '{grant_type}' not allowed for the client.",
             error_uri=GRANT_TYPES_URI,
-            ref=ref,
+            ref=facts.ref,
         )
-    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, grant_type, ref)
+    t.add(allowed)
     return _dispatch(grant, req, client, domain, t)
 
 

@@ -13,12 +13,16 @@ from enum import StrEnum
 from functools import cached_property
 from string import Formatter
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
 
 from claimsengine.auth0 import MANAGEMENT_API_SCOPES, MFA_API_LIFETIME, MFA_API_SCOPES
 from claimsengine.rules import ErrorCode, Rule
+
+if TYPE_CHECKING:
+    from claimsengine.steps import ApiFacts, ClientFacts, GrantFacts, HostFacts
+    from claimsengine.tokens import TokenFacts
 
 __all__ = [
     "BUILT_IN_MANAGEMENT_API",
@@ -74,6 +78,8 @@ __all__ = [
     "auth_method_of",
     "cross_reference_problems",
     "issuer",
+    "new_reason",
+    "trusted",
 ]
 
 
@@ -706,8 +712,9 @@ def cross_reference_problems(tenant: Tenant) -> list[tuple[str, str]]:
 
 
 class TenantIndex:
-    """A tenant compiled for O(1) lookups. Built once by :attr:`Tenant.index`; every mapping is a
-    read-only view, so the compiled form cannot drift from the tenant it was built from."""
+    """A tenant compiled for O(1) lookups. Built once by :attr:`Tenant.index`; every mapping of
+    the tenant's values is a read-only view, so the compiled form cannot drift from the tenant it
+    was built from. The ``*_facts`` caches hold values derived from those, filled on first use."""
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
@@ -756,6 +763,15 @@ class TenantIndex:
         self.domain_refs: Mapping[str, str] = MappingProxyType(
             {tenant.domain: "domain", **{d.domain: f"custom_domains[{i}]" for i, d in enumerate(tenant.custom_domains)}}
         )
+        # What a request needs that does not depend on the request, per client, API, client grant,
+        # Host header and issuing domain: compiled by claimsengine.steps on first use (so building
+        # the index stays proportional to the tenant) and never changed after.
+        self.client_facts: dict[str, ClientFacts] = {}
+        self.api_facts: dict[str, ApiFacts] = {}
+        self.grant_facts: dict[int, GrantFacts] = {}
+        self.host_facts: dict[str | None, HostFacts | None] = {}
+        self.issuer_facts: dict[str, tuple[str, Reason]] = {}
+        self.token_facts: dict[str, TokenFacts] = {}
 
     def ref(self, item: object) -> str:
         """The tenant path of a configured value (``client_grants[3]``), for a trace entry."""
@@ -1048,6 +1064,22 @@ class Reason:
     ref: str = field(default="", compare=False)
 
 
+_new_object = object.__new__
+# The slots' own setters: they store a field without going through the frozen __setattr__.
+_set_rule, _set_detail, _set_ref = (vars(Reason)[name].__set__ for name in ("rule", "detail", "ref"))
+
+
+def new_reason(rule: Rule, detail: str, ref: str) -> Reason:
+    """A ``Reason`` built without the frozen dataclass's ``__init__`` (which sets each field
+    through ``object.__setattr__``): the trace's hot path. The fields are set once, here; the
+    value is as frozen as any other ``Reason`` and equal to ``Reason(rule, detail, ref)``."""
+    reason: Reason = _new_object(Reason)
+    _set_rule(reason, rule)
+    _set_detail(reason, detail)
+    _set_ref(reason, ref)
+    return reason
+
+
 class JwtHeader(Frozen):
     """The header choices of a JWT access token (R56, R64); the signer adds ``kid``."""
 
@@ -1143,6 +1175,49 @@ Decision = Annotated[Issued | Rejected | Authorized | Accepted | DeviceAuthorize
 """Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
 DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked] = TypeAdapter(Decision)
+
+
+_F = TypeVar("_F", bound=Frozen)
+_setattr = object.__setattr__
+# Per model: every field in order (the defaults, or a placeholder for required fields), the
+# required names, and the fields with a default factory.
+_TEMPLATES: dict[type[Frozen], tuple[dict[str, Any], frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]] = {}
+
+
+def _template(cls: type[Frozen]) -> tuple[dict[str, Any], frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]:
+    fields = cls.model_fields
+    defaults = {name: None if info.is_required() or info.default_factory is not None else info.default for name, info in fields.items()}
+    required = frozenset(name for name, info in fields.items() if info.is_required())
+    factories = tuple((name, info.default_factory) for name, info in fields.items() if info.default_factory is not None)
+    template = (defaults, required, factories)
+    _TEMPLATES[cls] = template  # type: ignore[assignment]
+    return template  # type: ignore[return-value]
+
+
+def trusted(cls: type[_F], **values: Any) -> _F:
+    """An instance of ``cls`` from values the core built itself, without validating them again.
+
+    Validation belongs at the boundary: the public constructors (``Issued(...)``, used by
+    adapters, tests and users) still validate every field. The engine's own decisions and
+    the wire adapter's requests are assembled from values that are already of their field's
+    type (validated tenant values, strings the adapter type-checked), so re-checking them per
+    request only costs time. The result equals the validated construction of the same values
+    (``tests/test_engine.py`` checks this for every model built this way), including which
+    fields count as set."""
+    template = _TEMPLATES.get(cls) or _template(cls)
+    defaults, required, factories = template
+    assert required <= values.keys(), f"{cls.__name__}: missing {sorted(required - values.keys())}"
+    data = defaults.copy()
+    data.update(values)
+    for name, factory in factories:
+        if name not in values:
+            data[name] = factory()
+    instance = _new_object(cls)
+    _setattr(instance, "__dict__", data)
+    _setattr(instance, "__pydantic_fields_set__", set(values))
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
 
 
 class PresentedToken(Frozen):

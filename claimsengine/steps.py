@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +47,8 @@ from claimsengine.model import (
     User,
     UserPolicy,
     issuer,
+    new_reason,
+    trusted,
 )
 from claimsengine.rules import STATUS, ErrorCode, Rule
 
@@ -54,17 +57,25 @@ __all__ = [
     "ASSERTION_MAX_LIFETIME",
     "ASSERTION_TYPE",
     "GRANT_TYPES_URI",
+    "ApiFacts",
+    "ClientFacts",
+    "GrantFacts",
+    "HostFacts",
     "NoAudience",
     "Trace",
+    "api_facts",
     "api_for",
     "audience_still_exists",
     "authenticate",
     "check_membership",
     "clean",
+    "client_facts",
     "client_info",
+    "compiled_reason",
     "consumes_code",
     "filter_claims",
     "find_grant",
+    "grant_facts",
     "grant_scopes",
     "granted_scopes",
     "host_address",
@@ -119,7 +130,12 @@ class Trace:
 
     def note(self, rule: Rule, detail: str = "", ref: str = "") -> None:
         """Record that ``rule`` applied; ``ref`` names the configuration it consulted."""
-        self.reasons.append(Reason(rule, detail if detail.isascii() else well_formed(detail), ref))
+        self.reasons.append(new_reason(rule, detail if detail.isascii() else well_formed(detail), ref))
+
+    def add(self, reason: Reason) -> None:
+        """Record a ``Reason`` compiled beforehand (see :func:`client_facts` and the like): the
+        same entry :meth:`note` would record, built once per tenant instead of per request."""
+        self.reasons.append(reason)
 
     def reject(
         self,
@@ -144,7 +160,8 @@ class Trace:
                 description = override.error_description.format(**{k: v or "" for k, v in names.items()})
             if override.status is not None:
                 status = override.status
-        return Rejected(
+        return trusted(
+            Rejected,
             error=code,
             error_description=description if description.isascii() else well_formed(description),
             status=STATUS[code] if status is None else status,
@@ -181,6 +198,115 @@ class Trace:
                 'You need to create a "client-grant" associated to this API.'
             )
         return self.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
+
+
+def compiled_reason(rule: Rule, detail: str, ref: str = "") -> Reason:
+    """A trace entry compiled once per tenant: the same value :meth:`Trace.note` records."""
+    return new_reason(rule, detail if detail.isascii() else well_formed(detail), ref)
+
+
+# --- what a request needs that does not depend on it, compiled once per tenant ------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    """A client's authentication facts and trace entries (R3, R4, R13, R14)."""
+
+    ref: str
+    method: AuthMethod
+    secrets: tuple[bytes, ...] = field(repr=False)
+    secret_valid: Mapping[AuthMethod, Reason]
+    grant_type_allowed: Mapping[str, Reason]
+
+
+def client_facts(client: Client, t: Trace) -> ClientFacts:
+    """The compiled facts of a client of ``t``'s tenant."""
+    cache = t.index.client_facts
+    facts = cache.get(client.client_id)
+    if facts is None:
+        ref = t.index.ref(client)
+        secret_methods = (AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC)
+        facts = ClientFacts(
+            ref=ref,
+            method=client.auth_method,
+            secrets=tuple(s.get_secret_value().encode("utf-8", "surrogatepass") for s in client.client_secrets),
+            secret_valid={m: compiled_reason(Rule.CLIENT_SECRET_VALID, f"{m}", ref) for m in secret_methods},
+            grant_type_allowed={g: compiled_reason(Rule.CLIENT_GRANT_TYPE_ALLOWED, g, ref) for g in client.effective_grant_types},
+        )
+        cache[client.client_id] = facts
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFacts:
+    """An API's trace entries when a request names it (R15, R16, R18)."""
+
+    api: Api
+    ref: str
+    explicit: Reason
+    found: Reason
+
+
+def api_facts(api: Api, t: Trace) -> ApiFacts:
+    """The compiled facts of an API of ``t``'s tenant (keyed by identity: the built-in MFA API
+    and a configured API may share an identifier)."""
+    cache = t.index.api_facts
+    facts = cache.get(api.identifier)
+    if facts is None or facts.api is not api:
+        ref = t.index.ref(api)
+        rule = Rule.AUDIENCE_MANAGEMENT_API if api.is_system else Rule.AUDIENCE_API
+        facts = ApiFacts(api, ref, compiled_reason(Rule.AUDIENCE_EXPLICIT, api.identifier), compiled_reason(rule, api.identifier, ref))
+        cache[api.identifier] = facts
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class GrantFacts:
+    """A client grant's scopes and trace entries (R24 to R29, R33, R34)."""
+
+    grant: ClientGrant
+    api: Api
+    ref: str
+    found: Reason
+    scopes: tuple[str, ...]
+    scope_set: frozenset[str]
+    scope_note: Reason
+    org_none: Reason
+
+
+def grant_facts(grant: ClientGrant, api: Api, t: Trace) -> GrantFacts:
+    """The compiled facts of a client grant for ``api`` (the API its audience names)."""
+    cache = t.index.grant_facts
+    facts = cache.get(id(grant))
+    if facts is None or facts.grant is not grant or facts.api is not api:
+        ref = t.index.ref(grant)
+        if grant.client_id is None:
+            found = compiled_reason(Rule.GRANT_DEFAULT_FOR_THIRD_PARTY, "default grant for third-party clients", ref)
+        else:
+            found = compiled_reason(Rule.GRANT_FOUND, f"{grant.subject_type} grant", ref)
+        scopes = grant_scopes(grant, api, t.behaviour)
+        if grant.allow_all_scopes:
+            # scope.allow_all_scopes (R26)
+            scope_note = compiled_reason(Rule.SCOPE_ALL_API_SCOPES, f"{len(api.scopes)} API scopes", ref)
+        else:
+            # scope.grant_list (R27, R29, R33)
+            scope_note = compiled_reason(Rule.SCOPE_GRANT_LIST, " ".join(scopes) or "(none)", ref)
+        org_none = compiled_reason(Rule.ORG_NONE, f"organization_usage {grant.organization_usage}", ref)
+        facts = GrantFacts(grant, api, ref, found, scopes, frozenset(scopes), scope_note, org_none)
+        cache[id(grant)] = facts
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """How a Host header resolves (R50, R52, R95): the domain it is served as, and the entry."""
+
+    served: str
+    reason: Reason
+
+
+# Host headers are the caller's: remember this many distinct ones at most per tenant.
+HOST_CACHE_LIMIT = 1024
 
 
 def consumes_code(decision: Issued | Rejected, behaviour: Behaviour) -> bool:
@@ -281,22 +407,37 @@ def served_domain(host: str | None, tenant: Tenant) -> str | None:
     return default
 
 
+def _host_facts(host: str | None, t: Trace) -> HostFacts | None:
+    served = served_domain(host, t.tenant)
+    facts: HostFacts | None = None
+    if served is not None:
+        ref = t.index.domain_refs.get(served, "")
+        if host is None:
+            detail = f"no host given: served as {served}"
+        elif served in (host_name(host), host_address(host)):
+            detail = f"request came through {served}"
+        else:
+            detail = f"host is not a tenant domain: served as {served}"
+        facts = HostFacts(served, compiled_reason(Rule.DOMAIN_RESOLVED, detail, ref))
+    cache = t.index.host_facts
+    if len(cache) < HOST_CACHE_LIMIT:
+        cache[host] = facts
+    return facts
+
+
 def resolve_domain(host: str | None, t: Trace) -> str | Rejected:
     # domain.resolved (R50, R52, R95): the request's host, if it is a verified domain of the
     # tenant, is the issuer; a port, a trailing dot and letter case are not significant.
-    served = served_domain(host, t.tenant)
-    if served is None:
+    try:
+        facts = t.index.host_facts[host]
+    except KeyError:
+        facts = _host_facts(host, t)
+    if facts is None:
         # Never echo the host: it is attacker-controlled.
         detail = "host is not a verified domain"
         return t.reject(Rule.DOMAIN_UNKNOWN, ErrorCode.INVALID_REQUEST, "Unknown domain", detail=detail, ref="custom_domains")
-    ref = t.index.domain_refs.get(served, "")
-    if host is None:
-        t.note(Rule.DOMAIN_RESOLVED, f"no host given: served as {served}", ref)
-    elif served in (host_name(host), host_address(host)):
-        t.note(Rule.DOMAIN_RESOLVED, f"request came through {served}", ref)
-    else:
-        t.note(Rule.DOMAIN_RESOLVED, f"host is not a tenant domain: served as {served}", ref)
-    return served
+    t.reasons.append(facts.reason)
+    return facts.served
 
 
 def resolve_organization(value: str, t: Trace) -> Organization | Rejected:
@@ -346,7 +487,11 @@ def requested_audience(audience: str | None, resource: str | None, t: Trace, *, 
     named = clean(audience)
     tenant = t.tenant
     if named is not None:
-        t.note(Rule.AUDIENCE_EXPLICIT, named)
+        api = t.index.apis.get(named)
+        if api is not None:
+            t.reasons.append(api_facts(api, t).explicit)
+        else:
+            t.note(Rule.AUDIENCE_EXPLICIT, named)
         return named
     resource = clean(resource)
     if resource is not None and tenant.resource_parameter_profile == "compatibility":
@@ -373,7 +518,7 @@ def api_for(audience: str, t: Trace, *, unknown: Rule, text: str) -> Api | Rejec
     if api is None:
         rule = Rule.AUDIENCE_SYSTEM_API_CANONICAL if system_api_on_custom_domain(audience, t) else unknown
         return t.reject(rule, ErrorCode.ACCESS_DENIED, f"{text}: {audience}", ref="apis")
-    t.note(Rule.AUDIENCE_MANAGEMENT_API if api.is_system else Rule.AUDIENCE_API, api.identifier, t.index.ref(api))
+    t.reasons.append(api_facts(api, t).found)
     return api
 
 
@@ -440,42 +585,53 @@ def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool,
     """Identify and authenticate the client (R3, R4, R8, R9, R11); ``client_auth_required`` comes
     from the grant's declaration: public clients cannot use such a grant."""
     assertion = req.assertion
-    subject = assertion.claims.get("sub") if assertion is not None else None
-    ids = [i for i in (clean(req.client_id), clean(req.basic_client_id), subject if isinstance(subject, str) else None) if i is not None]
-    if not ids:
-        return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
-    if len(set(ids)) > 1:
-        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, "the request names more than one client")
-    t.client_id = ids[0]
-    client = t.index.clients.get(ids[0])
+    client_id = clean(req.client_id)
+    if assertion is None and req.basic_client_id is None:
+        # The common case: the client names itself once, in client_id.
+        if client_id is None:
+            return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
+    else:
+        subject = assertion.claims.get("sub") if assertion is not None else None
+        ids = [i for i in (client_id, clean(req.basic_client_id), subject if isinstance(subject, str) else None) if i is not None]
+        if not ids:
+            return t.reject(Rule.CLIENT_ID_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: client_id")
+        if len(set(ids)) > 1:
+            return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, "the request names more than one client")
+        client_id = ids[0]
+    t.client_id = client_id
+    client = t.index.clients.get(client_id)
     if client is None:
         return t.auth_failed(Rule.CLIENT_UNKNOWN, "no client with this client_id", "clients")
-    ref = t.index.ref(client)
-    presented = [
-        method
-        for method, present in (
-            (AuthMethod.CLIENT_SECRET_POST, req.client_secret is not None and req.client_secret.get_secret_value() != ""),
-            (AuthMethod.CLIENT_SECRET_BASIC, req.basic_client_id is not None),
-            (AuthMethod.PRIVATE_KEY_JWT, assertion is not None or req.client_assertion_type is not None),
-        )
-        if present
-    ]
-    registered = client.auth_method
-    if len(presented) > 1:
-        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"several methods presented: {', '.join(presented)}", ref)
+    facts = client_facts(client, t)
+    ref = facts.ref
+    secret = req.client_secret
+    post = secret is not None and secret.get_secret_value() != ""
+    basic = req.basic_client_id is not None
+    jwt = assertion is not None or req.client_assertion_type is not None
+    presented = (
+        AuthMethod.CLIENT_SECRET_POST if post else AuthMethod.CLIENT_SECRET_BASIC if basic else AuthMethod.PRIVATE_KEY_JWT if jwt else None
+    )
+    registered = facts.method
+    if post + basic + jwt > 1:
+        several = [
+            m
+            for m, on in ((AuthMethod.CLIENT_SECRET_POST, post), (AuthMethod.CLIENT_SECRET_BASIC, basic), (AuthMethod.PRIVATE_KEY_JWT, jwt))
+            if on
+        ]
+        return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"several methods presented: {', '.join(several)}", ref)
     if registered is AuthMethod.NONE:
         if client_auth_required:
             # client.public_cannot_use_client_credentials (R11, R12)
             return t.auth_failed(Rule.CLIENT_PUBLIC_CANNOT_USE_CC, f"public clients cannot use {grant_type}", ref)
-        if presented and t.behaviour.strict_auth_method:
-            return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"public client presented {presented[0]}", ref)
+        if presented is not None and t.behaviour.strict_auth_method:
+            return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"public client presented {presented}", ref)
         t.note(Rule.CLIENT_PUBLIC, "public client: identified by client_id only", ref)
         return client
-    if not presented:
+    if presented is None:
         return t.auth_failed(Rule.CLIENT_SECRET_INVALID, "confidential client sent no credentials", ref)
-    method = presented[0]
+    method = presented
     secret_methods = (AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC)
-    mismatch = method != registered and not (
+    mismatch = method is not registered and not (
         not t.behaviour.strict_auth_method and method in secret_methods and registered in secret_methods
     )
     if mismatch:
@@ -483,11 +639,13 @@ def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool,
         return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"registered {registered}, presented {method}", ref)
     if method is AuthMethod.PRIVATE_KEY_JWT:
         return _check_assertion(req, client, t)
-    secret = req.client_secret if method is AuthMethod.CLIENT_SECRET_POST else req.basic_client_secret
+    if method is AuthMethod.CLIENT_SECRET_BASIC:
+        secret = req.basic_client_secret
     given = (secret.get_secret_value() if secret is not None else "").encode("utf-8", "surrogatepass")
-    if any(hmac.compare_digest(given, s.get_secret_value().encode("utf-8", "surrogatepass")) for s in client.client_secrets):
-        t.note(Rule.CLIENT_SECRET_VALID, f"{method}", ref)
-        return client
+    for stored in facts.secrets:
+        if hmac.compare_digest(given, stored):
+            t.reasons.append(facts.secret_valid[method])
+            return client
     return t.auth_failed(Rule.CLIENT_SECRET_INVALID, f"{method}: the secret does not match", ref)
 
 
@@ -550,10 +708,7 @@ def find_grant(client: Client, api: Api, subject: SubjectType, t: Trace) -> Clie
     grant = t.index.grant_for(client, api.identifier, subject)
     if grant is None:
         return refuse(Rule.GRANT_MISSING, f"no {subject} grant for this client and API", "client_grants")
-    if grant.client_id is None:
-        t.note(Rule.GRANT_DEFAULT_FOR_THIRD_PARTY, "default grant for third-party clients", t.index.ref(grant))
-    else:
-        t.note(Rule.GRANT_FOUND, f"{subject} grant", t.index.ref(grant))
+    t.reasons.append(grant_facts(grant, api, t).found)
     return grant
 
 
@@ -572,15 +727,10 @@ def grant_scopes(grant: ClientGrant, api: Api, behaviour: Behaviour) -> tuple[st
 
 
 def granted_scopes(grant: ClientGrant, api: Api, t: Trace) -> tuple[str, ...]:
-    """:func:`grant_scopes`, noted in the trace."""
-    scopes = grant_scopes(grant, api, t.behaviour)
-    if grant.allow_all_scopes:
-        # scope.allow_all_scopes (R26)
-        t.note(Rule.SCOPE_ALL_API_SCOPES, f"{len(api.scopes)} API scopes", t.index.ref(grant))
-    else:
-        # scope.grant_list (R27, R29, R33)
-        t.note(Rule.SCOPE_GRANT_LIST, " ".join(scopes) or "(none)", t.index.ref(grant))
-    return scopes
+    """:func:`grant_scopes`, noted in the trace (compiled once per grant: :func:`grant_facts`)."""
+    facts = grant_facts(grant, api, t)
+    t.reasons.append(facts.scope_note)
+    return facts.scopes
 
 
 def run_actions(

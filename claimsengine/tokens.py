@@ -28,6 +28,7 @@ from claimsengine.model import (
     JwtHeader,
     MfaGrant,
     Organization,
+    Reason,
     RefreshFamily,
     RefreshGrant,
     SigningAlg,
@@ -35,9 +36,10 @@ from claimsengine.model import (
     TokenFormat,
     User,
     issuer,
+    trusted,
 )
 from claimsengine.rules import Rule
-from claimsengine.steps import Trace
+from claimsengine.steps import Trace, compiled_reason
 
 __all__ = [
     "API_V1_LIFETIME",
@@ -45,12 +47,14 @@ __all__ = [
     "USERINFO_LIFETIME",
     "Dialect",
     "Draft",
+    "TokenFacts",
     "dialect",
     "family_expiry",
     "issue",
     "issue_api_v1",
     "stored_draft",
     "stored_targets",
+    "token_facts",
 ]
 
 # R19, R63: fixed lifetimes of opaque tokens.
@@ -173,7 +177,8 @@ def issue_api_v1(client: Client, domain: str, t: Trace) -> Issued:
         "azp": client.client_id,
     }
     t.note(Rule.RESPONSE_SCOPE_OMITTED, "no scope in an API v1 token")
-    return Issued(
+    return trusted(
+        Issued,
         format=TokenFormat.OPAQUE,
         issuer=iss,
         audience=None,
@@ -270,7 +275,8 @@ def _userinfo_token(draft: Draft, user: User, refresh: RefreshGrant | None, id_t
         "scope": scope,
         "azp": draft.client.client_id,
     }
-    return Issued(
+    return trusted(
+        Issued,
         format=TokenFormat.OPAQUE,
         issuer=iss,
         audience=t.tenant.userinfo_audience,
@@ -286,12 +292,86 @@ def _userinfo_token(draft: Draft, user: User, refresh: RefreshGrant | None, id_t
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenFacts:
+    """What every JWT for one API shares: its dialect, header and trace entries (R44 to R64)."""
+
+    api: Api
+    ref: str
+    kind: Dialect
+    format_jwt: Reason
+    aud_string: Reason
+    lifetime: Reason
+    claims_m2m: Reason
+    claims_user: Reason
+    signing: Reason
+    header: JwtHeader
+    signing_key: Literal["tenant", "api_secret"]
+
+
+def token_facts(api: Api, t: Trace) -> TokenFacts:
+    """The compiled :class:`TokenFacts` of ``api`` (keyed by identity, as :func:`api_facts`)."""
+    cache = t.index.token_facts
+    facts = cache.get(api.identifier)
+    if facts is None or facts.api is not api:
+        ref = t.index.ref(api)
+        kind = DIALECTS[api.token_dialect]
+        lifetime = api.token_lifetime
+        if api is t.index.mfa_api:
+            lifetime_note = compiled_reason(Rule.LIFETIME_MFA_API, f"{lifetime} s, not configurable", ref)
+        else:
+            lifetime_note = compiled_reason(Rule.LIFETIME_API, f"{lifetime} s", ref)
+        if kind.jti:
+            claims_m2m = claims_user = compiled_reason(Rule.CLAIMS_RFC9068, "typ at+jwt, client_id instead of azp, jti, no gty", ref)
+        else:
+            claims_m2m = compiled_reason(Rule.CLAIMS_M2M, "Auth0 profile", ref)
+            claims_user = compiled_reason(Rule.CLAIMS_USER, "Auth0 profile", ref)
+        hs256 = api.signing_alg is SigningAlg.HS256
+        if hs256:
+            signing = compiled_reason(Rule.SIGNING_API_SECRET, "HS256 with the API's signing secret", ref)
+        else:
+            signing = compiled_reason(Rule.SIGNING_TENANT_KEY, f"{api.signing_alg} with the tenant key", ref)
+        facts = TokenFacts(
+            api=api,
+            ref=ref,
+            kind=kind,
+            format_jwt=compiled_reason(Rule.FORMAT_JWT, f"audience is the API {api.identifier}", ref),
+            aud_string=compiled_reason(Rule.AUD_STRING, api.identifier),
+            lifetime=lifetime_note,
+            claims_m2m=claims_m2m,
+            claims_user=claims_user,
+            signing=signing,
+            header=_HEADERS[api.signing_alg, kind.typ],
+            signing_key="api_secret" if hs256 else "tenant",
+        )
+        cache[api.identifier] = facts
+    return facts
+
+
+# Issuing domains come from the tenant (or from grants the server sealed): a few per tenant.
+ISSUER_CACHE_LIMIT = 1024
+
+
+def _issuer(domain: str, t: Trace) -> str:
+    """``iss`` for ``domain`` (R50), noted in the trace."""
+    cache = t.index.issuer_facts
+    facts = cache.get(domain)
+    if facts is None:
+        iss = issuer(domain)
+        facts = (iss, compiled_reason(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(domain, "")))
+        if len(cache) < ISSUER_CACHE_LIMIT:
+            cache[domain] = facts
+    t.add(facts[1])
+    return facts[0]
+
+
 def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[str, JsonValue] | None, t: Trace) -> Issued:
     """A JWT access token for ``api`` (R44 to R47, R50, R53 to R58, R61, R64, R65)."""
     client, scopes, user = draft.client, draft.scopes, draft.user
     user_flow = user is not None
-    api_ref = t.index.ref(api)
-    t.note(Rule.FORMAT_JWT, f"audience is the API {api.identifier}", api_ref)
+    facts = token_facts(api, t)
+    api_ref = facts.ref
+    t.add(facts.format_jwt)
     audience: str | tuple[str, ...]
     openid = user_flow and "openid" in scopes
     if openid and api.signing_alg is SigningAlg.HS256:
@@ -302,15 +382,11 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
         t.note(Rule.AUD_ARRAY_WITH_USERINFO, "openid requested: the token is also valid at /userinfo")
     else:
         audience = api.identifier
-        t.note(Rule.AUD_STRING, api.identifier)
-    iss = issuer(draft.domain)
-    t.note(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(draft.domain, ""))
-    kind = DIALECTS[api.token_dialect]
+        t.add(facts.aud_string)
+    iss = _issuer(draft.domain, t)
+    kind = facts.kind
     lifetime = api.token_lifetime
-    if api is t.index.mfa_api:
-        t.note(Rule.LIFETIME_MFA_API, f"{lifetime} s, not configurable", api_ref)
-    else:
-        t.note(Rule.LIFETIME_API, f"{lifetime} s", api_ref)
+    t.add(facts.lifetime)
     scope = " ".join(scopes)
     claims: dict[str, JsonValue] = {
         "iss": iss,
@@ -336,26 +412,21 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     if kind.gty and draft.gty is not None:
         claims["gty"] = draft.gty
     claims[kind.client_claim] = client.client_id
-    if kind.jti:
-        t.note(Rule.CLAIMS_RFC9068, "typ at+jwt, client_id instead of azp, jti, no gty", api_ref)
-    else:
-        t.note(Rule.CLAIMS_USER if user_flow else Rule.CLAIMS_M2M, "Auth0 profile", api_ref)
+    t.add(facts.claims_user if user_flow else facts.claims_m2m)
     for name, value in draft.custom.items():
         claims.setdefault(name, value)
-    if api.signing_alg is SigningAlg.HS256:
-        t.note(Rule.SIGNING_API_SECRET, "HS256 with the API's signing secret", api_ref)
-    else:
-        t.note(Rule.SIGNING_TENANT_KEY, f"{api.signing_alg} with the tenant key", api_ref)
+    t.add(facts.signing)
     if not scopes and not user_flow:
         t.note(Rule.RESPONSE_SCOPE_OMITTED, "the response has no scope field")
-    return Issued(
+    return trusted(
+        Issued,
         format=TokenFormat.JWT,
         issuer=iss,
         audience=audience,
         scope=scope if (scopes or user_flow) else None,
         claims=claims,
-        header=_HEADERS[api.signing_alg, kind.typ],
-        signing_key="api_secret" if api.signing_alg is SigningAlg.HS256 else "tenant",
+        header=facts.header,
+        signing_key=facts.signing_key,
         needs_jti=kind.jti,
         expires_in=lifetime,
         client_id=client.client_id,

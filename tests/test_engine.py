@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from typing import Any, assert_type
 
 import pytest
@@ -28,11 +29,14 @@ from claimsengine import (
     TokenRequest,
     decide,
     served_domain,
+    steps,
+    tokens,
     userinfo_claims,
     validate_access_token,
 )
 from claimsengine.auth0 import CUSTOM_CLAIMS_LIMIT_BYTES
-from claimsengine.steps import consumes_code
+from claimsengine.model import Reason, new_reason, trusted
+from claimsengine.steps import Trace, consumes_code, granted_scopes
 from claimsengine.tokens import DIALECTS
 from claimsengine.tokens import dialect as dialect_entry
 
@@ -579,3 +583,79 @@ def test_a_pkce_verifier_or_challenge_outside_ascii_fails_to_match_instead_of_ra
     decision = decide(exchange, tenant(clients=[WEB], client_grants=[]), now=NOW + 1)
     assert isinstance(decision, Rejected)
     assert (decision.rejected_by, decision.error_description) == (Rule.CODE_PKCE_FAILED, "Failed to verify code verifier")
+
+
+# --- the hot path's compiled facts and fast constructions (issue 13) ---------------------
+
+
+def test_a_trace_entry_built_on_the_fast_path_equals_one_built_by_its_constructor() -> None:
+    built = new_reason(Rule.GRANT_FOUND, "client grant", "client_grants[0]")
+    assert built == Reason(Rule.GRANT_FOUND, "client grant", "client_grants[0]")
+    assert (built.rule, built.detail, built.ref) == (Rule.GRANT_FOUND, "client grant", "client_grants[0]")
+    with pytest.raises(FrozenInstanceError):
+        built.detail = "changed"  # type: ignore[misc]
+
+
+def test_a_trusted_construction_equals_the_validated_one_defaults_and_set_fields_included() -> None:
+    decision = cc(tenant())
+    assert isinstance(decision, Issued)
+    validated = Issued.model_validate(decision.model_dump())
+    assert decision == validated
+    assert decision.model_dump(exclude_unset=True) == Issued(**decision.model_dump(exclude_unset=True)).model_dump(exclude_unset=True)
+    refused = cc(tenant(), audience="https://nowhere.example.com")
+    assert isinstance(refused, Rejected)
+    assert refused == Rejected.model_validate(refused.model_dump())
+    # A field with a default factory gets a fresh value, as the validating constructor gives it.
+    first, second = trusted(TokenRequest, grant_type="client_credentials"), trusted(TokenRequest, grant_type="client_credentials")
+    assert first == TokenRequest(grant_type="client_credentials")
+    assert first.parameters == {}
+    assert first.parameters is not second.parameters
+    assert first.model_fields_set == {"grant_type"}
+
+
+def test_the_public_constructors_still_validate() -> None:
+    with pytest.raises(ValidationError):
+        Issued.model_validate({**cc_issued().model_dump(), "expires_in": "soon"})
+
+
+def cc_issued() -> Issued:
+    decision = cc(tenant())
+    assert isinstance(decision, Issued)
+    return decision
+
+
+def test_a_tenant_remembers_a_bounded_number_of_host_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(steps, "HOST_CACHE_LIMIT", 2)
+    t = tenant(behaviour={"unknown_host": "default"})
+    hosts = ["acme.auth0.com", "ACME.auth0.com.", "login.acme.com:443", "elsewhere.example.com"]
+    decisions = [cc(t, domain=host) for host in hosts] + [cc(t, domain=host) for host in hosts]
+    assert all(isinstance(d, Issued) for d in decisions)
+    assert len(t.index.host_facts) == 2
+    fresh = tenant(behaviour={"unknown_host": "default"})
+    assert decisions == [cc(fresh, domain=host) for host in hosts] * 2, "remembered or not, a host resolves alike"
+
+
+def test_a_tenant_remembers_a_bounded_number_of_issuing_domains(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "ISSUER_CACHE_LIMIT", 1)
+    t = tenant()
+    first, second, again = cc(t, domain="acme.auth0.com"), cc(t, domain="login.acme.com"), cc(t, domain="login.acme.com")
+    assert isinstance(first, Issued)
+    assert isinstance(second, Issued)
+    assert second == again
+    assert (first.issuer, second.issuer) == ("https://acme.auth0.com/", "https://login.acme.com/")
+    assert list(t.index.issuer_facts) == ["acme.auth0.com"]
+
+
+def test_granted_scopes_notes_the_grant_list_once_compiled() -> None:
+    t = tenant()
+    trace = Trace(t, NOW)
+    api, grant = t.index.apis[API], t.client_grants[0]
+    assert granted_scopes(grant, api, trace) == granted_scopes(grant, api, trace) == ("read", "write")
+    assert [(r.rule, r.detail, r.ref) for r in trace.reasons] == [(Rule.SCOPE_GRANT_LIST, "read write", "client_grants[0]")] * 2
+
+
+def test_an_undecodable_basic_header_alone_names_no_client() -> None:
+    request = TokenRequest(grant_type="client_credentials", basic_client_id="", audience=API)
+    decision = decide(request, tenant(), now=NOW)
+    assert isinstance(decision, Rejected)
+    assert decision.rejected_by is Rule.CLIENT_ID_MISSING

@@ -26,7 +26,7 @@ from claimsengine.steps import (
     client_info,
     filter_claims,
     find_grant,
-    granted_scopes,
+    grant_facts,
     is_auth0_api,
     org_info,
     requested_audience,
@@ -57,11 +57,14 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
     grant = find_grant(client, api, SubjectType.CLIENT, t)
     if isinstance(grant, Rejected):
         return grant
-    granted = granted_scopes(grant, api, t)
+    facts = grant_facts(grant, api, t)
+    t.add(facts.scope_note)
+    granted = facts.scopes
     requested = split_scope(req.scope)
     scopes = granted
     if requested:
-        missing = [s for s in requested if s not in granted]
+        held = facts.scope_set
+        missing = [s for s in requested if s not in held]
         if missing:
             # scope.not_granted (R31)
             text = "Client has not been granted scopes: " + t.behaviour.missing_scope_separator.join(missing)
@@ -123,7 +126,7 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
         t.organization = org.id
         t.note(Rule.ORG_DEFAULT, org.id, t.index.ref(client))
     else:
-        t.note(Rule.ORG_NONE, f"organization_usage {usage}", t.index.ref(grant))
+        t.add(grant_facts(grant, api, t).org_none)
         return None
     # org.allowed / org.not_associated (R35): any organization, or only associated ones.
     # Third-party clients can never rely on allow_any_organization.
@@ -153,6 +156,8 @@ def _quota(req: TokenRequest, client: Client, org: Organization | None, api: Api
     """quota.* (R43, R83): enforce per-client and per-organization token quotas."""
     if api.is_system:
         t.note(Rule.QUOTA_NOT_COUNTED, "Auth0 API audiences do not count toward the quota", t.index.ref(api))
+        return ()
+    if org is None and (client.token_quota or t.tenant.default_token_quota) is None:
         return ()
     usage = req.quota_usage
     index = t.index
