@@ -119,6 +119,7 @@ def first_difference(old: Any, new: Any, path: str = "") -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commit", default="809f2af", help="the engine to compare against (default: before issue 13's work)")
+    parser.add_argument("--new", metavar="COMMIT", help="compare this commit's engine instead of the working tree")
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--per-tenant", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -134,14 +135,19 @@ def main() -> int:
         with open(cases_path, "wb") as handle:
             pickle.dump(cases, handle)
         old = run_worker(tmp, cases_path, os.path.join(tmp, "old.pickle"))
-        new = run_worker(ROOT, cases_path, os.path.join(tmp, "new.pickle"))
+        new_root = ROOT
+        if args.new:
+            new_root = os.path.join(tmp, "new")
+            os.mkdir(new_root)
+            export(args.new, new_root)
+        new = run_worker(new_root, cases_path, os.path.join(tmp, "new.pickle"))
     assert len(old) == len(new) == total, (len(old), len(new), total)
     kinds = Counter(d.get("kind", "raised") for d in new)
     rules = len({r["rule"] for d in new for r in d.get("trace", ())})
     mismatches = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
     entries = sum(len(d.get("trace", ())) for d in new)
     print(
-        f"differential: {args.commit} vs working tree: {total} decisions ({dict(sorted(kinds.items()))}), "
+        f"differential: {args.commit} vs {args.new or 'working tree'}: {total} decisions ({dict(sorted(kinds.items()))}), "
         f"{entries} trace entries, {rules} distinct rules"
     )
     print(f"mismatches: {len(mismatches)}")
