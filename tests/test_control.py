@@ -143,6 +143,40 @@ def test_the_served_cli_logs_one_decision_line_per_request(tmp_path: Path) -> No
     assert "hunter2-wrong" not in text
 
 
+def _request_lines(log: Path) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for line in log.read_text().splitlines():
+        if line.startswith(("claimsengine: decision ", "claimsengine: request ")):
+            _, kind, fields = line.split(" ", 2)
+            found.append((kind, json.loads(fields)))
+    return found
+
+
+def _three_requests(url: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        assert client.post(f"{url}/oauth/token", data=M2M, params={"refresh_token": "rt-in-the-url"}).status_code == 200
+        assert client.get(f"{url}/.well-known/jwks.json").status_code == 200
+        unreadable = client.post(f"{url}/oauth/token", content=b"{", headers={"Content-Type": "application/json"})
+        assert unreadable.status_code == 400  # a framing error: no decision
+
+
+def test_the_served_cli_logs_exactly_one_line_per_request_and_none_when_told(tmp_path: Path) -> None:
+    with serving(tmp_path) as (_, url, log):
+        _three_requests(url)
+    lines = _request_lines(log)
+    assert [(kind, fields.get("request"), fields["status"]) for kind, fields in lines] == [
+        ("decision", "POST /oauth/token?refresh_token=[redacted]", 200),
+        ("request", "GET /.well-known/jwks.json", 200),
+        ("request", "POST /oauth/token", 400),
+    ]
+    assert lines[0][1]["outcome"] == "issued"
+    assert "rt-in-the-url" not in log.read_text()
+    with serving(tmp_path, "--no-request-log", name="quiet") as (_, url, quiet):
+        _three_requests(url)
+    assert _request_lines(quiet) == []
+    assert "Application startup complete" in quiet.read_text()
+
+
 # ---------------------------------------------------------------------------------------
 # Capture
 # ---------------------------------------------------------------------------------------

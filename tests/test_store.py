@@ -179,6 +179,20 @@ def test_the_memory_store_is_bounded_and_forgets_what_expires_soonest() -> None:
         MemoryStore(max_entries=0)
 
 
+def test_a_counter_added_to_on_every_request_keeps_one_expiry_entry_in_memory() -> None:
+    # A quota counter is added to on every issued token: its expiry bookkeeping must not grow.
+    store = MemoryStore()
+    for _ in range(500):
+        store.add("client_hour", "app\0486000", 1, expires=NOW + 3600, now=NOW)
+    assert store.count("client_hour", "app\0486000", now=NOW) == 500
+    assert len(store._counters._heap) == 1
+    # Once due, the entry goes with its counter, which starts again.
+    store.add("client_hour", "app\0486000", 1, expires=NOW + 7200, now=NOW + 3600)
+    store.add("other", "x", 1, expires=NOW + 9000, now=NOW + 3601)
+    assert store.count("client_hour", "app\0486000", now=NOW + 3601) == 1
+    assert len(store._counters._heap) == 2
+
+
 def test_sqlite_prunes_expired_rows(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "p.db")
     for i in range(600):

@@ -16,17 +16,19 @@ live in the process that was told (use one worker when testing with them).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claimsengine import Rejected
 from claimsengine.adapters import wire
@@ -41,6 +43,7 @@ REQUESTS_PATH = f"{RESERVED_PREFIX}/requests"
 DEFAULT_LIMIT = 50
 MAX_KEPT = 1_000
 decision_log = logging.getLogger("claimsengine.decisions")
+request_log = logging.getLogger("claimsengine.requests")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -72,14 +75,148 @@ def decision_record(endpoint: str, client_id: str | None, decision: Any, status:
     }
 
 
-def log_line(record: Mapping[str, Any]) -> str:
-    """The one structured line logged per decision (no trace details: rule ids say enough)."""
-    keys = ("endpoint", "client_id", "outcome", "error", "status", "rules")
-    return json.dumps({k: record[k] for k in keys}, separators=(",", ":"))
+def decision_line(endpoint: str, client_id: str | None, decision: Any, status: int) -> dict[str, Any]:
+    """What the log line of a decision says (``decision_record`` without the time and the trace)."""
+    kind, error = outcome(decision)
+    rules = [reason.rule.value for reason in decision.trace]
+    return {"endpoint": endpoint, "client_id": client_id, "outcome": kind, "error": error, "status": status, "rules": rules}
+
+
+# What the log line of a decision says: no trace details (rule ids say enough), never a secret.
+_LOGGED = ("endpoint", "client_id", "outcome", "error", "status", "rules")
 
 
 def rules_header(decision: Any) -> dict[str, str]:
     return {RULES_HEADER: " ".join(reason.rule.value for reason in decision.trace)}
+
+
+# ---------------------------------------------------------------------------------------
+# One log line per request
+# ---------------------------------------------------------------------------------------
+
+
+class _Answering:
+    """The request being answered in this task: its line (method, path, secrets in the query
+    masked), and whether its decision wrote that line."""
+
+    __slots__ = ("logged", "request")
+
+    def __init__(self, request: str) -> None:
+        self.request = request
+        self.logged = False
+
+
+_answering: contextvars.ContextVar[_Answering] = contextvars.ContextVar("claimsengine_answering")
+
+
+def request_target(scope: Scope) -> str:
+    """``METHOD /path?query`` of a request, with every secret in the query masked."""
+    query = scope.get("query_string", b"")
+    path = scope["path"]
+    target = wire.redact_query(f"{path}?{query.decode('latin-1')}") if query else path
+    return f"{scope['method']} {target}"
+
+
+class Lines:
+    """Where the one structured line per request goes.
+
+    A request that reaches a decision gets its decision line (``_LOGGED`` plus ``request``, the
+    method and path with secrets in the query masked); any other gets a request line
+    (``request`` and ``status``) from :class:`RequestLog`. By default both go to the loggers
+    ``claimsengine.decisions`` and ``claimsengine.requests`` (tests and embedding apps see
+    ``LogRecord`` objects). ``claimsengine serve`` passes its ``stream``: each line is then one
+    write to it, ``claimsengine: decision {...}`` or ``claimsengine: request {...}``, with no
+    ``LogRecord`` built (a ``logging`` call costs 10-15x the write). ``enabled=False``
+    (``--no-request-log``) writes nothing.
+    """
+
+    __slots__ = ("_lock", "enabled", "stream")
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self._lock = threading.Lock()
+
+    def _write(self, logger: logging.Logger, prefix: str, line: str) -> None:
+        if self.stream is None:
+            logger.info(line)
+            return
+        with self._lock:
+            self.stream.write(f"claimsengine: {prefix}{line}\n")
+            self.stream.flush()
+
+    def decision(self, record: Mapping[str, Any]) -> None:
+        """Log one decision (``decision_record``'s fields; no trace details, never a secret)."""
+        if not self.enabled:
+            return
+        answering = _answering.get(None)
+        fields = {k: record[k] for k in _LOGGED}
+        if answering is not None:
+            answering.logged = True
+            fields["request"] = answering.request
+        self._write(decision_log, "decision ", json.dumps(fields, separators=(",", ":")))
+
+    def request(self, target: str, status: int) -> None:
+        self._write(request_log, "request ", json.dumps({"request": target, "status": status}, separators=(",", ":")))
+
+
+class RequestLog:
+    """ASGI middleware: the request line of a request that reached no decision (discovery, JWKS,
+    a body that could not be read, an override...). Decisions log their own line."""
+
+    def __init__(self, app: ASGIApp, lines: Lines) -> None:
+        self.app = app
+        self.lines = lines
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.lines.enabled:
+            await self.app(scope, receive, send)
+            return
+        answering = _Answering(request_target(scope))
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        reset = _answering.set(answering)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            _answering.reset(reset)
+            if not answering.logged:
+                self.lines.request(answering.request, status)
+
+
+# ---------------------------------------------------------------------------------------
+# What is kept: decisions and requests
+# ---------------------------------------------------------------------------------------
+
+
+class Kept:
+    """The last ``MAX_KEPT`` decisions and requests of a one-process server, rendered only when read.
+
+    With a shared store (SQLite, Redis) every record is serialised when it happens, so that
+    every worker's are seen. In one process with the memory store nobody else reads them: the
+    values are kept as they are (decisions are immutable, the request's scope and parameters are
+    not changed after the request) and turned into JSON when ``GET /.claimsengine/...`` or
+    ``FakeTenant.decisions()`` asks, not on every request.
+    """
+
+    def __init__(self, limit: int = MAX_KEPT) -> None:
+        self._kept: dict[str, deque[Callable[[], dict[str, Any]]]] = {
+            "decision": deque(maxlen=limit),
+            "request": deque(maxlen=limit),
+        }
+
+    def keep(self, kind: str, render: Callable[[], dict[str, Any]]) -> None:
+        self._kept[kind].append(render)
+
+    def records(self, kind: str) -> list[str]:
+        """The records of ``kind``, oldest first, as the store would give them (JSON text)."""
+        return [json.dumps(render()) for render in list(self._kept.get(kind, ()))]
 
 
 async def decisions(request: Request) -> Response:
@@ -98,7 +235,7 @@ def _last(request: Request, kind: str, name: str) -> Response:
         body = {"error": "invalid_request", "error_description": "limit must be a whole number"}
         return JSONResponse(body, status_code=400, headers=_NO_STORE)
     limit = int(raw)
-    kept = request.app.state.auth0.store.captured(kind)
+    kept = request.app.state.auth0.captured(kind)
     return JSONResponse({name: [json.loads(item) for item in kept[-limit:]] if limit else []}, headers=_NO_STORE)
 
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -37,10 +38,11 @@ import h11
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from claimsengine import Tenant
 
-__all__ = ["BoundedH11Protocol", "Serving", "bind", "serve"]
+__all__ = ["BoundedH11Protocol", "BoundedHttpToolsProtocol", "Serving", "bind", "serve"]
 
 DEFAULT_READ_TIMEOUT = 10.0
 # How long a stopping worker may take to finish its requests.
@@ -50,8 +52,8 @@ POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for reading each request (headers and body).
+class _ReadDeadline:
+    """A deadline for reading each request (headers and body), for uvicorn's HTTP protocols.
 
     uvicorn bounds idle keep-alive connections but not a client that sends a request slowly;
     this closes the connection when a request is still incomplete ``read_timeout`` seconds
@@ -59,6 +61,30 @@ class BoundedH11Protocol(H11Protocol):
     """
 
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    loop: Any
+    transport: Any
+    _read_deadline: Any = None
+
+    def _arm_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+        self._read_deadline = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _disarm_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+
+    def _request_whole(self) -> bool:
+        raise NotImplementedError
+
+    def _read_timed_out(self) -> None:
+        # A request that arrived whole is being answered; anything else is too slow.
+        if not self._request_whole() and not self.transport.is_closing():
+            self.transport.close()
+
+
+class BoundedH11Protocol(_ReadDeadline, H11Protocol):
+    """uvicorn's pure-Python h11 protocol with a read deadline."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -69,26 +95,53 @@ class BoundedH11Protocol(H11Protocol):
         self._arm_read_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        handle = getattr(self, "_read_deadline", None)
-        if handle is not None:
-            handle.cancel()
+        self._disarm_read_deadline()
         super().connection_lost(exc)
 
-    def _arm_read_deadline(self) -> None:
-        handle = getattr(self, "_read_deadline", None)
-        if handle is not None:
-            handle.cancel()
-        self._read_deadline = self.loop.call_later(self.read_timeout, self._read_timed_out)
-
-    def _read_timed_out(self) -> None:
-        # DONE: the request arrived whole and is being answered; anything else is too slow.
-        if self.conn.their_state is not h11.DONE and not self.transport.is_closing():
-            self.transport.close()
+    def _request_whole(self) -> bool:
+        return self.conn.their_state is h11.DONE
 
 
-def bounded_protocol(read_timeout: float) -> type[BoundedH11Protocol]:
-    """A protocol class with its own read deadline."""
-    return type("BoundedH11Protocol", (BoundedH11Protocol,), {"read_timeout": read_timeout})
+class BoundedHttpToolsProtocol(_ReadDeadline, HttpToolsProtocol):
+    """uvicorn's httptools (C parser) protocol with a read deadline: the fast default."""
+
+    _whole = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._whole = False
+        self._arm_read_deadline()
+
+    def on_message_complete(self) -> None:
+        self._whole = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._whole = False
+        self._arm_read_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_read_deadline()
+        super().connection_lost(exc)
+
+    def _request_whole(self) -> bool:
+        return self._whole
+
+
+def _event_loop() -> str:
+    """uvloop when installed (the ``server`` extra brings it, except on Windows), else asyncio."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # pragma: no cover (not on every platform)
+        return "asyncio"
+    return "uvloop"
+
+
+def bounded_protocol(read_timeout: float, base: type[asyncio.Protocol] = BoundedHttpToolsProtocol) -> type[asyncio.Protocol]:
+    """A protocol class with its own read deadline (httptools' C parser unless told otherwise)."""
+    bounded: type[asyncio.Protocol] = type(base.__name__, (base,), {"read_timeout": read_timeout})
+    return bounded
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -125,7 +178,10 @@ def _uvicorn_config(app: Starlette, serving: Serving) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http=bounded_protocol(serving.read_timeout),
+        loop=_event_loop(),
         log_level="info",
+        # One line per request comes from the app itself (control.RequestLog): cheap, structured.
+        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         **serving.uvicorn_options,
     )

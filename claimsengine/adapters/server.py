@@ -190,6 +190,7 @@ class FakeTenant:
         store: Store | None = None,
         generation: int = 1,
         rule_header: bool = True,
+        lines: control.Lines | None = None,
     ) -> None:
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
         # Addresses declared at start-up (serve_as); every generation's tenant includes them.
@@ -204,7 +205,10 @@ class FakeTenant:
         self.admin = admin
         self.admin_token = admin_token or (secrets.token_urlsafe(24) if admin else None)
         self.store: Store = store if store is not None else MemoryStore()
-        # What a test sees and controls (adapters/control.py).
+        # What a test sees and controls (adapters/control.py). Decisions and requests are kept
+        # in the store when it is shared, else in this process, rendered when read.
+        self.kept = control.Kept() if isinstance(self.store, MemoryStore) else None
+        self.lines = lines if lines is not None else control.Lines()
         self.rule_header = rule_header
         self.overrides = control.Overrides()
         self._lock = threading.Lock()
@@ -255,23 +259,38 @@ class FakeTenant:
     def observe(self, endpoint: str, client_id: str | None, decision: Any, status: int) -> dict[str, str]:
         """Keep and log one decision; the response headers that show its rule ids."""
         # The wall clock, not self.now(): a stepped clock moves once per request, for the decision.
-        record = control.decision_record(endpoint, client_id, decision, status, _wall_clock())
-        control.decision_log.info(control.log_line(record))
-        self.store.capture("decision", json.dumps(record), limit=control.MAX_KEPT)
+        at = _wall_clock()
+        if self.kept is not None:
+            if self.lines.enabled:
+                self.lines.decision(control.decision_line(endpoint, client_id, decision, status))
+            self.kept.keep("decision", lambda: control.decision_record(endpoint, client_id, decision, status, at))
+        else:
+            record = control.decision_record(endpoint, client_id, decision, status, at)
+            self.lines.decision(record)
+            self.store.capture("decision", json.dumps(record), limit=control.MAX_KEPT)
         return control.rules_header(decision) if self.rule_header else {}
 
     def capture(self, request: Request, params: Mapping[str, Any] | None = None) -> None:
-        record = control.request_record(request, params, _wall_clock())
-        self.store.capture("request", json.dumps(record), limit=control.MAX_KEPT)
+        at = _wall_clock()
+        if self.kept is not None:
+            scope = dict(request.scope)  # what the record needs is read later, from a copy
+            self.kept.keep("request", lambda: control.request_record(Request(scope), params, at))
+        else:
+            record = control.request_record(request, params, at)
+            self.store.capture("request", json.dumps(record), limit=control.MAX_KEPT)
+
+    def captured(self, kind: str) -> list[str]:
+        """The records kept of ``kind`` (``decision`` or ``request``), oldest first, as JSON text."""
+        return self.kept.records(kind) if self.kept is not None else self.store.captured(kind)
 
     def decisions(self) -> list[dict[str, Any]]:
         """The decisions kept (the last 1000, every worker's), oldest first, with their traces."""
-        return [json.loads(item) for item in self.store.captured("decision")]
+        return [json.loads(item) for item in self.captured("decision")]
 
     def requests(self, path: str | None = None) -> list[dict[str, Any]]:
         """The requests received (the last 1000, every worker's), oldest first, secrets masked;
         only those to ``path`` if given."""
-        kept = [json.loads(item) for item in self.store.captured("request")]
+        kept = [json.loads(item) for item in self.captured("request")]
         return [r for r in kept if path is None or r["path"] == path]
 
     def override(
@@ -943,6 +962,7 @@ def create_app(
     store: Store | None = None,
     generation: int = 1,
     rule_header: bool = True,
+    lines: control.Lines | None = None,
 ) -> Starlette:
     """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
 
@@ -962,6 +982,7 @@ def create_app(
         store=store,
         generation=generation,
         rule_header=rule_header,
+        lines=lines,
     )
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
@@ -980,8 +1001,9 @@ def create_app(
         routes.append(Route("/admin/overrides", add_override, methods=["POST", "DELETE"]))
     app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)
-    # Outermost: preflights are answered first, and every answer (overrides too) gets CORS headers.
+    # Preflights are answered first, and every answer (overrides too) gets CORS headers.
     app.add_middleware(cors_http.CorsMiddleware)
+    app.add_middleware(control.RequestLog, lines=fake.lines)  # outermost: every request gets its line
     app.state.auth0 = fake
     return app
 
@@ -1160,6 +1182,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="rule_header",
         action="store_false",
         help=f"do not send the decision's rule ids in the {control.RULES_HEADER} response header",
+    )
+    parser.add_argument(
+        "--no-request-log",
+        dest="request_log",
+        action="store_false",
+        help="do not log a line per request on stderr (by default: one structured line, the decision's or the request's)",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes; they share one key set (default: 1)")
     parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
@@ -1488,6 +1516,7 @@ def _run(args: argparse.Namespace) -> int:
                 store=open_store(store_url),
                 generation=generation,
                 rule_header=getattr(args, "rule_header", True),
+                lines=control.Lines(sys.stderr, enabled=getattr(args, "request_log", True)),
             )
             # The addresses this server is reached through are domains of every generation.
             fake: FakeTenant = app.state.auth0

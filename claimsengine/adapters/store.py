@@ -131,8 +131,11 @@ class _Expiring:
                 if when > now:
                     self.evicted += 1
                 del self.items[old]
+        previous = self.items.get(key)
         self.items[key] = (value, expires)
-        heapq.heappush(heap, (expires, key))
+        # One heap entry per (key, expiry): a counter added to on every request keeps its one.
+        if previous is None or previous[1] != expires:
+            heapq.heappush(heap, (expires, key))
 
     def pop(self, key: str) -> None:
         self.items.pop(key, None)
