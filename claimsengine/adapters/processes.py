@@ -47,6 +47,8 @@ __all__ = ["BoundedH11Protocol", "BoundedHttpToolsProtocol", "Serving", "bind", 
 DEFAULT_READ_TIMEOUT = 10.0
 # How long a stopping worker may take to finish its requests.
 GRACEFUL_SECONDS = 5
+# How long a stopping worker waits for the request of a connection it has just accepted.
+SHUTDOWN_GRACE = 1.0
 # How often the parent looks at its children and, with --watch, at the tenant file.
 POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1
@@ -127,6 +129,28 @@ class BoundedHttpToolsProtocol(_ReadDeadline, HttpToolsProtocol):
 
     def _request_whole(self) -> bool:
         return self._whole
+
+    # A graceful stop (a reload retiring this worker, SIGTERM) closes idle connections. One
+    # accepted a moment ago whose request has not arrived yet is not idle: its client is about to
+    # send, and closing it would answer that request with a bare disconnect. It gets its answer
+    # (with Connection: close) if the request comes within SHUTDOWN_GRACE seconds.
+    _stopping = False
+
+    def shutdown(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self._stopping = True
+            self.loop.call_later(SHUTDOWN_GRACE, self._close_if_nothing_came)
+            return
+        super().shutdown()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _close_if_nothing_came(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
 
 
 def _event_loop() -> str:
