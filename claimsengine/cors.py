@@ -27,6 +27,7 @@ __all__ = [
     "CorsDecision",
     "CorsRequest",
     "decide_cors",
+    "entry_problem",
     "origin_refusal",
 ]
 
@@ -114,6 +115,17 @@ def _origin_matches(entry: str, origin: Origin, *, whole_url: bool, wildcards: b
         label, dot, rest = origin[1].partition(".")
         return wildcards and bool(label) and dot == "." and rest == host[2:] and "*" not in label
     return host == origin[1]
+
+
+def entry_problem(entry: str, *, first_party: bool) -> str | None:
+    """Why an Allowed Web Origins or Allowed Origins (CORS) entry can never match (``None``: it can)."""
+    if _origin(entry) is None:
+        return "is not an http(s) origin"
+    if _origin(entry, bare=True) is None:
+        return "has a path, query, fragment or user: only scheme, host and port may be given"
+    if "*" in entry and not first_party:
+        return "uses a wildcard, which third-party clients may not"
+    return None
 
 
 def _allowing_list(client: Client, origin: Origin, t: Trace) -> tuple[Rule, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
+from claimsengine.cors import entry_problem
 from claimsengine.grants import GrantType
 from claimsengine.model import AuthMethod, ClientPolicy, Frozen, OrganizationUsage, SigningAlg, SubjectType, Tenant
 from claimsengine.tokens import DIALECTS
@@ -87,6 +88,12 @@ def lint(tenant: Tenant, *, derived_api_secrets: Collection[str] = ()) -> tuple[
                 "import refuses duplicate names",
             )
         seen_names.setdefault(client.name, i)
+        # Issue 10, item 4 (specs/choices.md "CORS"): list entries the CORS decision never matches.
+        for field in ("web_origins", "allowed_origins"):
+            for j, entry in enumerate(getattr(client, field)):
+                problem = entry_problem(entry, first_party=client.is_first_party)
+                if problem is not None:
+                    add("client.origin_never_matches", "warning", f"clients[{i}].{field}[{j}]", f"{entry!r} {problem}: it allows no origin")
         if client.auth_method is AuthMethod.NONE and GrantType.CLIENT_CREDENTIALS in (client.grant_types or ()):
             add(
                 "client.public_client_credentials",

@@ -195,6 +195,28 @@ def test_configuration_auth0_refuses_is_reported() -> None:
     assert "issues none" in findings[3].message
 
 
+def test_origin_entries_that_can_never_match_are_reported() -> None:
+    # Issue 10, item 4 (specs/choices.md "CORS"): only scheme, host and port count; third-party
+    # clients may not use wildcards. Such an entry loads (Auth0's lists are free text here) but allows nothing.
+    spa = Client(
+        client_id="spa",
+        app_type="spa",
+        web_origins=("https://shop.example.com", "https://shop.example.com/app", "shop.example.com"),
+        allowed_origins=("https://*.example.com", "https://kiosk.example.com/?x=1"),
+    )
+    partner = Client(client_id="partner", is_first_party=False, web_origins=("https://*.partner.example", "https://partner.example"))
+    findings = [f for f in lint(tenant(clients=(spa, partner))) if f.code == "client.origin_never_matches"]
+    assert [(f.path, f.severity) for f in findings] == [
+        ("clients[0].web_origins[1]", "warning"),
+        ("clients[0].web_origins[2]", "warning"),
+        ("clients[0].allowed_origins[1]", "warning"),
+        ("clients[1].web_origins[0]", "warning"),
+    ]
+    assert "has a path" in findings[0].message
+    assert "is not an http(s) origin" in findings[1].message
+    assert "third-party" in findings[3].message
+
+
 @pytest.mark.parametrize("domain", ["https://x.auth0.com", "x.auth0.com/", "x.auth0.com/path", "x .auth0.com"])
 def test_a_domain_given_as_a_url_or_with_a_path_is_refused_at_load(domain: str) -> None:
     with pytest.raises(ValidationError, match=r"a domain is a bare host name such as acme\.auth0\.com, not a URL or a path"):
