@@ -6,10 +6,14 @@ The golden cases are in ``specs/cases/cors.json``; the choices in ``specs/choice
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -27,6 +31,7 @@ from tests.conftest import CORPUS
 DOMAIN = "spa.auth0.com"
 SPA = "spa-client"
 APP = "https://app.example.com"
+USER = "auth0|ada"
 NOW = 1_767_226_500
 
 
@@ -39,7 +44,7 @@ def spa_tenant(**client: object) -> Tenant:
         "web_origins": [APP],
         **client,
     }
-    return Tenant.model_validate({"domain": DOMAIN, "clients": [fields]})
+    return Tenant.model_validate({"domain": DOMAIN, "clients": [fields], "users": [{"user_id": USER, "profile": {"name": "Ada"}}]})
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,7 +255,8 @@ def test_the_deploy_cli_directory_example_keeps_the_browser_fields_after_keyword
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    with serve_in_thread(create_app(spa_tenant(allowed_origins=["https://kiosk.example.com"]), seed=7)) as server:
+    app = create_app(spa_tenant(allowed_origins=["https://kiosk.example.com"]), seed=7, default_user=USER)
+    with serve_in_thread(app) as server:
         yield server
 
 
@@ -337,3 +343,27 @@ def test_a_test_override_still_carries_cors_headers(live: LiveServer) -> None:
     assert response.status_code == 429
     # The override answered before the endpoint named a client: decided as naming none.
     assert response.headers["access-control-allow-origin"] == APP
+
+
+def test_userinfo_is_decided_for_the_client_its_token_was_issued_to(live: LiveServer) -> None:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    callback = "http://localhost:3000/callback"
+    query = {"response_type": "code", "client_id": SPA, "redirect_uri": callback, "scope": "openid profile"}
+    query |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+    redirect = httpx.get(f"{live.url}/authorize", params=query, timeout=10)
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    exchange = {"grant_type": "authorization_code", "client_id": SPA, "code": code, "code_verifier": verifier, "redirect_uri": callback}
+    issued = httpx.post(f"{live.url}/oauth/token", data=exchange, headers={"Origin": "http://localhost:3000"}, timeout=10)
+    assert issued.status_code == 200, issued.text
+    assert issued.headers["x-claimsengine-cors"] == "cors.callback_origin"
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    allowed = httpx.get(f"{live.url}/userinfo", headers={**bearer, "Origin": APP}, timeout=10)
+    assert (allowed.status_code, allowed.json()["sub"]) == (200, USER)
+    assert allowed.headers["access-control-allow-origin"] == APP
+    assert allowed.headers["x-claimsengine-cors"] == "cors.web_origin"
+    # Another origin gets the same answer without CORS headers: the browser withholds it.
+    other = httpx.get(f"{live.url}/userinfo", headers={**bearer, "Origin": "https://other.example.net"}, timeout=10)
+    assert other.status_code == 200
+    assert "access-control-allow-origin" not in other.headers
+    assert other.headers["x-claimsengine-cors"] == "cors.origin_not_allowed"
