@@ -86,7 +86,7 @@ __all__ = [
 class Frozen(BaseModel):
     """Base of every core value: immutable, and strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,7 +372,7 @@ class RefreshTokenSettings(Frozen):
     expire; an expiring client's do). Lifetimes are in seconds, at most one year.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
     expiration_type: Literal["expiring", "non-expiring"] = "non-expiring"
@@ -410,8 +410,10 @@ class RefreshTokenSettings(Frozen):
 
 # Auth0's defaults: non-rotating, non-expiring; single-page applications default into
 # rotation with expiring tokens (30 days absolute, 15 days idle in the Dashboard's defaults).
-DEFAULT_REFRESH_SETTINGS = RefreshTokenSettings()
-SPA_REFRESH_SETTINGS = RefreshTokenSettings(
+# (Built with model_construct so that importing the core builds no validator: schemas are
+# deferred to first use. tests/test_engine.py checks these equal their validated forms.)
+DEFAULT_REFRESH_SETTINGS = RefreshTokenSettings.model_construct()
+SPA_REFRESH_SETTINGS = RefreshTokenSettings.model_construct(
     rotation_type="rotating", expiration_type="expiring", token_lifetime=2592000, idle_token_lifetime=1296000
 )
 
@@ -600,7 +602,7 @@ class Tenant(Frozen):
     Cross-references are checked when the tenant is built; every problem is listed at once.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     domain: Annotated[Domain, Field(description="canonical domain, e.g. acme.auth0.com")]
     custom_domains: tuple[CustomDomain, ...] = ()
@@ -626,7 +628,7 @@ class Tenant(Frozen):
     default_directory: str | None = None
     # "Require Multi-factor Auth": never, or always (Deploy CLI guardianPolicies "all-applications").
     mfa_policy: Literal["never", "all-applications"] = "never"
-    behaviour: Behaviour = Behaviour()
+    behaviour: Behaviour = Behaviour.model_construct()  # validated defaults: see DEFAULT_REFRESH_SETTINGS
 
     @model_validator(mode="after")
     def _cross_references(self) -> Tenant:
@@ -960,7 +962,7 @@ class TokenRequest(Frozen):
     device_code: SecretStr | None = None
     device_grant: DeviceGrant | None = None
     device_state: DeviceState | None = Field(default=None, description="the store's facts about device_grant's user code")
-    quota_usage: QuotaUsage = QuotaUsage()
+    quota_usage: QuotaUsage = QuotaUsage.model_construct()
     password_valid_for: tuple[str, ...] = Field(
         default=(), description="users whose stored password hash the presented password matches (the adapter checks the hashes)"
     )
@@ -1174,7 +1176,9 @@ class Revoked(Frozen):
 Decision = Annotated[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked, Field(discriminator="kind")]
 """Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
-DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked] = TypeAdapter(Decision)
+DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked] = TypeAdapter(
+    Decision, config=ConfigDict(defer_build=True)
+)
 
 
 _F = TypeVar("_F", bound=Frozen)

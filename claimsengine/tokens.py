@@ -61,7 +61,7 @@ __all__ = [
 API_V1_LIFETIME = 86400
 USERINFO_LIFETIME = 86400
 # JWT headers are few and immutable: build each once.
-_HEADERS = {(alg, typ): JwtHeader(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
+_HEADERS = {(alg, typ): JwtHeader.model_construct(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
 _NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
 
 

@@ -19,7 +19,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -114,8 +114,8 @@ class _Run:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # file name -> source path -> 1-based line
-    lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    # file name -> source path -> 1-based line (composed on first use)
+    lines: Lines = field(default_factory=lambda: Lines())
     overlay_file: str = ""
     # (file, line) -> the keywords substituted on that line, as written (``@@CALLBACKS@@``)
     substituted: dict[tuple[str, int], list[str]] = field(default_factory=dict)
@@ -213,6 +213,15 @@ def _replace_keywords(text: str, file: str, run: _Run) -> str | None:
     return None if missing else result
 
 
+# libyaml's C parser when PyYAML was built with it, else the pure-Python one: the same
+# constructor (SafeConstructor) either way, so the same data; the C parser is ~10x faster.
+LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def _yaml_loader() -> Any:
+    return yaml.CSafeLoader if LIBYAML else yaml.SafeLoader
+
+
 def _yaml_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
     """Record the 1-based line of every mapping key and sequence item under ``node``."""
     if isinstance(node, yaml.MappingNode):
@@ -227,8 +236,61 @@ def _yaml_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
             _yaml_lines(item, child, out)
 
 
+def line_table(text: str) -> dict[str, int]:
+    """Source path -> 1-based line for a YAML or JSON text (JSON is, nearly always, YAML too);
+    empty when the text does not compose as YAML: line numbers are a nicety."""
+    try:
+        node = yaml.compose(text, Loader=_yaml_loader())
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+    if node is not None:
+        _yaml_lines(node, "", lines)
+    return lines
+
+
+class Lines(Mapping[str, Mapping[str, int]]):
+    """File -> its line table, each computed on first use from the text that was parsed.
+
+    Parsing does not track lines (the fast parsers cannot); a file's lines are composed only
+    when a problem, a warning or ``SourceMap.locate`` asks for one, so a clean load of a
+    large tenant never pays for them. Each text is dropped once its table is built."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._tables: dict[str, Mapping[str, int]] = {}
+
+    def add(self, file: str, text: str) -> None:
+        self._texts[file] = text
+        self._tables.pop(file, None)
+
+    def __getitem__(self, file: str) -> Mapping[str, int]:
+        if file not in self._tables:
+            self._tables[file] = line_table(self._texts.pop(file))  # KeyError: a file never read
+        return self._tables[file]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._tables, *self._texts])
+
+    def __len__(self) -> int:
+        return len(self._tables) + len(self._texts)
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse YAML with the fast loader; on an error, parse again with the pure-Python loader,
+    whose messages (and data, should the two parsers ever disagree) are the reference."""
+    if LIBYAML:
+        try:
+            return yaml.load(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=yaml.SafeLoader)
+
+
 def _read(path: Path, display: str, run: _Run, *, substitute: bool = True) -> Any | None:
-    """Read, substitute keywords (unless told not to) and parse one file; ``None`` on failure."""
+    """Read, substitute keywords (unless told not to) and parse one file; ``None`` on failure.
+    JSON goes through the JSON parser, YAML through libyaml when present; line numbers are
+    composed later, only when needed (:class:`Lines`)."""
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -243,25 +305,16 @@ def _read(path: Path, display: str, run: _Run, *, substitute: bool = True) -> An
         except json.JSONDecodeError as exc:
             run.problems.append(Problem(display, "", f"invalid JSON: {exc.msg}", exc.lineno))
             return None
-        # JSON is (nearly always) YAML too; line numbers are a nicety, so a failure is fine.
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            node = None
     else:
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            data = _parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
             reason = getattr(exc, "problem", None) or str(exc)
             run.problems.append(Problem(display, "", f"invalid YAML: {reason}", line))
             return None
-    lines: dict[str, int] = {}
-    if node is not None:
-        _yaml_lines(node, "", lines)
-    run.lines[display] = lines
+    run.lines.add(display, text)
     return data
 
 
