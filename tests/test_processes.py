@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
 import os
 import re
 import secrets
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -43,6 +45,7 @@ CALLBACK = "https://shop.northwind.com/callback"
 SERVICE = "nw-pkjwt-0001"
 QUOTA = "nw-quota-0001"
 QUOTA_SECRET = "example-quota-secret-not-for-production"
+M2M_SECRET = "example-billing-secret-not-for-production"  # the bundled example tenant's
 RACE = 32
 
 
@@ -313,3 +316,94 @@ def test_a_slow_client_is_cut_off_after_the_read_timeout(tmp_path: Path) -> None
             assert slow_body.recv(1024) == b""
         with httpx.Client(timeout=10) as client:  # everyone else is still served
             assert client.get(f"{url}/.well-known/jwks.json").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------
+# Keys shared by the workers (issue 12): a rotation answered by one worker reaches all
+# ---------------------------------------------------------------------------------------
+
+
+def _answering_worker(client_port: int, server_port: int, workers: set[int]) -> int | None:
+    """The worker process holding the server side of the loopback connection from ``client_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+            inode = fields[9]
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def _keys_seen_by_each_worker(port: int, workers: set[int]) -> dict[int, set[tuple[str, tuple[str, ...]]]]:
+    """For each worker: the (token kid, JWKS kids) pairs it answered, over fresh connections
+    opened one at a time until every worker has answered at least three (bounded)."""
+    body = urlencode({"grant_type": "client_credentials", "client_id": "nw-m2m-0001", "client_secret": M2M_SECRET, "audience": ORDERS})
+    seen: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
+    deadline = time.monotonic() + 20
+    while min((len(seen.get(pid, ())) for pid in workers), default=0) < 3:
+        assert time.monotonic() < deadline, f"not every worker answered: {sorted(seen)} of {sorted(workers)}"
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/oauth/token", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            answer = connection.getresponse()
+            assert answer.status == 200
+            token = json.loads(answer.read())["access_token"]
+            connection.request("GET", "/.well-known/jwks.json")
+            jwks = json.loads(connection.getresponse().read())
+            worker = _answering_worker(connection.sock.getsockname()[1], port, workers)
+        finally:
+            connection.close()
+        assert worker is not None
+        kid = jwt.get_unverified_header(token)["kid"]
+        published = jwt.PyJWKSet.from_dict(jwks)
+        claims = jwt.decode(token, published[kid].key, algorithms=["RS256"], audience=ORDERS)  # signed by a published key
+        assert claims["azp"] == "nw-m2m-0001"
+        seen.setdefault(worker, []).append((kid, tuple(k["kid"] for k in jwks["keys"])))
+    return {pid: set(pairs) for pid, pairs in seen.items()}
+
+
+def test_a_key_rotation_answered_by_one_worker_reaches_every_worker(tmp_path: Path) -> None:
+    with serving(tmp_path, "--admin", workers=2) as (_, url, log):
+        text = log.read_text()
+        found = re.search(r"admin token: (\S+)", text)
+        assert found is not None
+        admin = {"Authorization": f"Bearer {found.group(1)}"}
+        workers = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", text)}
+        port = urlsplit(url).port
+        assert len(workers) == 2
+        assert port is not None
+        first = _keys_seen_by_each_worker(port, workers)
+        (k1,) = {kid for pairs in first.values() for kid, _ in pairs}
+        assert all(pairs == {(k1, (k1,))} for pairs in first.values()), first
+        with httpx.Client(timeout=30) as client:
+            published = client.post(f"{url}/admin/rotate-keys", headers=admin).json()
+        k2 = published["jwks"]["keys"][1]["kid"]
+        assert (published["current_kid"], [k["kid"] for k in published["jwks"]["keys"]]) == (k1, [k1, k2])
+        # Whichever worker rotated: every worker now publishes the next key and still signs with k1.
+        assert all(pairs == {(k1, (k1, k2))} for pairs in _keys_seen_by_each_worker(port, workers).values())
+        with httpx.Client(timeout=30) as client:
+            assert client.post(f"{url}/admin/rotate-keys", headers=admin).json()["current_kid"] == k2
+        # And every worker signs with k2, publishing k1 as previous.
+        assert all(pairs == {(k2, (k2, k1))} for pairs in _keys_seen_by_each_worker(port, workers).values())
+
+
+def test_a_rotation_is_saved_in_the_key_file_and_survives_a_restart(tmp_path: Path) -> None:
+    options = ("--admin", "--keys", str(tmp_path / "keys.json"))
+    with serving(tmp_path, *options) as (_, url, log), httpx.Client(timeout=30) as client:
+        found = re.search(r"admin token: (\S+)", log.read_text())
+        assert found is not None
+        admin = {"Authorization": f"Bearer {found.group(1)}"}
+        first = client.post(f"{url}/admin/rotate-keys", headers=admin).json()
+        rotated = client.post(f"{url}/admin/rotate-keys", headers=admin).json()
+    assert rotated["current_kid"] != first["current_kid"]
+    with serving(tmp_path, *options, name="restart") as (_, url, _log), httpx.Client(timeout=30) as client:
+        jwks = client.get(f"{url}/.well-known/jwks.json").json()
+    assert [k["kid"] for k in jwks["keys"]] == [k["kid"] for k in rotated["jwks"]["keys"]]
+    assert jwks["keys"][0]["kid"] == rotated["current_kid"]

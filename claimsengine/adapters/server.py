@@ -162,6 +162,19 @@ def _wall_clock() -> int:
     return int(time.time())
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by every process on this machine: ``PATH.lock`` (``flock``)."""
+    import fcntl
+
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class Generation:
     """One loaded configuration: the tenant and what is derived from it. A request is answered
@@ -199,8 +212,12 @@ class FakeTenant:
         generation: int = 1,
         rule_header: bool = True,
         lines: control.Lines | None = None,
+        key_file: Path | None = None,
     ) -> None:
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
+        # Keys shared with other processes (serve --workers N, --keys FILE): see refresh_keys.
+        self.key_file = key_file
+        self._key_stamp: tuple[int, int, int] | None = None
         # Addresses declared at start-up (serve_as); every generation's tenant includes them.
         self.served_as: tuple[str, ...] = ()
         self.scheme = "https"
@@ -220,6 +237,7 @@ class FakeTenant:
         self.rule_header = rule_header
         self.overrides = control.Overrides()
         self._lock = threading.Lock()
+        self.refresh_keys()
 
     def _generation(self, number: int, tenant: Tenant) -> Generation:
         tenant = with_served_domains(tenant, self.served_as)
@@ -319,10 +337,56 @@ class FakeTenant:
         return lifecycle.answer_device(self.store, self.tenant, user_code, who, approve=approve, now=self.now())
 
     def rotate_keys(self) -> dict[str, Any]:
-        """Rotate signing keys: the first call publishes the next key, the second signs with it."""
+        """Rotate signing keys: the first call publishes the next key, the second signs with it.
+
+        With a key file (``key_file``: ``serve --workers N`` or ``--keys FILE``), the rotation is
+        made on the file, under an exclusive lock, from what the file holds now (another worker
+        may have rotated it), and the file is replaced atomically: every process sees the new
+        keys at its next request (``refresh_keys``), and a restart with the same file keeps them.
+        """
         with self._lock:
-            self.keys.rotate()
+            if self.key_file is None:
+                self.keys.rotate()
+                return self.keys.jwks()
+            with _locked(self.key_file):
+                self._key_stamp = None
+                self._refresh_keys_locked()
+                self.keys.rotate()
+                self.keys.save(self.key_file)
+                self._key_stamp = None
+                self._refresh_keys_locked()
             return self.keys.jwks()
+
+    def refresh_keys(self) -> None:
+        """Adopt the key file's keys if it changed since they were read (one ``stat`` when not).
+
+        Called before every request when there is a key file, so a rotation made by any
+        process is used by all of them from their next request on: tokens are signed with the
+        file's current key and every JWKS publishes the file's keys.
+        """
+        if self.key_file is None:
+            return
+        if self._stamp() != self._key_stamp:
+            with self._lock:
+                self._refresh_keys_locked()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        assert self.key_file is not None
+        try:
+            st = os.stat(self.key_file)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _refresh_keys_locked(self) -> None:
+        stamp = self._stamp()  # taken before reading: a newer file is read again next time
+        if stamp is None or stamp == self._key_stamp:
+            return
+        assert self.key_file is not None
+        self.keys = KeySet.load(self.key_file)
+        self._key_stamp = stamp
+        generation = self.generation
+        self.generation = Generation(generation.number, generation.tenant, Minter(generation.tenant, self.keys), generation.verifier)
 
     # Quotas ------------------------------------------------------------------------------
 
@@ -951,6 +1015,18 @@ def _same_origin(origin: str, request: Request) -> bool:
     return parts.netloc == request.headers.get("host") and parts.scheme == request.url.scheme
 
 
+class _FreshKeys:
+    """Before each request, the keys of the shared key file if another process rotated them."""
+
+    def __init__(self, app: Any, fake: FakeTenant) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.fake.refresh_keys()
+        await self.app(scope, receive, send)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Never leak internals (or secrets in exception messages) to the caller; log the type only.
     server_log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
@@ -971,6 +1047,7 @@ def create_app(
     generation: int = 1,
     rule_header: bool = True,
     lines: control.Lines | None = None,
+    key_file: Path | None = None,
 ) -> Starlette:
     """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
 
@@ -991,6 +1068,7 @@ def create_app(
         generation=generation,
         rule_header=rule_header,
         lines=lines,
+        key_file=key_file,
     )
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
@@ -1011,6 +1089,8 @@ def create_app(
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)
     # Preflights are answered first, and every answer (overrides too) gets CORS headers.
     app.add_middleware(cors_http.CorsMiddleware)
+    if key_file is not None:
+        app.add_middleware(_FreshKeys, fake=fake)
     app.add_middleware(control.RequestLog, lines=fake.lines)  # outermost: every request gets its line
     app.state.auth0 = fake
     return app
@@ -1489,6 +1569,10 @@ def _run(args: argparse.Namespace) -> int:
             if args.keys:
                 keys.save(args.keys)
                 os.chmod(args.keys, 0o600)
+        # Workers share their keys through a file: a rotation by one reaches all (FakeTenant.rotate_keys).
+        key_file = Path(args.keys) if args.keys else (private / "keys.json" if args.workers > 1 else None)
+        if key_file is not None and not args.keys:
+            keys.save(key_file)
         store_url = args.store or default_store(args.workers, args.keys, private)
         try:
             open_store(store_url).close()  # fail now, once, if the store cannot be opened
@@ -1525,6 +1609,7 @@ def _run(args: argparse.Namespace) -> int:
                 generation=generation,
                 rule_header=getattr(args, "rule_header", True),
                 lines=control.Lines(sys.stderr, enabled=getattr(args, "request_log", True)),
+                key_file=key_file,
             )
             # The addresses this server is reached through are domains of every generation.
             fake: FakeTenant = app.state.auth0
