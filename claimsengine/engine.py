@@ -45,23 +45,28 @@ from claimsengine.model import (
     Authorized,
     AuthorizeRequest,
     Client,
+    Consent,
     DeviceApprovalRequest,
     DeviceApproved,
     DeviceAuthorized,
     DeviceCodeRequest,
     DeviceGrant,
     Issued,
+    LoggedOut,
+    LogoutRequest,
     Organization,
     PresentedToken,
     Rejected,
     Revoked,
     RevokeRequest,
+    Session,
     SigningAlg,
     Tenant,
     TokenRequest,
     User,
 )
 from claimsengine.rules import ErrorCode, Rule
+from claimsengine.sessions import authenticated, logout, remember_consent
 from claimsengine.steps import (
     ASSERTION_CLOCK_SKEW,
     ASSERTION_MAX_LIFETIME,
@@ -98,7 +103,7 @@ __all__ = [
 ]
 
 
-Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest
+Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest | LogoutRequest
 """Every request ``decide`` takes."""
 
 
@@ -113,16 +118,21 @@ def decide(request: DeviceApprovalRequest, tenant: Tenant, *, now: int) -> Devic
 @overload
 def decide(request: RevokeRequest, tenant: Tenant, *, now: int) -> Revoked | Rejected: ...
 @overload
+def decide(request: LogoutRequest, tenant: Tenant, *, now: int) -> LoggedOut | Rejected: ...
+@overload
 def decide(
     request: Request, tenant: Tenant, *, now: int
-) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked: ...
-def decide(request: Request, tenant: Tenant, *, now: int) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked:
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut: ...
+def decide(
+    request: Request, tenant: Tenant, *, now: int
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut:
     """Decide what ``tenant`` answers to ``request`` at Unix time ``now``.
 
     Pure and total: equal inputs give an equal decision, and no valid request makes it
     raise. A ``TokenRequest`` yields ``Issued`` or ``Rejected``; an ``AuthorizeRequest``
     ``Authorized`` or ``Rejected``; a ``DeviceCodeRequest`` ``DeviceAuthorized``; a
-    ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked`` (or ``Rejected``).
+    ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked``; a
+    ``LogoutRequest`` ``LoggedOut`` (or ``Rejected``).
     """
     trace = Trace(tenant, now)
     if isinstance(request, TokenRequest):
@@ -133,6 +143,8 @@ def decide(request: Request, tenant: Tenant, *, now: int) -> Issued | Rejected |
         return _device_authorization(request, trace)
     if isinstance(request, DeviceApprovalRequest):
         return _device_approval(request, trace)
+    if isinstance(request, LogoutRequest):
+        return logout(request, trace)
     return _revoke(request, trace)
 
 
@@ -280,18 +292,42 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     org = user_organization(req.organization, client, t)
     if isinstance(org, Rejected):
         return org
-    user = t.index.users.get(req.user_id) if req.user_id is not None else None
-    if user is None:
-        return t.reject(Rule.AUTHORIZE_LOGIN_REQUIRED, ErrorCode.LOGIN_REQUIRED, "Login required", detail="no authenticated user")
+    logged_in = authenticated(req, t)
+    if isinstance(logged_in, Rejected):
+        return logged_in
+    user, session = logged_in
+    decision = _logged_in(req, client, user, session, api, org, domain, redirect_uri, challenge, method, t)
+    if isinstance(decision, Rejected) and session is not None:
+        # The login (or the session's use) stands though the request failed after it.
+        return decision.model_copy(update={"session": session})
+    return decision
+
+
+def _logged_in(
+    req: AuthorizeRequest,
+    client: Client,
+    user: User,
+    session: Session | None,
+    api: Api | None,
+    org: Organization | None,
+    domain: str,
+    redirect_uri: str,
+    challenge: str | None,
+    method: str | None,
+    t: Trace,
+) -> Authorized | Rejected:
+    """/authorize once the user is known: organization membership, scopes, consent, post-login
+    Actions, then the grant the code stands for."""
     member = check_membership(org, user, t)
     if member is not None:
         return member
     scopes = user_scopes(split_scope(req.scope), client, user, api, org, t)
     if isinstance(scopes, Rejected):
         return scopes
-    consent = _consent(req, client, user, api, org, scopes, redirect_uri, t)
-    if consent is not None:
+    consent = _consent(req, client, user, api, org, scopes, redirect_uri, session, t)
+    if isinstance(consent, Rejected):
         return consent
+    session = remember_consent(session, consent)
     outcome = post_login(client, user, api, org, domain, scopes, t)
     if isinstance(outcome, Rejected):
         return outcome
@@ -310,9 +346,11 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
         issued_at=t.now,
         access_claims=access_claims,
         id_claims=id_claims,
+        session_id=session.session_id if session is not None else None,
+        auth_time=session.auth_time if session is not None else None,
     )
     t.note(Rule.AUTHORIZE_CODE_ISSUED, f"code for {' '.join(scopes) or '(no scopes)'}")
-    return Authorized(grant=grant, redirect_uri=redirect_uri, state=req.state, trace=tuple(t.reasons))
+    return Authorized(grant=grant, redirect_uri=redirect_uri, state=req.state, trace=tuple(t.reasons), session=session)
 
 
 def _authorize_audience(req: AuthorizeRequest, t: Trace) -> Api | Rejected | None:
@@ -331,9 +369,10 @@ def _consent(
     org: Organization | None,
     scopes: tuple[str, ...],
     redirect_uri: str,
+    session: Session | None,
     t: Trace,
-) -> Rejected | None:
-    """consent.* (R70): None when the flow may go on."""
+) -> Rejected | Consent | None:
+    """consent.* (R70): a refusal, or the flow goes on (with the consent just given, if any)."""
     prompt = set(split_scope(req.prompt))
     skip = client.is_first_party and (api is None or (api.skip_consent_for_verifiable_first_party_clients and _verifiable(redirect_uri)))
     if skip and "consent" not in prompt:
@@ -341,18 +380,24 @@ def _consent(
         return None
     audience = api.identifier if api is not None else t.tenant.userinfo_audience
     org_id = org.id if org is not None else None
-    stored = any(
-        c.client_id == client.client_id and c.audience == audience and c.organization_id == org_id and set(scopes) <= set(c.scopes)
-        for c in user.consents
+    remembered = session.consents if session is not None else ()
+    stored = next(
+        (
+            c
+            for c in (*user.consents, *remembered)
+            if c.client_id == client.client_id and c.audience == audience and c.organization_id == org_id and set(scopes) <= set(c.scopes)
+        ),
+        None,
     )
-    if stored and "consent" not in prompt:
-        t.note(Rule.CONSENT_STORED, "the user consented before", t.index.ref(user))
+    if stored is not None and "consent" not in prompt:
+        where = "the user consented before" if stored in user.consents else "the user consented in this session"
+        t.note(Rule.CONSENT_STORED, where, t.index.ref(user))
         return None
     if "none" in prompt or req.consent is None:
         return t.reject(Rule.CONSENT_REQUIRED, ErrorCode.CONSENT_REQUIRED, "Consent required")
     if req.consent:
         t.note(Rule.CONSENT_GIVEN, "the user accepted the consent prompt")
-        return None
+        return Consent(client_id=client.client_id, audience=audience, scopes=scopes, organization_id=org_id)
     return t.reject(Rule.CONSENT_DENIED, ErrorCode.ACCESS_DENIED, "User did not authorize the request")
 
 

@@ -53,6 +53,8 @@ __all__ = [
     "GrantRef",
     "Issued",
     "JwtHeader",
+    "LoggedOut",
+    "LogoutRequest",
     "Organization",
     "OrganizationMember",
     "OrganizationUsage",
@@ -64,6 +66,7 @@ __all__ = [
     "RefreshGrant",
     "Rejected",
     "Role",
+    "Session",
     "SigningAlg",
     "SubjectType",
     "Tenant",
@@ -524,6 +527,21 @@ class Consent(Frozen):
     organization_id: str | None = None
 
 
+class Session(Frozen):
+    """A browser's login session at the tenant, as its cookie carries it (the adapter seals and
+    unseals the cookie; the core decides whether the session still logs the user in).
+
+    ``auth_time`` is when the user logged in, ``last_seen`` when the session was last used
+    (the idle lifetime counts from it); ``consents`` are the grants the user gave during it.
+    """
+
+    session_id: Annotated[str, Field(min_length=1)]
+    user_id: Annotated[str, Field(min_length=1)]
+    auth_time: int
+    last_seen: int
+    consents: tuple[Consent, ...] = ()
+
+
 class MfaEnrollment(Frozen):
     """A user's enrolled second factors: an authenticator app's TOTP secret (base32, RFC 6238)
     and a recovery code. Both are secrets: never in a repr, a trace or an error."""
@@ -628,6 +646,11 @@ class Tenant(Frozen):
     default_directory: str | None = None
     # "Require Multi-factor Auth": never, or always (Deploy CLI guardianPolicies "all-applications").
     mfa_policy: Literal["never", "all-applications"] = "never"
+    # Login sessions (tenant settings, in hours): the absolute and the idle lifetime.
+    session_lifetime: float = Field(default=168, gt=0)
+    idle_session_lifetime: float = Field(default=72, gt=0)
+    # The tenant-level Allowed Logout URLs (for a logout request that names no client).
+    allowed_logout_urls: tuple[str, ...] = ()
     behaviour: Behaviour = Behaviour.model_construct()  # validated defaults: see DEFAULT_REFRESH_SETTINGS
 
     @model_validator(mode="after")
@@ -861,6 +884,9 @@ class AuthorizationGrant(UserGrant):
     code_challenge_method: Literal["S256", "plain"] | None = None
     nonce: str | None = None
     issued_at: int
+    # The login session the code was issued in (its sid and auth_time); None without one.
+    session_id: str | None = None
+    auth_time: int | None = None
 
 
 class MfaGrant(UserGrant):
@@ -1000,6 +1026,36 @@ class AuthorizeRequest(Frozen):
     user_id: str | None = None
     consent: bool | None = None
     repeated: tuple[str, ...] = Field(default=(), description="parameters the query carried more than once")
+    # The login session (issue 10, item 3). ``session``: the browser's session from its cookie.
+    # ``username``/``password_valid_for``: a login form's credentials (the adapter checks the
+    # password; the core sees only which users it matched). ``new_session_id``: the id the
+    # adapter drew for the session a login starts (``None``: a login starts no session).
+    session: Session | None = None
+    username: str | None = None
+    password_valid_for: tuple[str, ...] = ()
+    new_session_id: str | None = None
+
+
+class LogoutRequest(Frozen):
+    """A ``GET /v2/logout`` (``endpoint="v2"``: ``return_to``) or ``/oidc/logout``
+    (``endpoint="oidc"``: ``post_logout_redirect_uri``, ``id_token_hint``, ``logout_hint``) request.
+
+    The adapter verifies an ``id_token_hint``'s signature: ``hint_claims`` are its claims
+    (``None`` with ``id_token_hint`` given: the hint is not a valid ID token of this tenant).
+    ``session`` is the browser's session from its cookie.
+    """
+
+    domain: str | None = None
+    endpoint: Literal["v2", "oidc"] = "v2"
+    client_id: str | None = None
+    return_to: str | None = None
+    federated: bool = False
+    id_token_hint: bool = False
+    hint_claims: dict[str, JsonValue] | None = None
+    logout_hint: str | None = None
+    state: str | None = None
+    session: Session | None = None
+    repeated: tuple[str, ...] = Field(default=(), description="parameters the query carried more than once")
 
 
 class DeviceCodeRequest(Frozen):
@@ -1129,6 +1185,9 @@ class Rejected(Frozen):
     mfa: MfaGrant | None = Field(default=None, description="mfa_required: what the mfa_token stands for")
     rejected_by: Rule
     trace: tuple[Reason, ...]
+    # /authorize after a login: the session the browser keeps though the request failed (a
+    # consent prompt to answer, say). None when no session was started or used.
+    session: Session | None = None
 
 
 class Authorized(Frozen):
@@ -1138,6 +1197,19 @@ class Authorized(Frozen):
     grant: AuthorizationGrant
     redirect_uri: str
     state: str | None = None
+    trace: tuple[Reason, ...]
+    # The login session to keep in the browser (started, refreshed, or with a new consent).
+    session: Session | None = None
+
+
+class LoggedOut(Frozen):
+    """A logout succeeded: end ``session_id``'s session (clear the cookie), then redirect to
+    ``redirect_uri`` (with ``state`` for ``/oidc/logout``) or, without one, show a page."""
+
+    kind: Literal["logged_out"] = "logged_out"
+    redirect_uri: str | None = None
+    state: str | None = None
+    session_id: str | None = None
     trace: tuple[Reason, ...]
 
 
@@ -1173,10 +1245,12 @@ class Revoked(Frozen):
     trace: tuple[Reason, ...]
 
 
-Decision = Annotated[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked, Field(discriminator="kind")]
+Decision = Annotated[
+    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut, Field(discriminator="kind")
+]
 """Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
-DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked] = TypeAdapter(
+DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut] = TypeAdapter(
     Decision, config=ConfigDict(defer_build=True)
 )
 

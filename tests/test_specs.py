@@ -22,6 +22,7 @@ from claimsengine import (
     CorsRequest,
     DeviceApprovalRequest,
     DeviceCodeRequest,
+    LogoutRequest,
     PresentedToken,
     RevokeRequest,
     Rule,
@@ -120,6 +121,8 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide(RevokeRequest.model_validate(request), tenant, now=now)
     elif kind == "cors":
         decision = decide_cors(CorsRequest.model_validate(request), tenant)
+    elif kind == "logout":
+        decision = decide(LogoutRequest.model_validate(request), tenant, now=now)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
     dumped: dict[str, Any] = decision.model_dump(mode="json")

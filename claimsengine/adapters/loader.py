@@ -768,6 +768,12 @@ class Section:
 
 def _tenant_settings(m: _Mapping, file: str, path: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     data = _pick(settings, "resource_parameter_profile", "allow_organization_name_in_authentication_api", "default_directory")
+    data.update(_pick(settings, "allowed_logout_urls", "session_lifetime", "idle_session_lifetime"))
+    for name in ("session_lifetime", "idle_session_lifetime"):
+        # The Management API's *_in_minutes variants say the same in minutes (hours here).
+        minutes = settings.get(f"{name}_in_minutes")
+        if isinstance(minutes, int | float) and not isinstance(minutes, bool):
+            data[name] = minutes / 60
     if settings.get("default_audience"):  # '' means "no default audience"
         data["default_audience"] = settings["default_audience"]
     legacy = settings.get("allow_api1_non_global_clients", _dig(settings, "flags", "allow_api1_non_global_clients"))
@@ -926,18 +932,19 @@ SECTIONS: tuple[Section, ...] = (
         (),
         reads=_names(
             """
-            allow_api1_non_global_clients allow_organization_name_in_authentication_api default_audience
-            default_directory default_token_quota flags resource_parameter_profile
+            allow_api1_non_global_clients allowed_logout_urls allow_organization_name_in_authentication_api default_audience
+            default_directory default_token_quota flags idle_session_lifetime idle_session_lifetime_in_minutes
+            resource_parameter_profile session_lifetime session_lifetime_in_minutes
             """
         ),
         known=_names(
             """
-            acr_values_supported allowed_logout_urls authorization_response_iss_parameter_supported change_password
+            acr_values_supported authorization_response_iss_parameter_supported change_password
             customize_mfa_in_postlogin_action default_organization default_redirection_uri device_flow
             enable_ai_guide enabled_locales ephemeral_session_lifetime error_page friendly_name guardian_mfa_page
-            idle_ephemeral_session_lifetime idle_session_lifetime idle_session_lifetime_in_minutes mtls oidc_logout
+            idle_ephemeral_session_lifetime mtls oidc_logout
             phone_consolidated_experience picture_url pushed_authorization_requests_supported sandbox_version
-            sandbox_versions_available session_cookie session_lifetime session_lifetime_in_minutes sessions
+            sandbox_versions_available session_cookie sessions
             skip_non_verifiable_callback_uri_confirmation_prompt support_email support_url universal_login
             """
         ),

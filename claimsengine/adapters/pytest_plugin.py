@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 MARKER = "auth0_tenant"
 # Options of the tenant: where it comes from and how a Deploy CLI export is read.
 TENANT_OPTIONS = ("path", "tenant", "domain", "keywords", "keyword_file", "credentials", "deploy_config", "users", "user_assignments")
-APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed", "rule_header")
+APP_OPTIONS = ("default_user", "auto_consent", "admin", "seed", "rule_header", "login_page")
 
 
 def pytest_configure(config: pytest.Config) -> None:

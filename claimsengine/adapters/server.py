@@ -60,7 +60,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, cors_http, lifecycle, processes, users, wire
+from claimsengine.adapters import control, cors_http, home, lifecycle, login, processes, users, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -213,6 +213,7 @@ class FakeTenant:
         rule_header: bool = True,
         lines: control.Lines | None = None,
         key_file: Path | None = None,
+        login_page: bool = False,
     ) -> None:
         self.keys = keys if keys is not None else KeySet.generate(seed=seed)
         # Keys shared with other processes (serve --workers N, --keys FILE): see refresh_keys.
@@ -235,6 +236,8 @@ class FakeTenant:
         self.kept = control.Kept() if isinstance(self.store, MemoryStore) else None
         self.lines = lines if lines is not None else control.Lines()
         self.rule_header = rule_header
+        # /authorize renders the login and consent pages and keeps a session (adapters/login.py).
+        self.login_page = login_page
         self.overrides = control.Overrides()
         self._lock = threading.Lock()
         self.refresh_keys()
@@ -740,15 +743,24 @@ def _error_page(rejected: Rejected, request: Request) -> Response:
 
 
 async def authorize(request: Request) -> Response:
-    """GET /authorize: a non-interactive login as ``login_hint`` or the default user."""
+    """GET /authorize: a non-interactive login as ``login_hint`` or the default user; with the
+    login page (``--login-page``), the browser's session or the login form (adapters/login.py)."""
     fake = _fake(request)
     params = wire.Parameters(request.query_params.multi_items())  # the core decides about repeated ones
     fake.capture(request, params)
+    if fake.login_page:
+        return await login.interactive_authorize(request, fake, params)
     user = _text(params.get("login_hint")) or fake.default_user
     req = wire.authorize_request(params, domain=request.headers.get("host"), user_id=user, consent=fake.auto_consent)
     generation = fake.generation
     decision = decide(req, generation.tenant, now=fake.now())
-    client_id = _text(params.get("client_id"))
+    return authorize_response(request, fake, generation, decision, _text(params.get("client_id")))
+
+
+def authorize_response(
+    request: Request, fake: FakeTenant, generation: Generation, decision: Authorized | Rejected, client_id: str | None
+) -> Response:
+    """The answer to an ``/authorize`` decision: a redirect with the code or the error, or an error page."""
     if isinstance(decision, Authorized):
         code = generation.minter.code(decision.grant)
         location = _with_query(decision.redirect_uri, {"code": code, "state": decision.state})
@@ -831,6 +843,8 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         "revocation_endpoint": f"{base}{REVOCATION_PATH}",
         "userinfo_endpoint": f"{base}/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
+        # RP-initiated logout (issue 9 item 7; Auth0 publishes it when the tenant enables it).
+        "end_session_endpoint": f"{base}{login.OIDC_LOGOUT_PATH}",
         "scopes_supported": ["openid", *OIDC_SCOPE_CLAIMS, "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -1048,6 +1062,7 @@ def create_app(
     rule_header: bool = True,
     lines: control.Lines | None = None,
     key_file: Path | None = None,
+    login_page: bool = False,
 ) -> Starlette:
     """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
 
@@ -1069,8 +1084,14 @@ def create_app(
         rule_header=rule_header,
         lines=lines,
         key_file=key_file,
+        login_page=login_page,
     )
     routes = [
+        Route("/", home.home, methods=["GET"]),
+        Route(login.LOGIN_PATH, login.login_submit, methods=["POST"]),
+        Route(login.CONSENT_PATH, login.consent_submit, methods=["POST"]),
+        Route(login.V2_LOGOUT_PATH, login.logout, methods=["GET"]),
+        Route(login.OIDC_LOGOUT_PATH, login.logout, methods=["GET", "POST"]),
         Route("/oauth/token", token, methods=["POST"]),
         Route(DEVICE_AUTHORIZATION_PATH, device_authorization, methods=["POST"]),
         Route(REVOCATION_PATH, revoke, methods=["POST"]),
@@ -1281,6 +1302,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", metavar="FILE", help="key set file: loaded if it exists, else generated and saved there")
     parser.add_argument("--seed", type=int, help="seed for generated keys and token randomness (reproducible runs)")
     parser.add_argument("--default-user", metavar="ID", help="user logged in at /authorize when there is no login_hint")
+    parser.add_argument(
+        "--login-page",
+        action="store_true",
+        help="/authorize shows a login form and a consent page and keeps a session cookie (prompt=none then works)",
+    )
     parser.add_argument("--admin", action="store_true", help="enable POST /admin/rotate-keys (needs the admin token printed at start-up)")
     parser.add_argument(
         "--store",
@@ -1610,6 +1636,7 @@ def _run(args: argparse.Namespace) -> int:
                 rule_header=getattr(args, "rule_header", True),
                 lines=control.Lines(sys.stderr, enabled=getattr(args, "request_log", True)),
                 key_file=key_file,
+                login_page=bool(getattr(args, "login_page", False)),
             )
             # The addresses this server is reached through are domains of every generation.
             fake: FakeTenant = app.state.auth0

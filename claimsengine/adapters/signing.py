@@ -66,6 +66,7 @@ CODE_TYP: Final = "claimsengine.code"
 REFRESH_TYP: Final = "claimsengine.refresh"
 DEVICE_TYP: Final = "claimsengine.device"
 MFA_TYP: Final = "claimsengine.mfa"
+_MINTED_TYPS: Final = frozenset({CODE_TYP, REFRESH_TYP, DEVICE_TYP, MFA_TYP})
 # Anything longer is not something we minted; refuse before parsing.
 MAX_TOKEN_CHARS: Final = 65536
 KEYSET_FORMAT: Final = "claimsengine.keyset/1"
@@ -480,6 +481,17 @@ class Minter:
     def read_mfa_token(self, token: str) -> MfaGrant | None:
         """The login behind an mfa_token, or None (tampered, foreign, another kind, garbage)."""
         return self._unseal_model(token, MFA_TYP, MfaGrant)
+
+    def seal(self, typ: str, value: BaseModel) -> str:
+        """Any model sealed under the purpose marker ``typ`` (a session cookie, a form's
+        anti-forgery token); readable only by :meth:`unseal` with the same ``typ``."""
+        if not typ.startswith("claimsengine.") or typ in _MINTED_TYPS:
+            raise ValueError(f"not a purpose of its own: {typ!r}")
+        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": typ}, value.model_dump_json().encode("utf-8"))
+
+    def unseal(self, token: str, typ: str, model: type[_M]) -> _M | None:
+        """What :meth:`seal` sealed as ``typ``, else None (tampered, another key, another purpose)."""
+        return self._unseal_model(token, typ, model)
 
     def read_opaque(self, token: str) -> dict[str, Any] | None:
         """The claims of an opaque access token we minted, or None."""

@@ -279,12 +279,20 @@ def revoke_request(
 
 
 def authorize_request(
-    params: Mapping[str, Any], *, domain: str | None = None, user_id: str | None = None, consent: bool | None = None
+    params: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    user_id: str | None = None,
+    consent: bool | None = None,
+    login: Mapping[str, Any] | None = None,
 ) -> AuthorizeRequest:
-    """Build an ``AuthorizeRequest`` from ``/authorize`` query parameters and the login outcome."""
+    """Build an ``AuthorizeRequest`` from ``/authorize`` query parameters and the login outcome
+    (``login``: the session facts, ``session``, ``username``, ``password_valid_for``,
+    ``new_session_id``, as the login page gives them)."""
     values, _ = _strings(params, AUTHORIZE_PARAMETERS)
     repeated = _repeated(params, AUTHORIZE_PARAMETERS)
-    return AuthorizeRequest(domain=domain, user_id=user_id, consent=consent, repeated=repeated, **values)
+    fields: dict[str, Any] = {**values, **(login or {}), "domain": domain, "user_id": user_id, "consent": consent, "repeated": repeated}
+    return AuthorizeRequest.model_validate(fields)
 
 
 def success_body(issued: Issued, access_token: str, *, refresh_token: str | None = None, id_token: str | None = None) -> dict[str, Any]:
