@@ -34,7 +34,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
 SPA_NODE = Path(__file__).parent / "spa_node"
 API = "https://api.spa-e2e.test"
-USER = "auth0|alice"
+USER = "auth0|frank0001"
+# tests/fixtures/users/users.json: Frank's bcrypt hash and password (test fixtures, not secrets).
+EMAIL, PASSWORD = "frank@northwind.com", "fixture-password-frank"
+PASSWORD_HASH = "$2b$04$yp1WaFlHx2JSZ8ovJpFJseftP0Bk6Yy/G2Wit/xAtc8DTyIlq6qJi"
 CLIENT = "spa-e2e-client"
 TIMEOUT_MS = 20_000
 
@@ -123,7 +126,14 @@ def spa_tenant(origin: str, **client: Any) -> Tenant:
                 },
                 *others,
             ],
-            "users": [{"user_id": USER, "profile": {"email": "alice@example.com", "name": "Alice"}}],
+            "users": [
+                {
+                    "user_id": USER,
+                    "profile": {"email": EMAIL, "name": "Frank Osei"},
+                    "connection": "Username-Password-Authentication",
+                    "password_hash": PASSWORD_HASH,
+                }
+            ],
             "behaviour": behaviour,
         }
     )
@@ -142,7 +152,8 @@ def spa_world(**client: Any) -> Iterator[tuple[App, LiveServer]]:
     try:
         origin = f"http://127.0.0.1:{server.server_address[1]}"
         tenant = spa_tenant(origin, **{key: value(origin) if callable(value) else value for key, value in client.items()})
-        with serve_in_thread(create_app(tenant, default_user=USER, seed=11), tls=True) as fake:
+        # The interactive login and consent pages (issue 10, item 3), not a default user.
+        with serve_in_thread(create_app(tenant, seed=11, login_page=True), tls=True) as fake:
             verifier.append((jwt.PyJWKClient(f"{fake.url}/.well-known/jwks.json", ssl_context=fake.ssl_context()), fake.issuer))
             config = {
                 # The served address, as the banner prints it: iss is https://{domain}/ (issue 10, item 1).
@@ -160,8 +171,9 @@ def spa_world(**client: Any) -> Iterator[tuple[App, LiveServer]]:
         thread.join(timeout=5)
 
 
-def run_page(app: App) -> dict[str, Any]:
-    """Open the page in headless chromium, log in, and return what the page recorded."""
+def run_page(app: App, fake: LiveServer) -> dict[str, Any]:
+    """Open the page in headless chromium, log in through the fake's pages, and return what the page recorded."""
+    fake_url = fake.url
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -177,6 +189,16 @@ def run_page(app: App) -> dict[str, Any]:
                 failed: dict[str, Any] = page.evaluate("() => window.results")
                 return failed
             page.click("#login")
+            # The fake's login page, on the fake's origin: Frank types his e-mail and password.
+            page.wait_for_selector("#login-form")
+            assert page.url.startswith(fake_url), page.url
+            page.fill("#username", EMAIL)
+            page.fill("#password", PASSWORD)
+            page.click("#login-form button[type=submit]")
+            # The consent page: a callback on 127.0.0.1 cannot be verified, so Auth0 asks (R70).
+            page.wait_for_selector("#consent-form, #results")
+            if page.url.startswith(fake_url):
+                page.click("#consent-form button[value=accept]")
             page.wait_for_function("() => window.results && (window.results.done || window.results.failed)")
             assert page.url.startswith(app.origin), page.url
             results: dict[str, Any] = page.evaluate("() => window.results")
@@ -191,7 +213,7 @@ def token_requests(fake: LiveServer) -> list[dict[str, Any]]:
 
 def test_auth0_spa_js_logs_in_gets_a_token_silently_and_calls_a_protected_route_across_origins() -> None:
     with spa_world(web_origins=lambda origin: [origin]) as (app, fake):
-        results = run_page(app)
+        results = run_page(app, fake)
         assert "failed" not in results, results
         assert results["user"] == USER
         assert results["silent_token_parts"] == 3
@@ -228,7 +250,7 @@ def test_an_app_origin_the_client_does_not_allow_gets_no_token_in_the_browser(ot
     # when another client does, the preflight passes and the exchange itself is refused as Auth0
     # refuses it (401 access_denied, no CORS header). Either way the SDK fails at the callback.
     with spa_world(web_origins=[], behaviour={"cors_origins": "web_origins"}, others=others) as (app, fake):
-        results = run_page(app)
+        results = run_page(app, fake)
         assert results["failed"]["step"] == "handleRedirectCallback", results
         assert "done" not in results
         kept = [d for d in fake.fake.decisions() if d["endpoint"].endswith("/oauth/token")]
