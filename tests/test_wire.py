@@ -4,11 +4,14 @@ nothing; form and JSON bodies reach the core as the same request."""
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from claimsengine import Behaviour, Issued, Rejected, Rule, decide
+from claimsengine import Behaviour, Issued, Rejected, Rule, TokenRequest, decide
 from claimsengine.adapters import wire
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import EXAMPLE_TENANT, asgi_client, create_app
@@ -76,3 +79,18 @@ def test_the_core_notes_the_repetition_it_resolved() -> None:
     refused = decide(wire.token_request(wire.Parameters(PAIRS)), strict, now=NOW)
     assert isinstance(refused, Rejected)
     assert refused.rejected_by is Rule.PARAMETER_REPEATED
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from([*wire.TOKEN_PARAMETERS, "client_assertion", "extra"]),
+        st.one_of(st.text(max_size=8), st.integers(), st.none(), st.lists(st.text(max_size=4), max_size=2)),
+    ),
+    authorization=st.one_of(st.none(), st.just("Basic bTJtOnNlY3JldA=="), st.text(max_size=12)),
+)
+def test_a_wire_token_request_is_the_one_the_validating_constructor_builds(params: dict[str, Any], authorization: str | None) -> None:
+    built = wire.token_request(params, domain="acme.auth0.com", authorization=authorization, password_valid_for=("auth0|u",))
+    validated = TokenRequest(**{name: getattr(built, name) for name in built.model_fields_set})
+    assert built == validated, "every field already has the type the validating constructor gives it"
+    assert built.model_fields_set == validated.model_fields_set
