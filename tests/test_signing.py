@@ -701,3 +701,60 @@ def test_keyset_file_is_not_world_readable_even_with_a_loose_umask(tmp_path: Pat
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# ---------------------------------------------------------------------------------------
+# The minting fast path (issue 13) writes exactly what joserfc writes
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("alg", "api"), [("RS256", RS_API), ("HS256", HS_API)])
+def test_a_jwt_is_byte_for_byte_what_joserfc_serializes(minter: Minter, keys: KeySet, alg: str, api: str) -> None:
+    from joserfc import jws
+    from joserfc.jwk import OctKey, RSAKey
+
+    decision = issued(alg=SigningAlg(alg), api=api)
+    token = minter.access_token(decision)
+    header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+    key: OctKey | RSAKey
+    if alg == "RS256":
+        header["kid"] = keys.current_kid
+        key = keys._signer().key
+    else:
+        key = OctKey.import_key(HS_SECRET.encode())
+    payload = json.dumps(dict(decision.claims), separators=(",", ":"), ensure_ascii=False).encode()
+    assert token == jws.serialize_compact(header, payload, key, algorithms=[alg])
+
+
+def test_a_ps256_jwt_verifies_with_joserfc(minter: Minter, keys: KeySet) -> None:
+    from joserfc import jws
+
+    token = minter.access_token(issued(alg=SigningAlg.PS256, api=PS_API))
+    verified = jws.deserialize_compact(token, keys._signer().key, algorithms=["PS256"])
+    assert json.loads(verified.payload)["aud"] == PS_API
+
+
+def test_sealed_values_open_with_joserfc_and_joserfc_sealed_values_open_here(minter: Minter, keys: KeySet) -> None:
+    from joserfc import jwe
+    from joserfc.jwk import OctKey
+    from joserfc.registry import HeaderParameter, is_str
+
+    secret = OctKey.import_key(keys.secret)
+    registry = jwe.JWERegistry(header_registry={"iss": HeaderParameter("Issuer", is_str)}, algorithms=["dir", "A256GCM"])
+    token = minter.access_token(issued(fmt=TokenFormat.OPAQUE))
+    opened = jwe.decrypt_compact(token, secret, registry=registry)
+    assert opened.protected == {"alg": "dir", "enc": "A256GCM", "iss": ISSUER}
+    assert opened.plaintext is not None
+    assert json.loads(opened.plaintext) == minter.read_opaque(token)
+    # A value sealed the way earlier versions sealed it (joserfc's encrypt_compact) still opens.
+    earlier = jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM", "iss": ISSUER}, b'{"sub":"x"}', secret, registry=registry)
+    assert minter.read_opaque(earlier) == {"sub": "x"}
+    code_header = {"alg": "dir", "enc": "A256GCM", "typ": "claimsengine.code"}
+    code = jwe.encrypt_compact(code_header, code_grant().model_dump_json(), secret, registry=registry)
+    assert minter.read_code(code) == code_grant()
+
+
+def test_a_random_source_giving_the_wrong_length_is_refused(tenant: Tenant, keys: KeySet) -> None:
+    short = Minter(tenant, keys, random_bytes=lambda size: b"\x00" * (size - 1))
+    with pytest.raises(ValueError, match="wrong number of bytes"):
+        short.code(code_grant())

@@ -33,6 +33,7 @@ from typing import Any, Final, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwe, jws
 from joserfc.errors import JoseError, SecurityWarning, UnsupportedAlgorithmError
 from joserfc.jwa import GCMEncModel
@@ -313,27 +314,12 @@ class KeySet:
 # ---------------------------------------------------------------------------------------
 
 
-class _GcmWithSource(GCMEncModel):
-    """A256GCM whose IVs come from an injectable byte source (os.urandom by default)."""
-
-    def __init__(self, random_bytes: RandomBytes) -> None:
-        super().__init__(256)
-        self._random_bytes = random_bytes
-
-    def generate_iv(self) -> bytes:
-        size = self.iv_size // 8
-        iv = self._random_bytes(size)
-        if len(iv) != size:
-            raise ValueError("the random source returned the wrong number of bytes")
-        return iv
-
-
 class _SealRegistry(JWERegistry):
-    """dir + A256GCM only, with "iss" allowed in the protected header (R48)."""
+    """dir + A256GCM only, with "iss" allowed in the protected header (R48): for opening."""
 
-    def __init__(self, random_bytes: RandomBytes) -> None:
+    def __init__(self) -> None:
         super().__init__(header_registry={"iss": HeaderParameter("Issuer", is_str)}, algorithms=["dir", "A256GCM"])
-        self._enc = _GcmWithSource(random_bytes)
+        self._enc = GCMEncModel(256)
 
     def get_enc(self, name: str) -> GCMEncModel:
         if name != "A256GCM":
@@ -341,8 +327,22 @@ class _SealRegistry(JWERegistry):
         return self._enc
 
 
+_SEAL_REGISTRY: Final = _SealRegistry()
+GCM_IV_BYTES: Final = 12  # 96-bit IVs, as RFC 7518 section 5.3 requires for A256GCM
+GCM_TAG_BYTES: Final = 16
+
+
 def _json_bytes(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _b64_bytes(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _header_segment(header: Mapping[str, Any]) -> bytes:
+    """A JOSE protected header, encoded as joserfc encodes it (ASCII JSON, base64url)."""
+    return _b64_bytes(json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii"))
 
 
 def _hmac_keys(tenant: Tenant) -> dict[str, OctKey]:
@@ -374,42 +374,57 @@ class Minter:
         self._random_bytes = random_bytes
         self._hmac = _hmac_keys(tenant)
         self._seal_key = OctKey.import_key(keys.secret)
-        self._seal_registry = _SealRegistry(random_bytes)
+        # Minting is the hot path (issue 13): the AES-GCM key is set up once, and the protected
+        # headers of each kind of sealed value and JWT are encoded once. The output is exactly
+        # the compact JWE (dir + A256GCM) and JWS joserfc writes, so joserfc (and any JOSE
+        # library) opens and verifies it, and tokens minted before open here.
+        self._aead = AESGCM(keys.secret)
+        self._segments: dict[tuple[str, ...], bytes] = {}
 
     def __repr__(self) -> str:
         return f"Minter(domain={self._tenant.domain!r}, keys={self._keys!r})"
 
     # -- signed tokens -----------------------------------------------------------------
 
+    def _segment(self, *header: str) -> bytes:
+        """The encoded protected header for (alg, typ[, kid]) or (alg, enc, "iss"|"typ", value)."""
+        segment = self._segments.get(header)
+        if segment is None:
+            if header[0] == "dir":
+                fields = {"alg": "dir", "enc": header[1], header[2]: header[3]}
+            else:
+                fields = dict(zip(("alg", "typ", "kid"), header, strict=False))
+            segment = _header_segment(fields)
+            if len(self._segments) < MAX_HEADER_SEGMENTS:
+                self._segments[header] = segment
+        return segment
+
     def access_token(self, issued: Issued) -> str:
         """The access token for ``issued``: a signed JWT, or an opaque sealed token (R48)."""
         if issued.format == TokenFormat.OPAQUE:
-            header = {"alg": "dir", "enc": "A256GCM", "iss": issued.issuer}
-            return self._seal(header, _json_bytes(issued.claims))
+            return self._seal(self._segment("dir", "A256GCM", "iss", issued.issuer), _json_bytes(issued.claims))
         if issued.header is None or issued.signing_key is None:
             raise ValueError("a JWT access token needs a header and a signing key")
         alg = SigningAlg(issued.header.alg).value
-        claims: dict[str, Any] = dict(issued.claims)
+        claims = issued.claims
         if issued.needs_jti:
-            claims["jti"] = self._random_bytes(16).hex()
+            claims = {**claims, "jti": self._random_bytes(16).hex()}
         if issued.signing_key == "api_secret":
             if alg != SigningAlg.HS256.value:
                 raise ValueError(f"the API secret signs HS256 only, not {alg}")
             key = self._hmac.get(issued.api or "")
             if key is None:
                 raise ValueError(f"API {issued.api!r} has no signing secret")
-            return jws.serialize_compact({"alg": alg, "typ": issued.header.typ}, _json_bytes(claims), key, registry=_SIGN_REGISTRY)
+            return _sign(self._segment(alg, issued.header.typ), claims, alg, key)
         if alg == SigningAlg.HS256.value:
             raise ValueError("the tenant key signs RS256 or PS256, not HS256")
         signer = self._keys._signer()
-        header = {"alg": alg, "typ": issued.header.typ, "kid": signer.kid}
-        return jws.serialize_compact(header, _json_bytes(claims), signer.key, registry=_SIGN_REGISTRY)
+        return _sign(self._segment(alg, issued.header.typ, signer.kid), claims, alg, signer.key)
 
     def id_token(self, claims: Mapping[str, Any]) -> str:
         """An ID token: RS256 with the tenant's current key."""
         signer = self._keys._signer()
-        header = {"alg": "RS256", "typ": "JWT", "kid": signer.kid}
-        return jws.serialize_compact(header, _json_bytes(claims), signer.key, registry=_SIGN_REGISTRY)
+        return _sign(self._segment("RS256", "JWT", signer.kid), claims, "RS256", signer.key)
 
     def verify_jwt(self, token: str, *, audience: str) -> PresentedToken | None:
         """Header and claims of a JWT whose signature checks out for ``audience``, else None.
@@ -452,7 +467,7 @@ class Minter:
 
     def code(self, grant: AuthorizationGrant) -> str:
         """An authorization code: the grant, sealed; readable only by :meth:`read_code`."""
-        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": CODE_TYP}, grant.model_dump_json().encode("utf-8"))
+        return self._seal(self._segment("dir", "A256GCM", "typ", CODE_TYP), grant.model_dump_json().encode("utf-8"))
 
     def read_code(self, code: str) -> AuthorizationGrant | None:
         """The grant behind ``code``, or None (tampered, foreign, another kind, garbage)."""
@@ -460,7 +475,7 @@ class Minter:
 
     def refresh_token(self, grant: RefreshGrant) -> str:
         """A refresh token: the grant, sealed; readable only by :meth:`read_refresh_token`."""
-        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": REFRESH_TYP}, grant.model_dump_json().encode("utf-8"))
+        return self._seal(self._segment("dir", "A256GCM", "typ", REFRESH_TYP), grant.model_dump_json().encode("utf-8"))
 
     def read_refresh_token(self, token: str) -> RefreshGrant | None:
         """The grant behind ``token``, or None."""
@@ -468,7 +483,7 @@ class Minter:
 
     def device_code(self, grant: DeviceGrant) -> str:
         """A device code: the device grant (with its user code), sealed; see :meth:`read_device_code`."""
-        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": DEVICE_TYP}, grant.model_dump_json().encode("utf-8"))
+        return self._seal(self._segment("dir", "A256GCM", "typ", DEVICE_TYP), grant.model_dump_json().encode("utf-8"))
 
     def read_device_code(self, code: str) -> DeviceGrant | None:
         """The device grant behind ``code``, or None."""
@@ -476,7 +491,7 @@ class Minter:
 
     def mfa_token(self, grant: MfaGrant) -> str:
         """An mfa_token: the withheld login, sealed; readable only by :meth:`read_mfa_token`."""
-        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": MFA_TYP}, grant.model_dump_json().encode("utf-8"))
+        return self._seal(self._segment("dir", "A256GCM", "typ", MFA_TYP), grant.model_dump_json().encode("utf-8"))
 
     def read_mfa_token(self, token: str) -> MfaGrant | None:
         """The login behind an mfa_token, or None (tampered, foreign, another kind, garbage)."""
@@ -507,14 +522,21 @@ class Minter:
             return None
         return claims if isinstance(claims, dict) else None
 
-    def _seal(self, header: dict[str, Any], plaintext: bytes) -> str:
-        return jwe.encrypt_compact(header, plaintext, self._seal_key, registry=self._seal_registry)
+    def _seal(self, protected: bytes, plaintext: bytes) -> str:
+        """A compact JWE, dir + A256GCM (RFC 7516 section 7.1, RFC 7518 section 5.3): the
+        protected header is the additional authenticated data; there is no encrypted key."""
+        iv = self._random_bytes(GCM_IV_BYTES)
+        if len(iv) != GCM_IV_BYTES:
+            raise ValueError("the random source returned the wrong number of bytes")
+        sealed = self._aead.encrypt(iv, plaintext, protected)
+        parts = (protected, b"", _b64_bytes(iv), _b64_bytes(sealed[:-GCM_TAG_BYTES]), _b64_bytes(sealed[-GCM_TAG_BYTES:]))
+        return b".".join(parts).decode("ascii")
 
     def _unseal(self, token: str) -> tuple[dict[str, Any], bytes] | None:
         if len(token) > MAX_TOKEN_CHARS:
             return None
         try:
-            obj = jwe.decrypt_compact(token.encode("ascii"), self._seal_key, registry=self._seal_registry)
+            obj = jwe.decrypt_compact(token.encode("ascii"), self._seal_key, registry=_SEAL_REGISTRY)
         except (JoseError, ValueError, TypeError, KeyError, UnicodeError, binascii.Error, RecursionError):
             return None
         protected = dict(obj.protected)
@@ -530,6 +552,17 @@ class Minter:
             return model.model_validate_json(opened[1])
         except ValidationError:
             return None
+
+
+# Header segments a Minter remembers: a few per key (kinds of token, typ, kid) and per issuer.
+MAX_HEADER_SEGMENTS: Final = 1024
+
+
+def _sign(segment: bytes, claims: Mapping[str, Any], alg: str, key: OctKey | RSAKey) -> str:
+    """A compact JWS (RFC 7515 section 7.1) signed by joserfc's algorithm ``alg``; what
+    ``jws.serialize_compact`` writes, without re-checking our own constant header and key."""
+    signing_input = segment + b"." + _b64_bytes(_json_bytes(claims))
+    return (signing_input + b"." + _b64_bytes(_SIGN_REGISTRY.get_alg(alg).sign(signing_input, key))).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------
