@@ -189,7 +189,7 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
             error_uri=GRANT_TYPES_URI,
             ref=facts.ref,
         )
-    t.add(allowed)
+    t.reasons.append(allowed)
     return _dispatch(grant, req, client, domain, t)
 
 

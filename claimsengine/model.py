@@ -1256,18 +1256,20 @@ DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthoriz
 
 
 _F = TypeVar("_F", bound=Frozen)
-_setattr = object.__setattr__
-# Per model: every field in order (the defaults, or a placeholder for required fields), the
-# required names, and the fields with a default factory.
-_TEMPLATES: dict[type[Frozen], tuple[dict[str, Any], frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]] = {}
+# The instance slots every pydantic model has, set through their own descriptors.
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    vars(BaseModel)[name].__set__ for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
+# Per model: every field in order (its default, or None for a required field or one with a
+# default factory), and the fields with a default factory.
+_TEMPLATES: dict[type[Frozen], tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]] = {}
 
 
-def _template(cls: type[Frozen]) -> tuple[dict[str, Any], frozenset[str], tuple[tuple[str, Callable[[], Any]], ...]]:
+def _template(cls: type[Frozen]) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
     fields = cls.model_fields
     defaults = {name: None if info.is_required() or info.default_factory is not None else info.default for name, info in fields.items()}
-    required = frozenset(name for name, info in fields.items() if info.is_required())
     factories = tuple((name, info.default_factory) for name, info in fields.items() if info.default_factory is not None)
-    template = (defaults, required, factories)
+    template = (defaults, factories)
     _TEMPLATES[cls] = template  # type: ignore[assignment]
     return template  # type: ignore[return-value]
 
@@ -1279,22 +1281,20 @@ def trusted(cls: type[_F], **values: Any) -> _F:
     adapters, tests and users) still validate every field. The engine's own decisions and
     the wire adapter's requests are assembled from values that are already of their field's
     type (validated tenant values, strings the adapter type-checked), so re-checking them per
-    request only costs time. The result equals the validated construction of the same values
-    (``tests/test_engine.py`` checks this for every model built this way), including which
-    fields count as set."""
+    request only costs time. The caller passes every required field. The result equals the
+    validated construction of the same values, including which fields count as set
+    (``tests/test_engine.py``, ``tests/test_wire.py`` and ``bench/differential.py`` check it)."""
     template = _TEMPLATES.get(cls) or _template(cls)
-    defaults, required, factories = template
-    assert required <= values.keys(), f"{cls.__name__}: missing {sorted(required - values.keys())}"
-    data = defaults.copy()
+    data = template[0].copy()
     data.update(values)
-    for name, factory in factories:
+    for name, factory in template[1]:
         if name not in values:
             data[name] = factory()
     instance = _new_object(cls)
-    _setattr(instance, "__dict__", data)
-    _setattr(instance, "__pydantic_fields_set__", set(values))
-    _setattr(instance, "__pydantic_extra__", None)
-    _setattr(instance, "__pydantic_private__", None)
+    _set_dict(instance, data)
+    _set_fields_set(instance, set(values))
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance
 
 

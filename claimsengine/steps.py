@@ -132,11 +132,6 @@ class Trace:
         """Record that ``rule`` applied; ``ref`` names the configuration it consulted."""
         self.reasons.append(new_reason(rule, detail if detail.isascii() else well_formed(detail), ref))
 
-    def add(self, reason: Reason) -> None:
-        """Record a ``Reason`` compiled beforehand (see :func:`client_facts` and the like): the
-        same entry :meth:`note` would record, built once per tenant instead of per request."""
-        self.reasons.append(reason)
-
     def reject(
         self,
         rule: Rule,
@@ -201,7 +196,8 @@ class Trace:
 
 
 def compiled_reason(rule: Rule, detail: str, ref: str = "") -> Reason:
-    """A trace entry compiled once per tenant: the same value :meth:`Trace.note` records."""
+    """A trace entry compiled once per tenant: the same value :meth:`Trace.note` records. The
+    hot path appends such entries to ``Trace.reasons`` itself (:func:`client_facts` and the like)."""
     return new_reason(rule, detail if detail.isascii() else well_formed(detail), ref)
 
 
@@ -695,21 +691,22 @@ def _check_assertion(req: TokenRequest, client: Client, t: Trace) -> Client | Re
 
 def find_grant(client: Client, api: Api, subject: SubjectType, t: Trace) -> ClientGrant | Rejected:
     """The client grant that lets ``client`` reach ``api`` (R24, R25, R28, R69)."""
-
-    def refuse(rule: Rule, detail: str, ref: str) -> Rejected:
-        if subject is SubjectType.USER:
-            # R69: user flows answer with the resource-server wording and no advice.
-            text = f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"'
-            return t.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
-        return t.no_grant(rule, client.client_id, api.identifier, detail, ref)
-
     if not client.is_first_party and api.is_system:
-        return refuse(Rule.GRANT_THIRD_PARTY_SYSTEM_API, "third-party apps never get system APIs", t.index.ref(client))
+        detail = "third-party apps never get system APIs"
+        return _refuse_grant(Rule.GRANT_THIRD_PARTY_SYSTEM_API, detail, t.index.ref(client), client, api, subject, t)
     grant = t.index.grant_for(client, api.identifier, subject)
     if grant is None:
-        return refuse(Rule.GRANT_MISSING, f"no {subject} grant for this client and API", "client_grants")
+        return _refuse_grant(Rule.GRANT_MISSING, f"no {subject} grant for this client and API", "client_grants", client, api, subject, t)
     t.reasons.append(grant_facts(grant, api, t).found)
     return grant
+
+
+def _refuse_grant(rule: Rule, detail: str, ref: str, client: Client, api: Api, subject: SubjectType, t: Trace) -> Rejected:
+    if subject is SubjectType.USER:
+        # R69: user flows answer with the resource-server wording and no advice.
+        text = f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"'
+        return t.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
+    return t.no_grant(rule, client.client_id, api.identifier, detail, ref)
 
 
 def grant_scopes(grant: ClientGrant, api: Api, behaviour: Behaviour) -> tuple[str, ...]:

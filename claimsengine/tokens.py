@@ -13,9 +13,9 @@ error, and a dialect outside ``TokenDialect`` cannot be configured (the model re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, assert_never
+from typing import Literal, NamedTuple, assert_never
 
 from pydantic import JsonValue
 
@@ -105,8 +105,7 @@ def dialect(name: TokenDialect) -> Dialect:
 DIALECTS: Mapping[TokenDialect, Dialect] = MappingProxyType({name: dialect(name) for name in TokenDialect})
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
+class Draft(NamedTuple):
     """The token a flow decided to issue, before :func:`issue` writes its claims.
 
     ``user`` is ``None`` for machine-to-machine tokens. ``api`` is ``None`` for a user token
@@ -116,6 +115,9 @@ class Draft:
     ``openid`` is granted) and ``refreshable`` says whether ``offline_access`` may yield a
     refresh token. A refresh exchange sets ``rotated`` (the token it rotates: the new one
     continues its family) and ``family`` (the family's state after the exchange).
+
+    An immutable named tuple rather than a frozen dataclass: one is built per issued token,
+    and a tuple is built in a third of the time (issue 13).
     """
 
     client: Client
@@ -125,9 +127,9 @@ class Draft:
     user: User | None = None
     org: Organization | None = None
     gty: str | None = None
-    custom: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_CLAIMS)
+    custom: Mapping[str, JsonValue] = _NO_CLAIMS
     headers: tuple[tuple[str, str], ...] = ()
-    id_claims: Mapping[str, JsonValue] = field(default_factory=lambda: _NO_CLAIMS)
+    id_claims: Mapping[str, JsonValue] = _NO_CLAIMS
     nonce: str | None = None
     refreshable: bool = False
     rotated: RefreshGrant | None = None
@@ -361,7 +363,7 @@ def _issuer(domain: str, t: Trace) -> str:
         facts = (iss, compiled_reason(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(domain, "")))
         if len(cache) < ISSUER_CACHE_LIMIT:
             cache[domain] = facts
-    t.add(facts[1])
+    t.reasons.append(facts[1])
     return facts[0]
 
 
@@ -371,7 +373,7 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     user_flow = user is not None
     facts = token_facts(api, t)
     api_ref = facts.ref
-    t.add(facts.format_jwt)
+    t.reasons.append(facts.format_jwt)
     audience: str | tuple[str, ...]
     openid = user_flow and "openid" in scopes
     if openid and api.signing_alg is SigningAlg.HS256:
@@ -382,11 +384,11 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
         t.note(Rule.AUD_ARRAY_WITH_USERINFO, "openid requested: the token is also valid at /userinfo")
     else:
         audience = api.identifier
-        t.add(facts.aud_string)
+        t.reasons.append(facts.aud_string)
     iss = _issuer(draft.domain, t)
     kind = facts.kind
     lifetime = api.token_lifetime
-    t.add(facts.lifetime)
+    t.reasons.append(facts.lifetime)
     scope = " ".join(scopes)
     claims: dict[str, JsonValue] = {
         "iss": iss,
@@ -400,7 +402,8 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     else:
         # scope.empty (R32): no scope claim and no scope field when nothing is granted.
         t.note(Rule.SCOPE_EMPTY, "no scopes: the token has no scope claim")
-    _org_claims(claims, draft.org, t)
+    if draft.org is not None:
+        _org_claims(claims, draft.org, t)
     if kind.permissions and not api.enforce_policies:
         # claims.permissions_rbac_off (issue 8, item 6): the _authz dialects add permissions only
         # "if RBAC (enforce_policies) is enabled for this API".
@@ -412,10 +415,10 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     if kind.gty and draft.gty is not None:
         claims["gty"] = draft.gty
     claims[kind.client_claim] = client.client_id
-    t.add(facts.claims_user if user_flow else facts.claims_m2m)
+    t.reasons.append(facts.claims_user if user_flow else facts.claims_m2m)
     for name, value in draft.custom.items():
         claims.setdefault(name, value)
-    t.add(facts.signing)
+    t.reasons.append(facts.signing)
     if not scopes and not user_flow:
         t.note(Rule.RESPONSE_SCOPE_OMITTED, "the response has no scope field")
     return trusted(

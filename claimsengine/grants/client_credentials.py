@@ -8,7 +8,6 @@ from claimsengine.actions import DENY_STATUS, ActionApi, CredentialsExchangeEven
 from claimsengine.model import (
     Api,
     Client,
-    ClientGrant,
     Issued,
     Organization,
     OrganizationUsage,
@@ -19,6 +18,7 @@ from claimsengine.model import (
 )
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import (
+    GrantFacts,
     NoAudience,
     Trace,
     api_for,
@@ -58,7 +58,7 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
     if isinstance(grant, Rejected):
         return grant
     facts = grant_facts(grant, api, t)
-    t.add(facts.scope_note)
+    t.reasons.append(facts.scope_note)
     granted = facts.scopes
     requested = split_scope(req.scope)
     scopes = granted
@@ -76,7 +76,7 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
             t.note(
                 Rule.SCOPE_REQUESTED_SUBSET_IGNORED, "client credentials returns every granted scope", "behaviour.client_credentials_scopes"
             )
-    org = _cc_organization(req, client, grant, api, t)
+    org = _cc_organization(req, client, facts, api, t)
     if isinstance(org, Rejected):
         return org
     quota = _quota(req, client, org, api, t)
@@ -90,8 +90,9 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
     return issue(draft, t)
 
 
-def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api: Api, t: Trace) -> Organization | Rejected | None:
+def _cc_organization(req: TokenRequest, client: Client, facts: GrantFacts, api: Api, t: Trace) -> Organization | Rejected | None:
     """Machine-to-machine access for organizations (R34 to R42)."""
+    grant = facts.grant
     value = clean(req.organization)
     t.organization = value
     usage = grant.organization_usage
@@ -126,7 +127,7 @@ def _cc_organization(req: TokenRequest, client: Client, grant: ClientGrant, api:
         t.organization = org.id
         t.note(Rule.ORG_DEFAULT, org.id, t.index.ref(client))
     else:
-        t.add(grant_facts(grant, api, t).org_none)
+        t.reasons.append(facts.org_none)
         return None
     # org.allowed / org.not_associated (R35): any organization, or only associated ones.
     # Third-party clients can never rely on allow_any_organization.
