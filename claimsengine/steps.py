@@ -577,6 +577,13 @@ def org_info(org: Organization | None) -> OrganizationInfo | None:
     return None if org is None else OrganizationInfo(org.id, org.name)
 
 
+# Enum members read per request are module constants: a member lookup on an Enum class costs
+# as much as a small function call in Python 3.11 (issue 13).
+_POST, _BASIC = AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC
+_PRIVATE_KEY_JWT, _PUBLIC = AuthMethod.PRIVATE_KEY_JWT, AuthMethod.NONE
+_SECRET_METHODS = (_POST, _BASIC)
+
+
 def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool, t: Trace) -> Client | Rejected:
     """Identify and authenticate the client (R3, R4, R8, R9, R11); ``client_auth_required`` comes
     from the grant's declaration: public clients cannot use such a grant."""
@@ -604,18 +611,12 @@ def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool,
     post = secret is not None and secret.get_secret_value() != ""
     basic = req.basic_client_id is not None
     jwt = assertion is not None or req.client_assertion_type is not None
-    presented = (
-        AuthMethod.CLIENT_SECRET_POST if post else AuthMethod.CLIENT_SECRET_BASIC if basic else AuthMethod.PRIVATE_KEY_JWT if jwt else None
-    )
+    presented = _POST if post else _BASIC if basic else _PRIVATE_KEY_JWT if jwt else None
     registered = facts.method
     if post + basic + jwt > 1:
-        several = [
-            m
-            for m, on in ((AuthMethod.CLIENT_SECRET_POST, post), (AuthMethod.CLIENT_SECRET_BASIC, basic), (AuthMethod.PRIVATE_KEY_JWT, jwt))
-            if on
-        ]
+        several = [m for m, on in ((_POST, post), (_BASIC, basic), (_PRIVATE_KEY_JWT, jwt)) if on]
         return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"several methods presented: {', '.join(several)}", ref)
-    if registered is AuthMethod.NONE:
+    if registered is _PUBLIC:
         if client_auth_required:
             # client.public_cannot_use_client_credentials (R11, R12)
             return t.auth_failed(Rule.CLIENT_PUBLIC_CANNOT_USE_CC, f"public clients cannot use {grant_type}", ref)
@@ -626,16 +627,15 @@ def authenticate(req: TokenRequest, grant_type: str, client_auth_required: bool,
     if presented is None:
         return t.auth_failed(Rule.CLIENT_SECRET_INVALID, "confidential client sent no credentials", ref)
     method = presented
-    secret_methods = (AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC)
     mismatch = method is not registered and not (
-        not t.behaviour.strict_auth_method and method in secret_methods and registered in secret_methods
+        not t.behaviour.strict_auth_method and method in _SECRET_METHODS and registered in _SECRET_METHODS
     )
     if mismatch:
         # client.auth_method_mismatch (R4): treated as a failed authentication.
         return t.auth_failed(Rule.CLIENT_AUTH_METHOD_MISMATCH, f"registered {registered}, presented {method}", ref)
-    if method is AuthMethod.PRIVATE_KEY_JWT:
+    if method is _PRIVATE_KEY_JWT:
         return _check_assertion(req, client, t)
-    if method is AuthMethod.CLIENT_SECRET_BASIC:
+    if method is _BASIC:
         secret = req.basic_client_secret
     given = (secret.get_secret_value() if secret is not None else "").encode("utf-8", "surrogatepass")
     for stored in facts.secrets:

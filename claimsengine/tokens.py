@@ -63,6 +63,7 @@ USERINFO_LIFETIME = 86400
 # JWT headers are few and immutable: build each once.
 _HEADERS = {(alg, typ): JwtHeader.model_construct(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
 _NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
+_JWT = TokenFormat.JWT  # read per token: a module constant is cheaper than the Enum class lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +424,7 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
         t.note(Rule.RESPONSE_SCOPE_OMITTED, "the response has no scope field")
     return trusted(
         Issued,
-        format=TokenFormat.JWT,
+        format=_JWT,
         issuer=iss,
         audience=audience,
         scope=scope if (scopes or user_flow) else None,
