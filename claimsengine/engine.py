@@ -157,9 +157,10 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     domain = resolve_domain(req.domain, t)
     if isinstance(domain, Rejected):
         return domain
-    repeated = repeated_parameters(req.repeated, t)
-    if repeated is not None:
-        return repeated
+    if req.repeated:
+        repeated = repeated_parameters(req.repeated, t)
+        if repeated is not None:
+            return repeated
     malformed = _malformed(req.malformed, t)
     if malformed is not None:
         return malformed

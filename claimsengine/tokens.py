@@ -44,6 +44,7 @@ from claimsengine.steps import Trace, compiled_reason
 __all__ = [
     "API_V1_LIFETIME",
     "DIALECTS",
+    "NO_CLAIMS",
     "USERINFO_LIFETIME",
     "Dialect",
     "Draft",
@@ -62,7 +63,7 @@ API_V1_LIFETIME = 86400
 USERINFO_LIFETIME = 86400
 # JWT headers are few and immutable: build each once.
 _HEADERS = {(alg, typ): JwtHeader.model_construct(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
-_NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
+NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
 _JWT = TokenFormat.JWT  # read per token: a module constant is cheaper than the Enum class lookup
 
 
@@ -128,9 +129,9 @@ class Draft(NamedTuple):
     user: User | None = None
     org: Organization | None = None
     gty: str | None = None
-    custom: Mapping[str, JsonValue] = _NO_CLAIMS
+    custom: Mapping[str, JsonValue] = NO_CLAIMS
     headers: tuple[tuple[str, str], ...] = ()
-    id_claims: Mapping[str, JsonValue] = _NO_CLAIMS
+    id_claims: Mapping[str, JsonValue] = NO_CLAIMS
     nonce: str | None = None
     refreshable: bool = False
     rotated: RefreshGrant | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import JsonValue
 
 from claimsengine.actions import DENY_STATUS, ActionApi, CredentialsExchangeEvent
@@ -34,7 +36,7 @@ from claimsengine.steps import (
     run_actions,
     split_scope,
 )
-from claimsengine.tokens import Draft, issue, issue_api_v1
+from claimsengine.tokens import NO_CLAIMS, Draft, issue, issue_api_v1
 
 __all__ = ["client_credentials"]
 
@@ -75,7 +77,7 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
             text = "Client has not been granted scopes: " + t.behaviour.missing_scope_separator.join(missing)
             return t.reject(Rule.SCOPE_NOT_GRANTED, ErrorCode.ACCESS_DENIED, text, ref=t.index.ref(grant))
         if t.behaviour.client_credentials_scopes == "requested":
-            scopes = tuple(s for s in granted if s in requested)
+            scopes = tuple([s for s in granted if s in requested])
             t.note(_HONOURED, " ".join(scopes), "behaviour.client_credentials_scopes")
         elif set(requested) != set(granted):
             t.note(
@@ -87,10 +89,12 @@ def client_credentials(req: TokenRequest, client: Client, domain: str, t: Trace)
     quota = _quota(req, client, org, api, t)
     if isinstance(quota, Rejected):
         return quota
-    outcome = _credentials_exchange(client, api, org, domain, requested, scopes, granted, t)
-    if isinstance(outcome, Rejected):
-        return outcome
-    scopes, custom = outcome
+    custom: Mapping[str, JsonValue] = NO_CLAIMS
+    if t.tenant.credentials_exchange_actions:
+        outcome = _credentials_exchange(client, api, org, domain, requested, scopes, granted, t)
+        if isinstance(outcome, Rejected):
+            return outcome
+        scopes, custom = outcome
     draft = Draft(client=client, domain=domain, scopes=scopes, api=api, org=org, gty="client-credentials", custom=custom, headers=quota)
     return issue(draft, t)
 
@@ -224,8 +228,6 @@ def _credentials_exchange(
 ) -> tuple[tuple[str, ...], dict[str, JsonValue]] | Rejected:
     """Run credentials-exchange Actions (R74 to R81)."""
     actions = t.tenant.credentials_exchange_actions
-    if not actions:
-        return scopes, {}
     api_obj = ActionApi.start(scopes)
     event = CredentialsExchangeEvent(
         client=client_info(client),
