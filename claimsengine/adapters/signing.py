@@ -502,7 +502,7 @@ class Minter:
         anti-forgery token); readable only by :meth:`unseal` with the same ``typ``."""
         if not typ.startswith("claimsengine.") or typ in _MINTED_TYPS:
             raise ValueError(f"not a purpose of its own: {typ!r}")
-        return self._seal({"alg": "dir", "enc": "A256GCM", "typ": typ}, value.model_dump_json().encode("utf-8"))
+        return self._seal(self._segment("dir", "A256GCM", "typ", typ), value.model_dump_json().encode("utf-8"))
 
     def unseal(self, token: str, typ: str, model: type[_M]) -> _M | None:
         """What :meth:`seal` sealed as ``typ``, else None (tampered, another key, another purpose)."""
