@@ -78,23 +78,24 @@ def clear_target_scopes(event: Event, api: ActionApi) -> None:
 
 
 def echo_event(event: Event, api: ActionApi) -> None:
-    """Copy what the credentials-exchange event says into a namespaced claim (R74), so a case shows every field."""
-    assert isinstance(event, CredentialsExchangeEvent)
+    """Copy what the event says into a namespaced claim, so a case shows every field: the
+    credentials-exchange event (R74) or the post-login one (its user, roles and resource server)."""
     organization = {"id": event.organization.id, "name": event.organization.name} if event.organization else None
-    api.access_token.set_custom_claim(
-        "https://northwind.com/event",
-        {
-            "client_id": event.client.client_id,
-            "resource_server": event.resource_server,
-            "hostname": event.hostname,
-            "custom_domain": event.custom_domain,
-            "tenant": event.tenant,
-            "organization": organization,
-            "requested_scopes": list(event.requested_scopes),
-            "scopes": list(event.scopes),
-            "now": event.now,
-        },
-    )
+    seen: dict[str, object] = {
+        "client": {"client_id": event.client.client_id, "name": event.client.name},
+        "resource_server": event.resource_server,
+        "hostname": event.hostname,
+        "tenant": event.tenant,
+        "organization": organization,
+        "requested_scopes": list(event.requested_scopes),
+        "scopes": list(event.scopes),
+        "now": event.now,
+    }
+    if isinstance(event, CredentialsExchangeEvent):
+        seen["custom_domain"] = event.custom_domain
+    else:
+        seen.update(user_id=event.user_id, email=event.user_profile.get("email"), roles=list(event.roles))
+    api.access_token.set_custom_claim("https://northwind.com/event", seen)
 
 
 # --- post-login -------------------------------------------------------------------------------
@@ -110,6 +111,16 @@ def post_login_add_claims(event: Event, api: ActionApi) -> None:
     api.access_token.set_custom_claim("https://northwind.com/region", "emea")
     api.access_token.set_custom_claim("email", "shadow@northwind.com")
     api.id_token.set_custom_claim("https://northwind.com/locale", "en-GB")
+
+
+def post_login_claims_for_both_tokens(event: Event, api: ActionApi) -> None:
+    """Claims a post-login Action sets on a custom API's tokens: a plain and a urn claim are kept,
+    urn:auth0 is Auth0's (R79), email needs the email scope (R71), and the ID token keeps a plain claim."""
+    api.access_token.set_custom_claim("tier", "gold")
+    api.access_token.set_custom_claim("urn:northwind:desk", "7")
+    api.access_token.set_custom_claim("urn:auth0:role", "admin")
+    api.id_token.set_custom_claim("tier", "gold")
+    api.id_token.set_custom_claim("email", "shadow@northwind.com")
 
 
 def post_login_remove_write(event: Event, api: ActionApi) -> None:
