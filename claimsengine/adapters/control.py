@@ -75,19 +75,10 @@ def decision_record(endpoint: str, client_id: str | None, decision: Any, status:
     }
 
 
-def decision_line(endpoint: str, client_id: str | None, decision: Any, status: int) -> dict[str, Any]:
-    """What the log line of a decision says (``decision_record`` without the time and the trace)."""
+def decision_line(endpoint: str, client_id: str | None, decision: Any, status: int, rules: Sequence[str]) -> dict[str, Any]:
+    """What the log line of a decision says: ``decision_record`` without the time and the trace."""
     kind, error = outcome(decision)
-    rules = [reason.rule.value for reason in decision.trace]
     return {"endpoint": endpoint, "client_id": client_id, "outcome": kind, "error": error, "status": status, "rules": rules}
-
-
-# What the log line of a decision says: no trace details (rule ids say enough), never a secret.
-_LOGGED = ("endpoint", "client_id", "outcome", "error", "status", "rules")
-
-
-def rules_header(decision: Any) -> dict[str, str]:
-    return {RULES_HEADER: " ".join(reason.rule.value for reason in decision.trace)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,7 +111,7 @@ def request_target(scope: Scope) -> str:
 class Lines:
     """Where the one structured line per request goes.
 
-    A request that reaches a decision gets its decision line (``_LOGGED`` plus ``request``, the
+    A request that reaches a decision gets its decision line (``decision_line`` plus ``request``, the
     method and path with secrets in the query masked); any other gets a request line
     (``request`` and ``status``) from :class:`RequestLog`. By default both go to the loggers
     ``claimsengine.decisions`` and ``claimsengine.requests`` (tests and embedding apps see
@@ -145,16 +136,15 @@ class Lines:
             self.stream.write(f"claimsengine: {prefix}{line}\n")
             self.stream.flush()
 
-    def decision(self, record: Mapping[str, Any]) -> None:
-        """Log one decision (``decision_record``'s fields; no trace details, never a secret)."""
+    def decision(self, line: dict[str, Any]) -> None:
+        """Log one decision: ``decision_line``'s fields (no trace details, never a secret)."""
         if not self.enabled:
             return
         answering = _answering.get(None)
-        fields = {k: record[k] for k in _LOGGED}
         if answering is not None:
             answering.logged = True
-            fields["request"] = answering.request
-        self._write(decision_log, "decision ", json.dumps(fields, separators=(",", ":")))
+            line["request"] = answering.request
+        self._write(decision_log, "decision ", json.dumps(line, separators=(",", ":")))
 
     def request(self, target: str, status: int) -> None:
         self._write(request_log, "request ", json.dumps({"request": target, "status": status}, separators=(",", ":")))

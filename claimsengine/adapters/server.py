@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import hmac
 import itertools
@@ -184,6 +185,18 @@ class Generation:
     tenant: Tenant
     minter: Minter
     verifier: AssertionVerifier
+    # Whether any token quota is configured (R43): without one, no decision reads the counts,
+    # so a request does not read them from the store first (they are still counted).
+    quotas: bool = True
+
+
+def _has_quotas(tenant: Tenant) -> bool:
+    return (
+        tenant.default_token_quota is not None
+        or tenant.default_organization_token_quota is not None
+        or any(c.token_quota is not None for c in tenant.clients)
+        or any(o.token_quota is not None for o in tenant.organizations)
+    )
 
 
 # How long a counter lives: its hour or its day (R43).
@@ -244,7 +257,9 @@ class FakeTenant:
 
     def _generation(self, number: int, tenant: Tenant) -> Generation:
         tenant = with_served_domains(tenant, self.served_as)
-        return Generation(number=number, tenant=tenant, minter=Minter(tenant, self.keys), verifier=AssertionVerifier(tenant))
+        return Generation(
+            number=number, tenant=tenant, minter=Minter(tenant, self.keys), verifier=AssertionVerifier(tenant), quotas=_has_quotas(tenant)
+        )
 
     def __repr__(self) -> str:
         return f"FakeTenant(domain={self.tenant.domain!r}, generation={self.generation.number}, store={self.store!r})"
@@ -289,15 +304,18 @@ class FakeTenant:
         """Keep and log one decision; the response headers that show its rule ids."""
         # The wall clock, not self.now(): a stepped clock moves once per request, for the decision.
         at = _wall_clock()
+        # Rule is a StrEnum: its members are the ids' text, in a header join and in JSON alike.
+        rules = [reason.rule for reason in decision.trace]
         if self.kept is not None:
             if self.lines.enabled:
-                self.lines.decision(control.decision_line(endpoint, client_id, decision, status))
+                self.lines.decision(control.decision_line(endpoint, client_id, decision, status, rules))
             self.kept.keep("decision", lambda: control.decision_record(endpoint, client_id, decision, status, at))
         else:
             record = control.decision_record(endpoint, client_id, decision, status, at)
-            self.lines.decision(record)
+            if self.lines.enabled:
+                self.lines.decision(control.decision_line(endpoint, client_id, decision, status, rules))
             self.store.capture("decision", json.dumps(record), limit=control.MAX_KEPT)
-        return control.rules_header(decision) if self.rule_header else {}
+        return {control.RULES_HEADER: " ".join(rules)} if self.rule_header else {}
 
     def capture(self, request: Request, params: Mapping[str, Any] | None = None) -> None:
         at = _wall_clock()
@@ -388,8 +406,7 @@ class FakeTenant:
         assert self.key_file is not None
         self.keys = KeySet.load(self.key_file)
         self._key_stamp = stamp
-        generation = self.generation
-        self.generation = Generation(generation.number, generation.tenant, Minter(generation.tenant, self.keys), generation.verifier)
+        self.generation = dataclasses.replace(self.generation, minter=Minter(self.generation.tenant, self.keys))
 
     # Quotas ------------------------------------------------------------------------------
 
@@ -507,7 +524,9 @@ def _fake(request: Request) -> FakeTenant:
     return state
 
 
-ACTION_RULES = frozenset({Rule.ACTION_RAN, Rule.ACTION_FAILED, Rule.ACTION_DENY})
+# Compared by identity: an enum member's hash is a Python-level call, and this runs per trace step.
+_ACTION_RAN, _ACTION_FAILED, _ACTION_DENY = Rule.ACTION_RAN, Rule.ACTION_FAILED, Rule.ACTION_DENY
+ACTION_RULES = frozenset({_ACTION_RAN, _ACTION_FAILED, _ACTION_DENY})
 
 
 def _decision_headers(decision: Issued | Rejected, generation: Generation) -> dict[str, str]:
@@ -515,7 +534,7 @@ def _decision_headers(decision: Issued | Rejected, generation: Generation) -> di
     headers.update(NO_STORE)
     headers["X-Claimsengine-Generation"] = str(generation.number)
     # The fake's explanation of what the tenant's Actions did (named, with what they set).
-    ran = [r.detail for r in decision.trace if r.rule in ACTION_RULES]
+    ran = [r.detail for r in decision.trace if (rule := r.rule) is _ACTION_RAN or rule is _ACTION_FAILED or rule is _ACTION_DENY]
     if ran:
         headers["X-Claimsengine-Actions"] = "; ".join(ran).encode("ascii", "backslashreplace").decode()
     return headers
@@ -529,6 +548,7 @@ def _single_use(
     jti: tuple[str, int] | None,
     now: int,
     mfa_code: tuple[str, int] | None = None,
+    quotas: bool = True,
 ) -> Issued | Rejected:
     """Commit what a decision used up, atomically, in the shared store.
 
@@ -558,7 +578,7 @@ def _single_use(
         # The one-time password or recovery code was used by another request meanwhile.
         return _decide_token(req.model_copy(update={"mfa_code_reused": True}), tenant, now)
     before = fake.count(decision, now)
-    if before != req.quota_usage:
+    if quotas and before != req.quota_usage:
         # Others issued tokens in between: decide again with the count this token really has.
         again = _decide_token(req.model_copy(update={"quota_usage": before}), tenant, now)
         if not isinstance(again, Issued):
@@ -632,7 +652,11 @@ async def token(request: Request) -> Response:
         device_grant = generation.minter.read_device_code(device_code)
     password_valid_for, mfa_grant, mfa_code = await _password_and_mfa_facts(fake, generation, params, now)
     authorization = request.headers.get("authorization")
-    usage = fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
+    usage = (
+        fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
+        if generation.quotas
+        else wire.NO_USAGE
+    )
     req = wire.token_request(
         params,
         domain=request.headers.get("host"),
@@ -648,7 +672,7 @@ async def token(request: Request) -> Response:
         origin=request.headers.get("origin"),
     )
     req, facts = lifecycle.read_facts(fake.store, req, now)
-    decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code)
+    decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code, generation.quotas)
     decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
     who = req.client_id or req.basic_client_id
     cors_http.for_client(request, who)
