@@ -5,8 +5,12 @@ Not a test: nothing here asserts a timing. Run from the repository root with the
     .venv/bin/python bench/bench_table.py                  # 1k x 20 and 150 x 40, one round each
     .venv/bin/python bench/bench_table.py --sizes 150x40 --jobs 2
     .venv/bin/python bench/bench_table.py --json bench/results/table.json
+    .venv/bin/python bench/bench_table.py --sizes 1000x20 --jobs 1,2 --rounds 3 --baseline /tmp/base
 
 Each measurement runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
+With ``--rounds N`` the cells (size x jobs x table/diff x this checkout or ``--baseline DIR``, a
+checkout of another commit put first on ``PYTHONPATH``) run in a shuffled order in every round;
+the medians and the machine's load average are printed.
 The diff compares the tenant with a copy whose first API has another token lifetime, so every
 group that uses that API changes and has to be merged.
 """
@@ -15,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# This checkout, unless the parent runs a child on another one (--baseline: PYTHONPATH).
+sys.path.insert(0, os.environ.get("BENCH_CODE") or str(Path(__file__).resolve().parent.parent))
 
 from claimsengine import Tenant
 
@@ -100,9 +108,10 @@ def _measure(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
             "peak_mib": peak_kib / 1024, "peak_child_mib": children / 1024}  # fmt: skip
 
 
-def _child(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
+def _child(what: str, clients: int, apis: int, jobs: int, pythonpath: str | None = None) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_CODE": pythonpath} if pythonpath else None
     out = subprocess.run(
-        [sys.executable, __file__, "--child", what, str(clients), str(apis), str(jobs)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", what, str(clients), str(apis), str(jobs)], capture_output=True, text=True, check=True, env=env
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
@@ -111,7 +120,9 @@ def _child(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000x20,150x40", help="comma-separated CLIENTSxAPIS")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes for table and diff")
+    parser.add_argument("--jobs", default="1", help="comma-separated worker process counts for table and diff")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", metavar="DIR", help="a checkout of another commit to time in the same run")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,19 +130,38 @@ def main() -> int:
         what, clients, apis, jobs = args.child
         print(json.dumps(_measure(what, int(clients), int(apis), int(jobs))))
         return 0
+    here = str(Path(__file__).resolve().parent.parent)
+    checkouts = {"this": here, **({"baseline": str(Path(args.baseline).resolve())} if args.baseline else {})}
+    cells = [
+        (size, int(jobs), what, name)
+        for size in args.sizes.split(",")
+        for jobs in args.jobs.split(",")
+        for what in ("table", "diff")
+        for name in checkouts
+    ]
+    samples: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {c: [] for c in cells}
+    rng = random.Random(13)  # noqa: S311 (a shuffle, not a secret)
+    for _ in range(args.rounds):
+        rng.shuffle(cells)
+        for size, jobs, what, name in cells:
+            clients, apis = (int(x) for x in size.lower().split("x"))
+            samples[(size, jobs, what, name)].append(_child(what, clients, apis, jobs, checkouts[name]))
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {args.rounds} rounds, {os.cpu_count()} CPUs")
+    print(f"{'tenant':>10} {'code':>8} {'jobs':>4} {'what':>5} {'rows':>7} {'median s':>9} {'rows/s':>8} {'peak MiB':>9}")
     results = []
-    print(f"{'tenant':>10} {'jobs':>4} {'what':>5} {'rows':>7} {'seconds':>8} {'rows/s':>8} {'peak MiB':>9}")
-    for size in args.sizes.split(","):
-        clients, apis = (int(x) for x in size.lower().split("x"))
-        table = _child("table", clients, apis, args.jobs)
-        diff = _child("diff", clients, apis, args.jobs)
-        for r in (table, diff):
-            peak = max(r["peak_mib"], r["peak_child_mib"])
-            rate = r["rows"] / r["seconds"]
-            print(f"{size:>10} {r['jobs']:>4} {r['what']:>5} {r['rows']:>7} {r['seconds']:>8.2f} {rate:>8.0f} {peak:>9.0f}")
-        ratio = diff["seconds"] / (2 * table["seconds"])
-        print(f"{size:>10} diff / (2 x table) = {ratio:.2f}")
-        results.append({"size": size, "table": table, "diff": diff, "diff_over_two_tables": ratio})
+    for key in sorted(samples):
+        size, jobs, what, name = key
+        runs = samples[key]
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = max(max(r["peak_mib"], r["peak_child_mib"]) for r in runs)
+        rows = runs[0]["rows"]
+        print(f"{size:>10} {name:>8} {jobs:>4} {what:>5} {rows:>7} {seconds:>9.2f} {rows / seconds:>8.0f} {peak:>9.0f}")
+        results.append({"size": size, "code": name, "jobs": jobs, "what": what, "rows": rows, "seconds": [r["seconds"] for r in runs]})
+    for size, jobs, _, name in sorted({(c[0], c[1], "", c[3]) for c in samples}):
+        table = statistics.median(r["seconds"] for r in samples[(size, jobs, "table", name)])
+        diff = statistics.median(r["seconds"] for r in samples[(size, jobs, "diff", name)])
+        print(f"{size:>10} {name:>8} jobs={jobs}: diff / (2 x table) = {diff / (2 * table):.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -155,3 +155,25 @@ def test_constants_built_without_validation_equal_their_validated_forms() -> Non
     assert Tenant.model_fields["behaviour"].default == Behaviour()
     assert TokenRequest.model_fields["quota_usage"].default == QuotaUsage()
     assert {(alg, typ): JwtHeader(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")} == _HEADERS
+
+
+def test_every_exported_name_resolves_lazily_to_its_defining_module() -> None:
+    import claimsengine
+    from claimsengine import _WHERE
+
+    assert sorted(_WHERE) == sorted(claimsengine.__all__)
+    for name, module in _WHERE.items():
+        value = getattr(claimsengine, name)
+        assert value is getattr(__import__(f"claimsengine.{module}", fromlist=[name]), name)
+    assert set(claimsengine.__all__) <= set(dir(claimsengine))
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        _ = claimsengine.nothing_here
+
+
+def test_importing_the_package_alone_imports_no_pydantic() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, claimsengine; print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'claimsengine.'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

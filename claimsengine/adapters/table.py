@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
@@ -233,6 +234,15 @@ class TableContext:
         users = self.tenant.users
         chosen = next((u for u in users if u.user_id in members), users[0] if users else None)
         self.user_id: str | None = chosen.user_id if chosen is not None else None
+        # What every class of one (application, grant type, audience) or (application, domain)
+        # shares, computed once: the table asks for it once per class (issue 13, target 6).
+        self._memo: dict[tuple[str, ...], Any] = {}
+
+    def _once(self, key: tuple[str, ...], compute: Callable[[], V]) -> V:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value: V = self._memo[key]
+        return value
 
     # --- the values of each dimension ---------------------------------------------------
 
@@ -256,10 +266,12 @@ class TableContext:
 
     def classes(self, client: Client, grant: str) -> Iterator[RequestClass]:
         """Every request class of one application and grant type, in table order."""
-        for audience in self.audiences():
+        domains = self.domains
+        for audience in self._once(("audiences",), self.audiences):
+            orgs = self.organizations(client.client_id, grant, audience)
             for scope in SCOPE_CLASSES:
-                for domain in self.domains:
-                    for org in self.organizations(client.client_id, grant, audience):
+                for domain in domains:
+                    for org in orgs:
                         yield RequestClass(client.client_id, grant, audience, scope, domain, org)
 
     def all_classes(self) -> Iterator[RequestClass]:
@@ -270,12 +282,18 @@ class TableContext:
     # --- organization and scope classes made concrete ----------------------------------
 
     def _associated(self, client_id: str, grant: str, audience: str) -> str | None:
+        return self._once(("associated", client_id, grant, audience), lambda: self._find_associated(client_id, grant, audience))
+
+    def _not_associated(self, client_id: str, grant: str, audience: str) -> str | None:
+        return self._once(("not associated", client_id, grant, audience), lambda: self._find_not_associated(client_id, grant, audience))
+
+    def _find_associated(self, client_id: str, grant: str, audience: str) -> str | None:
         t = self.tenant
         if BY_WIRE[grant].subject is SubjectType.CLIENT:
             return next((o.id for o in t.organizations if (o.id, client_id, audience) in t.index.org_associations), None)
         return next((o.id for o in t.organizations if (o.id, self.user_id or "") in t.index.memberships), None)
 
-    def _not_associated(self, client_id: str, grant: str, audience: str) -> str | None:
+    def _find_not_associated(self, client_id: str, grant: str, audience: str) -> str | None:
         t = self.tenant
         if BY_WIRE[grant].subject is SubjectType.CLIENT:
             return next((o.id for o in t.organizations if (o.id, client_id, audience) not in t.index.org_associations), None)
@@ -292,6 +310,9 @@ class TableContext:
 
     def granted_scopes(self, client_id: str, grant: str, audience: str) -> tuple[str, ...]:
         """What "all granted" means: the client grant's scopes, else every scope the API defines."""
+        return self._once(("granted", client_id, grant, audience), lambda: self._granted_scopes(client_id, grant, audience))
+
+    def _granted_scopes(self, client_id: str, grant: str, audience: str) -> tuple[str, ...]:
         t = self.tenant
         api = t.index.apis.get(audience)
         client = t.index.clients[client_id]
@@ -317,8 +338,11 @@ class TableContext:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _credentials(self, client: Client, domain: str) -> tuple[dict[str, Any], str | None, ClientAssertion | None]:
+    def _credentials(self, client: Client, domain: str) -> tuple[Mapping[str, Any], str | None, ClientAssertion | None]:
         """Wire parameters, Authorization header and assertion that authenticate ``client``."""
+        return self._once(("credentials", client.client_id, domain), lambda: self._make_credentials(client, domain))
+
+    def _make_credentials(self, client: Client, domain: str) -> tuple[Mapping[str, Any], str | None, ClientAssertion | None]:
         method = client.auth_method
         secret = self.secrets.get(client.client_id)
         if secret is None and client.client_secrets:
@@ -351,8 +375,8 @@ class TableContext:
     def token_params(self, cls: RequestClass) -> tuple[dict[str, Any], str | None, ClientAssertion | None]:
         """The wire parameters a one-request grant (``table="token"``) of this class sends."""
         client = self.tenant.index.clients[cls.client]
-        params, authorization, assertion = self._credentials(client, cls.domain)
-        params = {"grant_type": cls.grant, **params}
+        credentials, authorization, assertion = self._credentials(client, cls.domain)
+        params = {"grant_type": cls.grant, **credentials}
         if cls.audience != NO_AUDIENCE:
             params["audience"] = cls.audience
         scope = self.scope_value(cls)
@@ -370,7 +394,7 @@ class TableContext:
             "response_type": "code",
             "client_id": client.client_id,
             "state": "table",
-            "code_challenge": pkce_challenge(PKCE_VERIFIER),
+            "code_challenge": PKCE_CHALLENGE,
             "code_challenge_method": "S256",
         }
         if client.callbacks:
@@ -388,10 +412,10 @@ class TableContext:
     def exchange_request(self, cls: RequestClass, authorized: Authorized) -> TokenRequest:
         """The code exchange that follows a successful ``/authorize``."""
         client = self.tenant.index.clients[cls.client]
-        params, authorization, assertion = self._credentials(client, cls.domain)
+        credentials, authorization, assertion = self._credentials(client, cls.domain)
         params = {
             "grant_type": "authorization_code",
-            **params,
+            **credentials,
             "code": "decision-table-code",
             "code_verifier": PKCE_VERIFIER,
             "redirect_uri": authorized.redirect_uri,
@@ -460,6 +484,9 @@ def pkce_challenge(verifier: str) -> str:
     import hashlib
 
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+PKCE_CHALLENGE = pkce_challenge(PKCE_VERIFIER)
 
 
 def aud_text(audience: str | tuple[str, ...] | None) -> str:
@@ -544,10 +571,11 @@ def merge_rows(raw: Mapping[RequestClass, V], order: Sequence[str] = MERGE_ORDER
     counts: dict[tuple[int, ...], Counter[tuple[str, ...]]] = {}
 
     def matching(anys: tuple[int, ...], cells: tuple[str, ...]) -> int:
-        keep = [i for i in range(width) if i not in anys]
+        # At most five dimensions are ``any`` (client and grant never are): the rest is kept.
+        keep = itemgetter(*(i for i in range(width) if i not in anys))
         if anys not in counts:
-            counts[anys] = Counter(tuple(k[i] for i in keep) for k in keys)
-        return counts[anys][tuple(cells[i] for i in keep)]
+            counts[anys] = Counter(map(keep, keys))
+        return counts[anys][keep(cells)]
 
     # Each row: (cells, value, first position, classes covered).
     rows: list[tuple[tuple[str, ...], V, int, int]] = [(k, v, i, 1) for i, (k, v) in enumerate(zip(keys, raw.values(), strict=True))]
