@@ -29,7 +29,7 @@ consent (R70) and post-login Actions, and yields the grant a code stands for.
 
 from __future__ import annotations
 
-from typing import Any, overload
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from pydantic import JsonValue
@@ -65,6 +65,17 @@ from claimsengine.model import (
     TokenRequest,
     User,
 )
+from claimsengine.responses import (
+    CODE,
+    ID_TOKEN,
+    TOKEN,
+    ResponseMode,
+    carries_tokens,
+    default_mode,
+    parse_response_mode,
+    parse_response_type,
+    wire_response_type,
+)
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.sessions import authenticated, logout, remember_consent
 from claimsengine.steps import (
@@ -91,6 +102,7 @@ from claimsengine.steps import (
     user_organization,
     user_scopes,
 )
+from claimsengine.tokens import id_token_claims, issue, stored_draft
 
 __all__ = [
     "ASSERTION_CLOCK_SKEW",
@@ -183,15 +195,15 @@ def _token(req: TokenRequest, t: Trace) -> Issued | Rejected:
     facts = client_facts(client, t)
     allowed = facts.grant_type_allowed.get(grant_type)
     if allowed is None:
-        return t.reject(
-            Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED,
-            ErrorCode.UNAUTHORIZED_CLIENT,
-            f"Grant type '{grant_type}' not allowed for the client.",
-            error_uri=GRANT_TYPES_URI,
-            ref=facts.ref,
-        )
+        return _grant_type_not_allowed(grant_type, facts.ref, t)
     t.reasons.append(allowed)
     return _dispatch(grant, req, client, domain, t)
+
+
+def _grant_type_not_allowed(grant_type: str, ref: str, t: Trace) -> Rejected:
+    """client.grant_type_not_allowed (R13): the client does not have the grant type enabled."""
+    text = f"Grant type '{grant_type}' not allowed for the client."
+    return t.reject(Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED, ErrorCode.UNAUTHORIZED_CLIENT, text, error_uri=GRANT_TYPES_URI, ref=ref)
 
 
 def _malformed(names: tuple[str, ...], t: Trace) -> Rejected | None:
@@ -246,6 +258,17 @@ def _named_client(
 
 
 def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
+    decision = _authorize_flow(req, t)
+    if isinstance(decision, Rejected) and decision.redirect_uri is not None:
+        # An error sent to the callback travels in the response mode asked for, else the
+        # response type's default (prompt=none's login_required in web_message, say).
+        mode = parse_response_mode(clean(req.response_mode) or "")
+        kind = parse_response_type(clean(req.response_type) or "")
+        return decision.model_copy(update={"response_mode": mode or default_mode(kind)})
+    return decision
+
+
+def _authorize_flow(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     named = _named_client(req.domain, req.client_id, req.repeated, t, response_type=req.response_type)
     if isinstance(named, Rejected):
         return named
@@ -272,17 +295,22 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     response_type = clean(req.response_type)
     if response_type is None:
         return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: response_type")
-    if response_type != "code":
+    kind = parse_response_type(response_type)
+    if kind is None:
         return t.reject(Rule.AUTHORIZE_RESPONSE_TYPE, ErrorCode.UNSUPPORTED_RESPONSE_TYPE, f"Unsupported response type: {response_type}")
-    if "authorization_code" not in client.effective_grant_types:
-        return t.reject(
-            Rule.CLIENT_GRANT_TYPE_NOT_ALLOWED,
-            ErrorCode.UNAUTHORIZED_CLIENT,
-            "Grant type 'authorization_code' not allowed for the client.",
-            error_uri=GRANT_TYPES_URI,
-            ref=client_ref,
-        )
-    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, "authorization_code", client_ref)
+    mode = _response_mode(req.response_mode, kind, t)
+    if isinstance(mode, Rejected):
+        return mode
+    refused = _response_type_allowed(kind, client, client_ref, t)
+    if refused is not None:
+        return refused
+    if ID_TOKEN in kind:
+        # OpenID Connect Core 3.2.2.1, 3.3.2.11: an ID token from /authorize needs openid and a nonce.
+        if "openid" not in split_scope(req.scope):
+            text = "The openid scope is required for response_type id_token"
+            return t.reject(Rule.AUTHORIZE_OPENID_REQUIRED, ErrorCode.INVALID_REQUEST, text)
+        if clean(req.nonce) is None:
+            return t.reject(Rule.AUTHORIZE_NONCE_REQUIRED, ErrorCode.INVALID_REQUEST, "Missing required parameter: nonce")
     method = clean(req.code_challenge_method)
     challenge = clean(req.code_challenge)
     if challenge is not None and method not in (None, "S256", "plain"):
@@ -297,7 +325,7 @@ def _authorize(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     if isinstance(logged_in, Rejected):
         return logged_in
     user, session = logged_in
-    decision = _logged_in(req, client, user, session, api, org, domain, redirect_uri, challenge, method, t)
+    decision = _logged_in(req, client, user, session, api, org, domain, redirect_uri, challenge, method, (kind, mode), t)
     if isinstance(decision, Rejected) and session is not None:
         # The login (or the session's use) stands though the request failed after it.
         return decision.model_copy(update={"session": session})
@@ -315,10 +343,12 @@ def _logged_in(
     redirect_uri: str,
     challenge: str | None,
     method: str | None,
+    response: tuple[frozenset[str], ResponseMode],
     t: Trace,
 ) -> Authorized | Rejected:
     """/authorize once the user is known: organization membership, scopes, consent, post-login
-    Actions, then the grant the code stands for."""
+    Actions, then the grant the code stands for and what ``response`` (the response type and
+    mode) returns for it."""
     member = check_membership(org, user, t)
     if member is not None:
         return member
@@ -329,6 +359,11 @@ def _logged_in(
     if isinstance(consent, Rejected):
         return consent
     session = remember_consent(session, consent)
+    if "none" in split_scope(req.prompt) and t.tenant.mfa_policy == "all-applications":
+        # authorize.silent_mfa_required: a silent login cannot ask for the second factor.
+        error = ErrorCode(t.behaviour.silent_mfa_error)
+        text = "Multifactor authentication required" if error is ErrorCode.MFA_REQUIRED else "Interaction required"
+        return t.reject(Rule.AUTHORIZE_SILENT_MFA, error, text, ref="mfa_policy")
     outcome = post_login(client, user, api, org, domain, scopes, t)
     if isinstance(outcome, Rejected):
         return outcome
@@ -350,8 +385,91 @@ def _logged_in(
         session_id=session.session_id if session is not None else None,
         auth_time=session.auth_time if session is not None else None,
     )
-    t.note(Rule.AUTHORIZE_CODE_ISSUED, f"code for {' '.join(scopes) or '(no scopes)'}")
-    return Authorized(grant=grant, redirect_uri=redirect_uri, state=req.state, trace=tuple(t.reasons), session=session)
+    return _respond(grant, *response, client, user, session, t)
+
+
+_CODE_ONLY = frozenset({CODE})
+
+
+def _response_mode(requested: str | None, kind: frozenset[str], t: Trace) -> ResponseMode | Rejected:
+    """authorize.response_mode: the mode asked for, else the response type's default; an
+    unknown mode, or a token in the query string, is refused on Auth0's page (auth0.js #479)."""
+    value = clean(requested)
+    if value is None:
+        mode = default_mode(kind)
+        if mode is not ResponseMode.QUERY:
+            # (A code in the query string, the plain default, goes untraced.)
+            t.note(Rule.AUTHORIZE_RESPONSE_MODE, f"{mode} (the default for {wire_response_type(kind)})")
+        return mode
+    asked = parse_response_mode(value)
+    if asked is None or (asked is ResponseMode.QUERY and carries_tokens(kind)):
+        t.redirect_uri = None  # never send a token, or an unknown mode's error, to the callback
+        text = (
+            f"Unsupported response mode: {value}"
+            if asked is None
+            else f"response_mode=query is not allowed for response_type={wire_response_type(kind)}"
+        )
+        return t.reject(Rule.AUTHORIZE_RESPONSE_MODE_UNSUPPORTED, ErrorCode.UNSUPPORTED_RESPONSE_MODE, text)
+    t.note(Rule.AUTHORIZE_RESPONSE_MODE, f"{asked}, as asked")
+    return asked
+
+
+def _response_type_allowed(kind: frozenset[str], client: Client, ref: str, t: Trace) -> Rejected | None:
+    """The grant types a response type needs: authorization_code for a code, implicit for a
+    token or an ID token (R13); third-party applications get no token from /authorize."""
+    needed = []
+    if CODE in kind:
+        needed.append("authorization_code")
+    if carries_tokens(kind):
+        if not client.is_first_party:
+            # authorize.implicit_third_party (issue-8 F7.3): third-party apps use the code flow.
+            text = f"Unsupported response type: {wire_response_type(kind)}"
+            return t.reject(Rule.AUTHORIZE_IMPLICIT_THIRD_PARTY, ErrorCode.UNSUPPORTED_RESPONSE_TYPE, text, ref=ref)
+        needed.append("implicit")
+    for grant_type in needed:
+        if grant_type not in client.effective_grant_types:
+            return _grant_type_not_allowed(grant_type, ref, t)
+    t.note(Rule.CLIENT_GRANT_TYPE_ALLOWED, " ".join(needed), ref)
+    return None
+
+
+def _respond(
+    grant: AuthorizationGrant, kind: frozenset[str], mode: ResponseMode, client: Client, user: User, session: Session | None, t: Trace
+) -> Authorized:
+    """What /authorize returns for a login: a code, an access token, an ID token, or several."""
+    code = CODE in kind
+    if code:
+        t.note(Rule.AUTHORIZE_CODE_ISSUED, f"code for {' '.join(grant.scope) or '(no scopes)'}")
+    access: Issued | None = None
+    id_token: dict[str, Any] | None = None
+    hashes: tuple[Literal["at_hash", "c_hash"], ...] = ()
+    if kind == _CODE_ONLY:
+        return Authorized(
+            grant=grant, redirect_uri=grant.redirect_uri or "", state=t.state, trace=tuple(t.reasons), session=session, response_mode=mode
+        )
+    # As the code would be redeemed, but issued here: never refreshable (R62, R63).
+    draft = stored_draft(grant, client, grant.domain, user, t)._replace(refreshable=False, web="hybrid" if code else "implicit")
+    if TOKEN in kind:
+        # authorize.token_issued (R62, R63): no refresh token and no ID token of its own.
+        t.note(Rule.AUTHORIZE_TOKEN_ISSUED, "an access token in the response")
+        access = issue(draft, t).model_copy(update={"trace": ()})
+    if ID_TOKEN in kind:
+        id_token = id_token_claims(draft, user, t)
+        hashes = (*(("at_hash",) if access is not None else ()), *(("c_hash",) if code else ()))
+        t.note(Rule.AUTHORIZE_ID_TOKEN_ISSUED, f"with {' and '.join(hashes)}" if hashes else "no hash claims needed")
+    return Authorized(
+        grant=grant,
+        redirect_uri=grant.redirect_uri or "",
+        state=t.state,
+        trace=tuple(t.reasons),
+        response_type=wire_response_type(kind),
+        response_mode=mode,
+        code=code,
+        access=access,
+        id_token=id_token,
+        id_token_hashes=hashes,
+        session=session,
+    )
 
 
 def _authorize_audience(req: AuthorizeRequest, t: Trace) -> Api | Rejected | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, SecretStr, TypeAdapter, model_validator
 
 from claimsengine.auth0 import MANAGEMENT_API_SCOPES, MFA_API_LIFETIME, MFA_API_SCOPES
+from claimsengine.responses import ResponseMode
 from claimsengine.rules import ErrorCode, Rule
 
 if TYPE_CHECKING:
@@ -298,6 +299,10 @@ class Behaviour(Frozen):
     # A preflight names no client: answered for an origin some client of the tenant allows
     # ("configured"), or for any origin ("any", the request itself is still decided by its client).
     cors_preflight: Literal["configured", "any"] = "configured"
+    # Issue 9, item 6: prompt=none when the login would need a second factor. auth0-spa-js's FAQ
+    # says silent authentication "will fail with an mfa_required error"; OpenID Connect Core
+    # 3.1.2.6 names interaction_required for it (specs/choices.md).
+    silent_mfa_error: Literal["mfa_required", "interaction_required"] = "mfa_required"
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
     error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
@@ -1023,6 +1028,7 @@ class AuthorizeRequest(Frozen):
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
+    response_mode: str | None = None
     user_id: str | None = None
     consent: bool | None = None
     repeated: tuple[str, ...] = Field(default=(), description="parameters the query carried more than once")
@@ -1183,6 +1189,7 @@ class Rejected(Frozen):
     state: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     mfa: MfaGrant | None = Field(default=None, description="mfa_required: what the mfa_token stands for")
+    response_mode: ResponseMode | None = Field(default=None, description="/authorize: how the error is sent to redirect_uri")
     rejected_by: Rule
     trace: tuple[Reason, ...]
     # /authorize after a login: the session the browser keeps though the request failed (a
@@ -1191,7 +1198,14 @@ class Rejected(Frozen):
 
 
 class Authorized(Frozen):
-    """``/authorize`` succeeded: redirect to ``redirect_uri`` with a code for ``grant``."""
+    """``/authorize`` succeeded: answer ``redirect_uri`` in ``response_mode``.
+
+    ``grant`` is what the login decided; a code stands for it when ``code`` is set (the
+    response type has ``code``). Implicit and hybrid types add ``access`` (``token``) and the
+    claims of an ``id_token``; ``id_token_hashes`` names the hashes of the other response
+    parameters the ID token must carry (``at_hash``, ``c_hash``), which the signer computes
+    where the token strings exist.
+    """
 
     kind: Literal["authorized"] = "authorized"
     grant: AuthorizationGrant
@@ -1200,6 +1214,12 @@ class Authorized(Frozen):
     trace: tuple[Reason, ...]
     # The login session to keep in the browser (started, refreshed, or with a new consent).
     session: Session | None = None
+    response_type: str = "code"
+    response_mode: ResponseMode = ResponseMode.QUERY
+    code: bool = True
+    access: Issued | None = None
+    id_token: Mapping[str, Any] | None = None
+    id_token_hashes: tuple[Literal["at_hash", "c_hash"], ...] = ()
 
 
 class LoggedOut(Frozen):

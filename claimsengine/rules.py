@@ -127,6 +127,8 @@ class Rule(StrEnum):
     LIFETIME_API = "lifetime.api"
     LIFETIME_USERINFO = "lifetime.userinfo"
     LIFETIME_API_V1 = "lifetime.api_v1"
+    LIFETIME_API_WEB = "lifetime.api_for_web"
+    LIFETIME_USERINFO_IMPLICIT = "lifetime.userinfo_implicit"
     SIGNING_TENANT_KEY = "signing.tenant_key"
     SIGNING_API_SECRET = "signing.api_secret"
     RESPONSE_SCOPE_OMITTED = "response.scope_omitted"
@@ -148,6 +150,14 @@ class Rule(StrEnum):
     AUTHORIZE_REDIRECT_MISMATCH = "authorize.redirect_uri_mismatch"
     AUTHORIZE_LOGIN_REQUIRED = "authorize.login_required"
     AUTHORIZE_CODE_ISSUED = "authorize.code_issued"
+    AUTHORIZE_RESPONSE_MODE = "authorize.response_mode"
+    AUTHORIZE_RESPONSE_MODE_UNSUPPORTED = "authorize.response_mode_unsupported"
+    AUTHORIZE_IMPLICIT_THIRD_PARTY = "authorize.implicit_third_party"
+    AUTHORIZE_NONCE_REQUIRED = "authorize.nonce_required"
+    AUTHORIZE_OPENID_REQUIRED = "authorize.id_token_needs_openid"
+    AUTHORIZE_SILENT_MFA = "authorize.silent_mfa_required"
+    AUTHORIZE_TOKEN_ISSUED = "authorize.token_issued"
+    AUTHORIZE_ID_TOKEN_ISSUED = "authorize.id_token_issued"
     CONSENT_SKIPPED = "consent.skipped"
     CONSENT_STORED = "consent.stored"
     CONSENT_REQUIRED = "consent.required"
@@ -257,6 +267,8 @@ class ErrorCode(StrEnum):
     SLOW_DOWN = "slow_down"
     MFA_REQUIRED = "mfa_required"
     EXPIRED_TOKEN = "expired_token"
+    UNSUPPORTED_RESPONSE_MODE = "unsupported_response_mode"
+    INTERACTION_REQUIRED = "interaction_required"
 
 
 # Default HTTP status per error code: Auth0's legacy error table (catalogue R7), where a
@@ -280,4 +292,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.SLOW_DOWN: 429,
     ErrorCode.MFA_REQUIRED: 403,
     ErrorCode.EXPIRED_TOKEN: 403,
+    # /authorize errors travel to the callback; the status is that of Auth0's error page.
+    ErrorCode.UNSUPPORTED_RESPONSE_MODE: 400,
+    ErrorCode.INTERACTION_REQUIRED: 400,
 }

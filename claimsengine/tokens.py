@@ -51,6 +51,7 @@ __all__ = [
     "TokenFacts",
     "dialect",
     "family_expiry",
+    "id_token_claims",
     "issue",
     "issue_api_v1",
     "stored_draft",
@@ -61,6 +62,8 @@ __all__ = [
 # R19, R63: fixed lifetimes of opaque tokens.
 API_V1_LIFETIME = 86400
 USERINFO_LIFETIME = 86400
+# R63: an opaque /userinfo token returned by /authorize in the implicit flow.
+IMPLICIT_USERINFO_LIFETIME = 7200
 # JWT headers are few and immutable: build each once.
 _HEADERS = {(alg, typ): JwtHeader.model_construct(alg=alg, typ=typ) for alg in SigningAlg for typ in ("JWT", "at+jwt")}
 NO_CLAIMS: Mapping[str, JsonValue] = MappingProxyType({})
@@ -116,7 +119,9 @@ class Draft(NamedTuple):
     already filtered. For user flows, ``id_claims`` and ``nonce`` go into the ID token (when
     ``openid`` is granted) and ``refreshable`` says whether ``offline_access`` may yield a
     refresh token. A refresh exchange sets ``rotated`` (the token it rotates: the new one
-    continues its family) and ``family`` (the family's state after the exchange).
+    continues its family) and ``family`` (the family's state after the exchange). ``web``
+    marks a token ``/authorize`` returns itself (implicit or hybrid: R62, R63), which never
+    comes with an ID token of its own (``/authorize`` issues that separately).
 
     An immutable named tuple rather than a frozen dataclass: one is built per issued token,
     and a tuple is built in a third of the time (issue 13).
@@ -136,6 +141,7 @@ class Draft(NamedTuple):
     refreshable: bool = False
     rotated: RefreshGrant | None = None
     family: RefreshFamily | None = None
+    web: Literal["implicit", "hybrid"] | None = None
 
 
 def family_expiry(client: Client, expires_at: int | None, last_used: int) -> int | None:
@@ -156,8 +162,8 @@ def issue(draft: Draft, t: Trace) -> Issued:
         refresh = _refresh(draft, user, t)
         if refresh is not None and draft.rotated is None:
             family = RefreshFamily(last_used=t.now, expires_at=family_expiry(draft.client, refresh.expires_at, t.now))
-        if "openid" in draft.scopes:
-            id_token = _id_token(draft, user, t)
+        if "openid" in draft.scopes and draft.web is None:
+            id_token = id_token_claims(draft, user, t)
     if draft.api is None:
         assert user is not None, "machine-to-machine tokens always have an API"
         issued = _userinfo_token(draft, user, refresh, id_token, t)
@@ -240,7 +246,7 @@ def _org_claims(claims: dict[str, JsonValue], org: Organization | None, t: Trace
             claims["org_name"] = org.name
 
 
-def _id_token(draft: Draft, user: User, t: Trace) -> dict[str, JsonValue]:
+def id_token_claims(draft: Draft, user: User, t: Trace) -> dict[str, JsonValue]:
     """id_token.issued (R71): profile claims only for the scopes that release them."""
     client = draft.client
     lifetime = client.id_token_lifetime or t.behaviour.id_token_lifetime
@@ -268,14 +274,19 @@ def _userinfo_token(draft: Draft, user: User, refresh: RefreshGrant | None, id_t
     t.note(Rule.AUD_STRING, t.tenant.userinfo_audience)
     iss = issuer(draft.domain)
     t.note(Rule.ISS_REQUEST_DOMAIN, iss, t.index.domain_refs.get(draft.domain, ""))
-    t.note(Rule.LIFETIME_USERINFO, f"{USERINFO_LIFETIME} s, not configurable")
+    lifetime = USERINFO_LIFETIME
+    if draft.web == "implicit":
+        lifetime = IMPLICIT_USERINFO_LIFETIME
+        t.note(Rule.LIFETIME_USERINFO_IMPLICIT, f"{lifetime} s from the implicit flow, not configurable")
+    else:
+        t.note(Rule.LIFETIME_USERINFO, f"{lifetime} s, not configurable")
     scope = " ".join(draft.scopes)
     claims: dict[str, JsonValue] = {
         "iss": iss,
         "sub": user.user_id,
         "aud": t.tenant.userinfo_audience,
         "iat": t.now,
-        "exp": t.now + USERINFO_LIFETIME,
+        "exp": t.now + lifetime,
         "scope": scope,
         "azp": draft.client.client_id,
     }
@@ -288,7 +299,7 @@ def _userinfo_token(draft: Draft, user: User, refresh: RefreshGrant | None, id_t
         claims=claims,
         header=None,
         signing_key=None,
-        expires_in=USERINFO_LIFETIME,
+        expires_in=lifetime,
         client_id=draft.client.client_id,
         refresh=refresh,
         id_token=id_token,
@@ -390,7 +401,12 @@ def _jwt(draft: Draft, api: Api, refresh: RefreshGrant | None, id_token: dict[st
     iss = _issuer(draft.domain, t)
     kind = facts.kind
     lifetime = api.token_lifetime
-    t.reasons.append(facts.lifetime)
+    if draft.web is not None:
+        # lifetime.api_for_web (R62): token_lifetime_for_web, never beyond token_lifetime.
+        lifetime = min(api.token_lifetime_for_web, lifetime)
+        t.note(Rule.LIFETIME_API_WEB, f"{lifetime} s (token_lifetime_for_web)", api_ref)
+    else:
+        t.reasons.append(facts.lifetime)
     scope = " ".join(scopes)
     claims: dict[str, JsonValue] = {
         "iss": iss,

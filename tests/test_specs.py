@@ -41,7 +41,7 @@ CONFIDENCE = {"documented", "observed", "inferred", "choice"}
 CASE_KEYS = {"id", "description", "rules", "request", "now", "expect", "tenant_patch", "actions", "engine_bug"}
 # Expected values under these keys are compared key by key (the rest of the value is free);
 # every other expected key must equal the decision's value exactly.
-PARTIAL_KEYS = {"grant", "refresh", "id_token"}
+PARTIAL_KEYS = {"grant", "refresh", "id_token", "access"}
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, rep
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 from claimsengine.grants import GRANTS, TOKEN_ENDPOINT, GrantType
+from claimsengine.responses import ADVERTISED_MODES, RESPONSE_TYPES, ResponseMode, wire_response_type
 from claimsengine.steps import consumes_code
 
 __all__ = [
@@ -786,20 +787,91 @@ def authorize_response(
 ) -> Response:
     """The answer to an ``/authorize`` decision: a redirect with the code or the error, or an error page."""
     if isinstance(decision, Authorized):
-        code = generation.minter.code(decision.grant)
-        location = _with_query(decision.redirect_uri, {"code": code, "state": decision.state})
-        return RedirectResponse(location, status_code=302, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 302)})
+        return _authorize_answer(fake, client_id, decision, decision.response_mode, _authorize_tokens(generation.minter, decision))
     assert isinstance(decision, Rejected)
     if decision.redirect_uri is not None:
-        body = wire.error_body(decision)
-        location = _with_query(
-            decision.redirect_uri,
-            {"error": body["error"], "error_description": body["error_description"], "state": decision.state},
-        )
-        return RedirectResponse(location, status_code=302, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 302)})
+        mode = decision.response_mode or ResponseMode.QUERY
+        return _authorize_answer(fake, client_id, decision, mode, wire.authorize_error_parameters(decision))
     page = _error_page(decision, request)
     page.headers.update(fake.observe("/authorize", client_id, decision, decision.status))
     return page
+
+
+def _authorize_tokens(minter: Minter, decision: Authorized) -> list[tuple[str, str]]:
+    """Mint what the decision issues from /authorize: the code, the access token, and the ID
+    token with the hashes of the other two that the decision asks for."""
+    code = minter.code(decision.grant) if decision.code else None
+    access_token = minter.access_token(decision.access) if decision.access is not None else None
+    id_token = None
+    if decision.id_token is not None:
+        hashes = decision.id_token_hashes
+        id_token = minter.id_token(
+            decision.id_token,
+            at_hash_of=access_token if "at_hash" in hashes else None,
+            c_hash_of=code if "c_hash" in hashes else None,
+        )
+    return wire.authorize_parameters(decision, code=code, access_token=access_token, id_token=id_token)
+
+
+def origin_of(uri: str) -> str:
+    """The origin (scheme, host and port) of ``uri``, as a browser's postMessage compares it."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme.lower()}://{host}" + (f":{parts.port}" if parts.port is not None else "")
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no "<", ">", "&" or line separators left raw."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def form_post_page(action: str, params: Sequence[tuple[str, str]]) -> str:
+    """``response_mode=form_post`` (OAuth 2.0 Form Post Response Mode): a page whose form posts
+    the parameters to the callback as soon as it loads, in the shape of Auth0's (facts-issue9
+    I7); every value HTML-escaped."""
+    inputs = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}"/>' for name, value in params)
+    return (
+        "<!DOCTYPE html><html><head><title>Submit This Form</title></head><body>"
+        f'<form method="post" name="hiddenform" action="{escape(action)}">{inputs}'
+        '<noscript><p>Script is disabled. Click Submit to continue.</p><input type="submit" value="Submit"/></noscript>'
+        "</form><script>document.forms[0].submit();</script></body></html>"
+    )
+
+
+def web_message_page(redirect_uri: str, params: Sequence[tuple[str, str]]) -> str:
+    """``response_mode=web_message``: a page that posts ``{type: "authorization_response",
+    response: {...}}`` to the opener (a popup) or the parent (a silent-auth iframe), addressed
+    to the callback's origin, which is what auth0-spa-js's ``runIframe`` and popup wait for
+    (facts-issue9 I8)."""
+    message = {"type": "authorization_response", "response": dict(params)}
+    return (
+        "<!DOCTYPE html><html><head><title>Authorization Response</title></head><body>"
+        '<script type="text/javascript">(function (window) {'
+        f"var targetOrigin = {_script_json(origin_of(redirect_uri))};"
+        f"var authorizationResponse = {_script_json(message)};"
+        "var mainWin = window.opener ? window.opener : window.parent;"
+        "mainWin.postMessage(authorizationResponse, targetOrigin);"
+        "})(this);</script></body></html>"
+    )
+
+
+def _authorize_answer(
+    fake: FakeTenant, client_id: str | None, decision: Authorized | Rejected, mode: ResponseMode, params: list[tuple[str, str]]
+) -> Response:
+    """Render an /authorize answer in the response mode the core chose; decide nothing."""
+    redirect_uri = decision.redirect_uri
+    assert redirect_uri is not None
+    if mode in (ResponseMode.QUERY, ResponseMode.FRAGMENT):
+        if mode is ResponseMode.QUERY:
+            location = _with_query(redirect_uri, dict(params))
+        else:
+            location = urlunsplit(urlsplit(redirect_uri)._replace(fragment=urlencode(params)))
+        return RedirectResponse(location, status_code=302, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 302)})
+    page = form_post_page(redirect_uri, params) if mode is ResponseMode.FORM_POST else web_message_page(redirect_uri, params)
+    return HTMLResponse(page, status_code=200, headers={**NO_STORE, **fake.observe("/authorize", client_id, decision, 200)})
 
 
 def _unauthorized(description: str, error: str | None = "invalid_token") -> JSONResponse:
@@ -870,8 +942,8 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         # RP-initiated logout (issue 9 item 7; Auth0 publishes it when the tenant enables it).
         "end_session_endpoint": f"{base}{login.OIDC_LOGOUT_PATH}",
         "scopes_supported": ["openid", *OIDC_SCOPE_CLAIMS, "offline_access"],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_types_supported": [wire_response_type(kind) for kind in RESPONSE_TYPES],
+        "response_modes_supported": [mode.value for mode in ADVERTISED_MODES],
         "grant_types_supported": sorted(g.grant_type.value for g in GRANTS.values() if g.endpoint == TOKEN_ENDPOINT),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

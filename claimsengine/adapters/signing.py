@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import secrets
@@ -57,7 +58,7 @@ from claimsengine.model import (
     TokenFormat,
 )
 
-__all__ = ["AssertionVerifier", "KeySet", "Minter", "replay_key"]
+__all__ = ["AssertionVerifier", "KeySet", "Minter", "replay_key", "token_hash"]
 
 RSA_BITS: Final = 2048
 SECRET_BYTES: Final = 32
@@ -361,6 +362,13 @@ def _hmac_keys(tenant: Tenant) -> dict[str, OctKey]:
     return keys
 
 
+def token_hash(value: str) -> str:
+    """``at_hash`` / ``c_hash`` of an RS256 ID token: the left half of the SHA-256 of the ASCII
+    value, base64url without padding (OpenID Connect Core 3.1.3.6, 3.3.2.11)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
 class Minter:
     """Turns decisions into tokens, and reads back the tokens it sealed.
 
@@ -421,9 +429,16 @@ class Minter:
         signer = self._keys._signer()
         return _sign(self._segment(alg, issued.header.typ, signer.kid), claims, alg, signer.key)
 
-    def id_token(self, claims: Mapping[str, Any]) -> str:
-        """An ID token: RS256 with the tenant's current key."""
+    def id_token(self, claims: Mapping[str, Any], *, at_hash_of: str | None = None, c_hash_of: str | None = None) -> str:
+        """An ID token: RS256 with the tenant's current key. ``at_hash_of`` / ``c_hash_of``
+        are the access token and code returned beside it from /authorize, whose hashes the
+        decision said it must carry (OpenID Connect Core 3.3.2.11)."""
         signer = self._keys._signer()
+        claims = dict(claims)
+        if at_hash_of is not None:
+            claims["at_hash"] = token_hash(at_hash_of)
+        if c_hash_of is not None:
+            claims["c_hash"] = token_hash(c_hash_of)
         return _sign(self._segment("RS256", "JWT", signer.kid), claims, "RS256", signer.key)
 
     def verify_jwt(self, token: str, *, audience: str) -> PresentedToken | None:

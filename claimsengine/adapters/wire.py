@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from claimsengine.grants import TOKEN_PARAMETERS as GRANT_PARAMETERS
 from claimsengine.model import (
     AuthorizationGrant,
+    Authorized,
     AuthorizeRequest,
     ClientAssertion,
     DeviceCodeRequest,
@@ -82,6 +83,7 @@ AUTHORIZE_PARAMETERS = (
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "response_mode",
 )
 
 
@@ -313,6 +315,36 @@ def success_body(issued: Issued, access_token: str, *, refresh_token: str | None
     body["expires_in"] = issued.expires_in
     body["token_type"] = issued.token_type
     return body
+
+
+def authorize_parameters(
+    authorized: Authorized, *, code: str | None = None, access_token: str | None = None, id_token: str | None = None
+) -> list[tuple[str, str]]:
+    """The parameters ``/authorize`` returns, in the order of Auth0's samples: the code, the
+    access token with its scope, lifetime and type, the ID token, then state (facts-issue9 I2)."""
+    params: list[tuple[str, str]] = []
+    if code is not None:
+        params.append(("code", code))
+    access = authorized.access
+    if access is not None and access_token is not None:
+        params.append(("access_token", access_token))
+        if access.scope is not None:
+            params.append(("scope", access.scope))
+        params += [("expires_in", str(access.expires_in)), ("token_type", access.token_type)]
+    if id_token is not None:
+        params.append(("id_token", id_token))
+    if authorized.state is not None:
+        params.append(("state", authorized.state))
+    return params
+
+
+def authorize_error_parameters(rejected: Rejected) -> list[tuple[str, str]]:
+    """An /authorize error as the callback gets it: error, error_description, then state."""
+    body = error_body(rejected)
+    params = [("error", str(body["error"])), ("error_description", str(body["error_description"]))]
+    if rejected.state is not None:
+        params.append(("state", rejected.state))
+    return params
 
 
 def error_body(rejected: Rejected, *, mfa_token: str | None = None) -> dict[str, Any]:
