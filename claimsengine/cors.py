@@ -29,6 +29,7 @@ __all__ = [
     "decide_cors",
     "entry_problem",
     "origin_refusal",
+    "web_message_refusal",
 ]
 
 # Endpoints any origin may read: metadata and keys, which carry no secret (C3, inferred; every
@@ -252,3 +253,29 @@ def origin_refusal(origin: str | None, client: Client, domain: str, t: Trace) ->
         )
     t.note(found[0], f"{found[1]} ({_list_name(found[0])} of {client.client_id})", ref)
     return None
+
+
+def web_message_refusal(redirect_uri: str, client: Client, t: Trace) -> Rejected | None:
+    """``/authorize`` with ``response_mode=web_message``: the answer is posted to the origin of
+    ``redirect_uri``, which must be in the client's Allowed Web Origins (C1, C4).
+
+    Auth0 refuses any other origin on its own page, HTTP 400 ``invalid_request`` "The specified
+    redirect_uri '...' does not have a registered origin." (nothing is posted, so the SDK in the
+    hidden iframe ends with its timeout). Only Allowed Web Origins count here, not the callback
+    URLs nor Allowed Origins (CORS).
+    """
+    origin = _origin(redirect_uri)
+    ref = t.index.ref(client)
+    if origin is not None:
+        for entry in client.web_origins:
+            if _origin_matches(entry, origin, whole_url=False, wildcards=client.is_first_party):
+                t.note(Rule.CORS_WEB_MESSAGE_ORIGIN, f"{entry} (Allowed Web Origins of {client.client_id})", ref)
+                return None
+    t.redirect_uri = None  # nothing can be posted to an origin that is not registered
+    return t.reject(
+        Rule.CORS_WEB_MESSAGE_ORIGIN_NOT_REGISTERED,
+        ErrorCode.INVALID_REQUEST,
+        f"The specified redirect_uri '{redirect_uri}' does not have a registered origin.",
+        status=400,
+        ref=ref,
+    )

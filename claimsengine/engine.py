@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import JsonValue
 
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
-from claimsengine.cors import origin_refusal
+from claimsengine.cors import origin_refusal, web_message_refusal
 from claimsengine.grants import BY_WIRE, Grant, GrantType
 from claimsengine.model import (
     Accepted,
@@ -301,6 +301,11 @@ def _authorize_flow(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     mode = _response_mode(req.response_mode, kind, t)
     if isinstance(mode, Rejected):
         return mode
+    if mode is ResponseMode.WEB_MESSAGE:
+        # cors.web_message_origin (issue 10, item 4): the answer is posted to the callback's origin.
+        unregistered = web_message_refusal(redirect_uri, client, t)
+        if unregistered is not None:
+            return unregistered
     refused = _response_type_allowed(kind, client, client_ref, t)
     if refused is not None:
         return refused

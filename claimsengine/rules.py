@@ -215,6 +215,8 @@ class Rule(StrEnum):
     CORS_CONFIGURED_FOR_A_CLIENT = "cors.configured_for_a_client"
     CORS_ANY_ORIGIN_WITHOUT_CLIENT = "cors.any_origin_without_client"
     CORS_ORIGIN_NOT_ALLOWED = "cors.origin_not_allowed"
+    CORS_WEB_MESSAGE_ORIGIN = "cors.web_message_origin"
+    CORS_WEB_MESSAGE_ORIGIN_NOT_REGISTERED = "cors.web_message_origin_not_registered"
     # --- login sessions and logout (issue 10 item 3, issue 9 item 7) -----------------
     LOGIN_SUCCEEDED = "login.succeeded"
     LOGIN_CREDENTIALS_INVALID = "login.credentials_invalid"

@@ -6,8 +6,9 @@ registry by ``tests/spa_node/package-lock.json`` (no CDN). It runs in Debian's h
 its own origin: a loopback server on one port serves the page and a protected route, the fake
 serves the tenant over TLS on another. The page logs in, comes back to its callback
 (``handleRedirectCallback``, a cross-origin code exchange with PKCE: a real CORS preflight),
-gets a token silently (``getTokenSilently``; with ``useRefreshTokens`` a refresh-token grant,
-again cross-origin), and calls the protected route, which validates the JWT against the fake's
+gets a token silently (``getTokenSilently``: with ``useRefreshTokens`` a refresh-token grant,
+again cross-origin; without, ``/authorize?prompt=none&response_mode=web_message`` in a hidden
+iframe that the fake's session cookie logs in), and calls the protected route, which validates the JWT against the fake's
 JWKS with PyJWT's ``PyJWKClient``.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,7 +142,7 @@ def spa_tenant(origin: str, **client: Any) -> Tenant:
 
 
 @contextlib.contextmanager
-def spa_world(**client: Any) -> Iterator[tuple[App, LiveServer]]:
+def spa_world(*, refresh_tokens: bool = True, **client: Any) -> Iterator[tuple[App, LiveServer]]:
     """The app's origin (page, SDK, protected route) and the fake over TLS, on two loopback ports."""
     modules = installed(SPA_NODE, "@auth0/auth0-spa-js")
     sdk = modules / "@auth0" / "auth0-spa-js" / "dist" / "auth0-spa-js.production.js"
@@ -159,7 +161,7 @@ def spa_world(**client: Any) -> Iterator[tuple[App, LiveServer]]:
                 # The served address, as the banner prints it: iss is https://{domain}/ (issue 10, item 1).
                 "domain": fake.domain,
                 "clientId": CLIENT,
-                "useRefreshTokens": True,
+                "useRefreshTokens": refresh_tokens,
                 "cacheLocation": "memory",
                 "authorizationParams": {"redirect_uri": f"{origin}/", "audience": API, "scope": "openid profile email read:messages"},
             }
@@ -176,11 +178,18 @@ def run_page(app: App, fake: LiveServer) -> dict[str, Any]:
     fake_url = fake.url
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="spa-profile-") as profile:
+        # A persistent profile that allows third-party cookies (Chromium's cookie_controls_mode 0;
+        # it blocks them in incognito-like contexts and by default here): silent authentication in
+        # an iframe needs the fake's session cookie (SameSite=None; Secure) under the app's site.
+        # The fake's certificate comes from a throwaway CA this browser does not know.
+        preferences = Path(profile, "Default", "Preferences")
+        preferences.parent.mkdir(parents=True)
+        preferences.write_text(json.dumps({"profile": {"cookie_controls_mode": 0}}))
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"], ignore_https_errors=True
+        )
         try:
-            # The fake's certificate comes from a throwaway CA this browser does not know.
-            context = browser.new_context(ignore_https_errors=True)
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(f"{app.origin}/")
@@ -204,33 +213,45 @@ def run_page(app: App, fake: LiveServer) -> dict[str, Any]:
             results: dict[str, Any] = page.evaluate("() => window.results")
             return results
         finally:
-            browser.close()
+            context.close()
 
 
 def token_requests(fake: LiveServer) -> list[dict[str, Any]]:
     return fake.fake.requests("/oauth/token")
 
 
-def test_auth0_spa_js_logs_in_gets_a_token_silently_and_calls_a_protected_route_across_origins() -> None:
-    with spa_world(web_origins=lambda origin: [origin]) as (app, fake):
+@pytest.mark.parametrize("silently", ["refresh_token", "web_message"])
+def test_auth0_spa_js_logs_in_gets_a_token_silently_and_calls_a_protected_route_across_origins(silently: str) -> None:
+    # "refresh_token": useRefreshTokens, getTokenSilently posts a refresh-token grant from the page.
+    # "web_message": no refresh tokens, getTokenSilently loads /authorize?prompt=none&response_mode=
+    # web_message in a hidden iframe on the fake's origin; the session cookie (SameSite=None; Secure)
+    # logs the user in silently and the code is posted back to the page's origin, a web origin.
+    with spa_world(refresh_tokens=silently == "refresh_token", web_origins=lambda origin: [origin]) as (app, fake):
         results = run_page(app, fake)
         assert "failed" not in results, results
         assert results["user"] == USER
         assert results["silent_token_parts"] == 3
+        offline = " offline_access" if silently == "refresh_token" else ""
         assert results["api"] == {
             "status": 200,
-            "body": {"sub": USER, "scope": "openid profile email offline_access read:messages", "azp": CLIENT},
+            "body": {"sub": USER, "scope": f"openid profile email{offline} read:messages", "azp": CLIENT},
         }
         sent = token_requests(fake)
-        # The code exchange and the silent refresh, both from the app's origin, each allowed by
-        # the client's Allowed Web Origins; the browser asked first (a preflight: Auth0-Client).
+        # Both token requests come from the app's origin, each allowed by the client's Allowed Web
+        # Origins; the browser asked first (a preflight: the SDK sends Auth0-Client).
         posts = [r for r in sent if r["method"] == "POST"]
-        assert [r["params"]["grant_type"] for r in posts] == ["authorization_code", "refresh_token"]
+        second = "refresh_token" if silently == "refresh_token" else "authorization_code"
+        assert [r["params"]["grant_type"] for r in posts] == ["authorization_code", second]
         assert {r["headers"]["origin"] for r in posts} == {app.origin}
         assert [r["headers"]["origin"] for r in sent if r["method"] == "OPTIONS"][:1] == [app.origin]
         kept = [d for d in fake.fake.decisions() if d["endpoint"] == "/oauth/token"]
         assert [d["outcome"] for d in kept] == ["issued", "issued"]
         assert all("cors.web_origin" in d["rules"] for d in kept)
+        if silently == "web_message":
+            silent = [r for r in fake.fake.requests("/authorize") if r["query"].get("prompt") == "none"]
+            assert [r["query"]["response_mode"] for r in silent] == ["web_message"]
+            authorized = [d for d in fake.fake.decisions() if d["endpoint"] == "/authorize" and "cors.web_message_origin" in d["rules"]]
+            assert [d["outcome"] for d in authorized] == ["authorized"]
 
 
 @pytest.mark.parametrize(
