@@ -98,6 +98,7 @@ from claimsengine.steps import (
     requested_audience,
     resolve_domain,
     served_domain,
+    session_sid,
     split_scope,
     user_organization,
     user_scopes,
@@ -320,6 +321,13 @@ def _authorize_flow(req: AuthorizeRequest, t: Trace) -> Authorized | Rejected:
     challenge = clean(req.code_challenge)
     if challenge is not None and method not in (None, "S256", "plain"):
         return t.reject(Rule.PARAMETER_MALFORMED, ErrorCode.INVALID_REQUEST, "Unsupported code_challenge_method")
+    if challenge is None and client.strict_third_party(t.behaviour):
+        # authorize.third_party_strict_pkce_required (issue 8, item 7): "All authorization code
+        # flows require Proof Key for Code Exchange" for third-party applications.
+        text = "Missing required parameter: code_challenge"
+        return t.reject(
+            Rule.AUTHORIZE_PKCE_REQUIRED, ErrorCode.INVALID_REQUEST, text, detail="a strict third-party application", ref=client_ref
+        )
     api = _authorize_audience(req, t)
     if isinstance(api, Rejected):
         return api
@@ -379,6 +387,8 @@ def _logged_in(
         audience=api.identifier if api is not None else None,
         scope=scopes,
         organization_id=org.id if org is not None else None,
+        sid=session_sid(domain, user.user_id, session.session_id if session is not None else None),
+        id_token_auth_time=_id_token_auth_time(req, session, t),
         redirect_uri=redirect_uri,
         code_challenge=challenge,
         code_challenge_method=("S256" if method == "S256" else "plain") if challenge is not None else None,
@@ -475,6 +485,22 @@ def _respond(
         id_token_hashes=hashes,
         session=session,
     )
+
+
+def _id_token_auth_time(req: AuthorizeRequest, session: Session | None, t: Trace) -> int | None:
+    """The ``auth_time`` the ID token will carry (issue 8, item 7): the login session's
+    ``auth_time`` (no session: now, the user logs in now), when ``max_age`` was sent or
+    ``behaviour.id_token_auth_time`` is ``"always"``; an authentication older than ``max_age``
+    is done again, now (OIDC Core section 3.1.2.1). A ``max_age`` that is not a number of
+    seconds is ignored."""
+    max_age = clean(req.max_age)
+    seconds = int(max_age) if max_age is not None and max_age.isascii() and max_age.isdigit() else None
+    if seconds is None and t.behaviour.id_token_auth_time == "when_max_age":
+        return None
+    authenticated = t.now if session is None else session.auth_time
+    if seconds is not None and t.now - authenticated > seconds:
+        return t.now
+    return authenticated
 
 
 def _authorize_audience(req: AuthorizeRequest, t: Trace) -> Api | Rejected | None:
@@ -616,6 +642,7 @@ def _device_approval(req: DeviceApprovalRequest, t: Trace) -> DeviceApproved | R
         user_id=user.user_id,
         audience=api.identifier if api is not None else None,
         scope=scopes,
+        sid=session_sid(device.domain, user.user_id, None),
         domain=device.domain,
         issued_at=t.now,
         access_claims=access_claims,
@@ -732,6 +759,18 @@ def validate_access_token(token: PresentedToken, *, audience: str, domain: str, 
             ErrorCode.INVALID_TOKEN,
             invalid,
             detail="a token for an Auth0 API is valid only through the domain that issued it",
+        )
+    client_id = claims.get("azp", claims.get("client_id"))
+    client = t.index.clients.get(client_id) if isinstance(client_id, str) else None
+    if audience == tenant.userinfo_audience and client is not None and client.strict_third_party(t.behaviour):
+        # validate.third_party_strict_userinfo (issue 8, item 7): "/userinfo returns error" for
+        # strict third-party applications (not available in this release).
+        return t.reject(
+            Rule.VALIDATE_THIRD_PARTY_USERINFO,
+            ErrorCode.INVALID_TOKEN,
+            invalid,
+            detail="/userinfo is not available to strict third-party applications",
+            ref=t.index.ref(client),
         )
     t.note(Rule.VALIDATE_ACCEPTED, f"{audience} accepts the token", t.index.ref(api) if api is not None else "")
     return Accepted(trace=tuple(t.reasons))

@@ -303,6 +303,13 @@ class Behaviour(Frozen):
     # says silent authentication "will fail with an mfa_required error"; OpenID Connect Core
     # 3.1.2.6 names interaction_required for it (specs/choices.md).
     silent_mfa_error: Literal["mfa_required", "interaction_required"] = "mfa_required"
+    # Issue 8, item 7: the security mode of a third-party client whose record does not say
+    # (third_party_security_mode). Auth0's Dashboard creates only "strict" apps and the Management
+    # API defaults to it since 2026-10-23; apps from before April 2026 are "permissive".
+    third_party_security_mode: Literal["strict", "permissive"] = "strict"
+    # Issue 8, item 7: an ID token carries auth_time only when /authorize sent max_age (as observed,
+    # auth0-spa-js#719), or always.
+    id_token_auth_time: Literal["when_max_age", "always"] = "when_max_age"
     # R42 and other inferred texts: replace the wire answer of any rejecting rule, by rule id.
     error_overrides: dict[Rule, ErrorOverride] = Field(default_factory=dict)
 
@@ -449,6 +456,16 @@ class Client(Frozen):
     web_origins: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     allowed_logout_urls: tuple[str, ...] = ()
+    # Issue 8, item 7: a third-party client's security mode (ignored for first-party clients);
+    # None: the tenant's behaviour.third_party_security_mode.
+    third_party_security_mode: Literal["strict", "permissive"] | None = None
+
+    def strict_third_party(self, behaviour: Behaviour) -> bool:
+        """Whether this is a third-party application under Auth0's enhanced security controls
+        ("strict" mode): no OIDC, PKCE always, a client grant for every API (issue 8, item 7)."""
+        if self.is_first_party:
+            return False
+        return (self.third_party_security_mode or behaviour.third_party_security_mode) == "strict"
 
     @property
     def refresh_settings(self) -> RefreshTokenSettings:
@@ -521,6 +538,8 @@ class Organization(Frozen):
     client_grants: tuple[GrantRef, ...] = ()
     members: tuple[OrganizationMember, ...] = ()
     token_quota: TokenQuota | None = None
+    # Issue 8, item 7: whether strict third-party applications may log users in through it.
+    third_party_client_access: Literal["allow", "block"] = "block"
 
 
 class Consent(Frozen):
@@ -876,6 +895,10 @@ class UserGrant(Frozen):
     domain: str
     access_claims: dict[str, JsonValue] = Field(default_factory=dict)
     id_claims: dict[str, JsonValue] = Field(default_factory=dict)
+    # Issue 8, item 7: what the ID token says of the login: sid (a digest of its session, see
+    # steps.session_sid) and, when it carries one, auth_time. None: not carried.
+    sid: str | None = None
+    id_token_auth_time: int | None = None
 
 
 class AuthorizationGrant(UserGrant):
@@ -1040,6 +1063,8 @@ class AuthorizeRequest(Frozen):
     username: str | None = None
     password_valid_for: tuple[str, ...] = ()
     new_session_id: str | None = None
+    # Issue 8, item 7: OIDC max_age (seconds); with it the ID token carries auth_time.
+    max_age: str | None = None
 
 
 class LogoutRequest(Frozen):

@@ -62,6 +62,7 @@ class Rule(StrEnum):
     GRANT_DEFAULT_FOR_THIRD_PARTY = "grant.default_for_third_party"
     GRANT_MISSING = "grant.missing"
     GRANT_THIRD_PARTY_SYSTEM_API = "grant.third_party_system_api"
+    GRANT_THIRD_PARTY_MISSING = "grant.third_party_strict_missing"
 
     # --- scopes ------------------------------------------------------------------
     SCOPE_ALL_API_SCOPES = "scope.allow_all_scopes"
@@ -75,6 +76,7 @@ class Rule(StrEnum):
     SCOPE_USER_GRANT = "scope.user_grant"
     SCOPE_MANAGEMENT_CURRENT_USER = "scope.management_api_current_user"
     SCOPE_OIDC_PASSTHROUGH = "scope.oidc_passthrough"
+    SCOPE_THIRD_PARTY_OIDC = "scope.third_party_strict_oidc_dropped"
     SCOPE_OFFLINE_ACCESS_DROPPED = "scope.offline_access_dropped"
     SCOPE_REFRESH_NARROWED = "scope.refresh_narrowed"
     SCOPE_REFRESH_EXCEEDS = "scope.refresh_exceeds_original"
@@ -91,6 +93,7 @@ class Rule(StrEnum):
     ORG_NONE = "org.none"
     ORG_CLIENT_REQUIRES = "org.client_requires_organization"
     ORG_USER_NOT_MEMBER = "org.user_not_member"
+    ORG_THIRD_PARTY_BLOCKED = "org.third_party_client_access_blocked"
 
     # --- quotas ------------------------------------------------------------------
     QUOTA_EXCEEDED = "quota.exceeded"
@@ -144,6 +147,8 @@ class Rule(StrEnum):
     REFRESH_ROTATED = "refresh.rotated"
     REFRESH_NOT_ROTATED = "refresh.not_rotated"
     ID_TOKEN_ISSUED = "id_token.issued"
+    ID_TOKEN_SID = "id_token.session_id"
+    ID_TOKEN_AUTH_TIME = "id_token.auth_time"
 
     # --- /authorize and the code exchange ------------------------------------------
     AUTHORIZE_RESPONSE_TYPE = "authorize.response_type_unsupported"
@@ -158,6 +163,7 @@ class Rule(StrEnum):
     AUTHORIZE_SILENT_MFA = "authorize.silent_mfa_required"
     AUTHORIZE_TOKEN_ISSUED = "authorize.token_issued"
     AUTHORIZE_ID_TOKEN_ISSUED = "authorize.id_token_issued"
+    AUTHORIZE_PKCE_REQUIRED = "authorize.third_party_strict_pkce_required"
     CONSENT_SKIPPED = "consent.skipped"
     CONSENT_STORED = "consent.stored"
     CONSENT_REQUIRED = "consent.required"
@@ -246,6 +252,7 @@ class Rule(StrEnum):
     VALIDATE_NOT_BEFORE = "validate.not_yet_valid"
     VALIDATE_MANAGEMENT_DOMAIN = "validate.management_api_domain_binding"
     VALIDATE_MANAGEMENT_SINGLE_AUDIENCE = "validate.management_api_single_audience"
+    VALIDATE_THIRD_PARTY_USERINFO = "validate.third_party_strict_userinfo"
     VALIDATE_ACCEPTED = "validate.accepted"
 
 

@@ -7,6 +7,8 @@ Each rule here is written once; the grant handlers in ``claimsengine.grants`` an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
@@ -90,7 +92,9 @@ __all__ = [
     "resolve_organization",
     "run_actions",
     "served_domain",
+    "session_sid",
     "split_scope",
+    "third_party_oidc",
     "user_organization",
     "user_scopes",
     "well_formed",
@@ -705,6 +709,10 @@ def _refuse_grant(rule: Rule, detail: str, ref: str, client: Client, api: Api, s
     if subject is SubjectType.USER:
         # R69: user flows answer with the resource-server wording and no advice.
         text = f'Client "{client.client_id}" is not authorized to access resource server "{api.identifier}"'
+        if rule is Rule.GRANT_MISSING and client.strict_third_party(t.behaviour):
+            # grant.third_party_strict_missing (issue 8, item 7): "unauthorized_client when
+            # requesting tokens" without a client grant, whatever the API's policy.
+            return t.reject(Rule.GRANT_THIRD_PARTY_MISSING, ErrorCode.UNAUTHORIZED_CLIENT, text, detail=detail, ref=ref)
         return t.reject(rule, ErrorCode.ACCESS_DENIED, text, detail=detail, ref=ref)
     return t.no_grant(rule, client.client_id, api.identifier, detail, ref)
 
@@ -782,6 +790,11 @@ def user_organization(organization: str | None, client: Client, t: Trace) -> Org
     if client.organization_usage is OrganizationUsage.DENY:
         text = "parameter organization is not allowed for this client"
         return t.reject(Rule.ORG_USAGE_DENY, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(client))
+    if org.third_party_client_access == "block" and client.strict_third_party(t.behaviour):
+        # org.third_party_client_access_blocked (issue 8, item 7): organizations deny third-party
+        # applications unless they opt in with third_party_client_access: allow.
+        text = f"parameter organization is invalid: {org.id}"
+        return t.reject(Rule.ORG_THIRD_PARTY_BLOCKED, ErrorCode.INVALID_REQUEST, text, ref=t.index.ref(org))
     t.note(Rule.ORG_ALLOWED, org.id, t.index.ref(org))
     return org
 
@@ -798,7 +811,7 @@ def user_scopes(
     requested: tuple[str, ...], client: Client, user: User, api: Api | None, org: Organization | None, t: Trace
 ) -> tuple[str, ...] | Rejected:
     """Scopes of a user-delegated token (R66 to R69, R72), from the ``requested`` ones."""
-    oidc = tuple(s for s in requested if s in OIDC_SCOPES)
+    oidc = third_party_oidc(tuple(s for s in requested if s in OIDC_SCOPES), client, t)
     if oidc:
         t.note(Rule.SCOPE_OIDC_PASSTHROUGH, " ".join(oidc))
     api_scopes: tuple[str, ...] = ()
@@ -841,6 +854,27 @@ def user_scopes(
             scopes = tuple(s for s in scopes if s != "offline_access")
             t.note(Rule.SCOPE_OFFLINE_ACCESS_DROPPED, "the API or client does not allow offline access", t.index.ref(api or client))
     return scopes
+
+
+def third_party_oidc(scopes: tuple[str, ...], client: Client, t: Trace) -> tuple[str, ...]:
+    """scope.third_party_strict_oidc_dropped (issue 8, item 7): a strict third-party application
+    gets no OpenID Connect scope (so no ID token); ``offline_access`` (refresh tokens) stays."""
+    if not client.strict_third_party(t.behaviour):
+        return scopes
+    dropped = [s for s in scopes if s in OIDC_SCOPES and s != "offline_access"]
+    if not dropped:
+        return scopes
+    t.note(Rule.SCOPE_THIRD_PARTY_OIDC, f"not processed for a strict third-party application: {' '.join(dropped)}", t.index.ref(client))
+    return tuple(s for s in scopes if s not in dropped)
+
+
+def session_sid(domain: str, user_id: str, session_id: str | None) -> str:
+    """The ``sid`` of a login session (issue 8, item 7): a digest of the login session's id
+    (never the id itself, which an adapter may draw as it likes), else of the login domain and the
+    user (without a session, a user has one session per domain, as with SSO). Deterministic."""
+    fact = ("session", session_id) if session_id is not None else ("user", domain, user_id)
+    digest = hashlib.sha256("\x00".join(("claimsengine-sid", *fact)).encode("utf-8", "surrogatepass")).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
 
 
 def _current_user_scopes(asked: tuple[str, ...], t: Trace) -> tuple[str, ...]:

@@ -117,6 +117,7 @@ def clients(draw: st.DrawFn, client_id: str, org_ids: tuple[str, ...], *, confid
             "organization_usage": draw(st.sampled_from(["deny", "deny", "allow", "require"])),
             "default_organization": default_org,
             "token_quota": draw(st.none() | st.builds(TokenQuota, per_hour=st.integers(0, 5), per_day=st.none())),
+            "third_party_security_mode": draw(st.sampled_from([None, "strict", "permissive"])),
         }
     )
 
@@ -190,7 +191,15 @@ def tenants(draw: st.DrawFn) -> Tenant:
     for org_id, name in orgs:
         refs = [GrantRef(client_id=g.client_id or "", audience=g.audience) for g in grants if g.client_id and draw(st.booleans())]
         members = [OrganizationMember(user_id=u.user_id, roles=draw(_subset(ROLE_POOL))) for u in users if draw(st.booleans())]
-        organizations.append(Organization(id=org_id, name=name, client_grants=tuple(dict.fromkeys(refs)), members=tuple(members)))
+        organizations.append(
+            Organization(
+                id=org_id,
+                name=name,
+                client_grants=tuple(dict.fromkeys(refs)),
+                members=tuple(members),
+                third_party_client_access=draw(st.sampled_from(["block", "allow"])),
+            )
+        )
     behaviour = Behaviour(
         no_grant_wording=draw(st.sampled_from(["2018", "2024", "2025"])),
         client_auth_error=draw(st.sampled_from(["observed", "documented"])),
@@ -201,6 +210,8 @@ def tenants(draw: st.DrawFn) -> Tenant:
         delete_current_user_scope=draw(st.booleans()),
         org_login_includes_user_level_rbac=draw(st.booleans()),
         code_exchange_cross_domain=draw(st.sampled_from(["issue_with_authorize_domain", "refuse"])),
+        third_party_security_mode=draw(st.sampled_from(["strict", "permissive"])),
+        id_token_auth_time=draw(st.sampled_from(["when_max_age", "always"])),
     )
     return Tenant(
         domain=CANONICAL,
@@ -390,6 +401,8 @@ def authorize_requests(draw: st.DrawFn, tenant: Tenant) -> AuthorizeRequest:
         consent=_mostly(draw, True, None, False),
         code_challenge=draw(st.sampled_from([None, "challenge-value"])),
         code_challenge_method=_mostly(draw, "S256", None, "plain", "md5"),
+        max_age=draw(st.sampled_from([None, None, "0", "3600", "soon"])),
+        new_session_id=draw(st.sampled_from([None, "session-1", "session-2"])),
     )
 
 

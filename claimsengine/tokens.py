@@ -39,7 +39,7 @@ from claimsengine.model import (
     trusted,
 )
 from claimsengine.rules import Rule
-from claimsengine.steps import Trace, compiled_reason
+from claimsengine.steps import Trace, compiled_reason, third_party_oidc
 
 __all__ = [
     "API_V1_LIFETIME",
@@ -142,6 +142,8 @@ class Draft(NamedTuple):
     rotated: RefreshGrant | None = None
     family: RefreshFamily | None = None
     web: Literal["implicit", "hybrid"] | None = None
+    sid: str | None = None
+    id_token_auth_time: int | None = None
 
 
 def family_expiry(client: Client, expires_at: int | None, last_used: int) -> int | None:
@@ -158,6 +160,11 @@ def issue(draft: Draft, t: Trace) -> Issued:
     refresh: RefreshGrant | None = None
     id_token: dict[str, JsonValue] | None = None
     family = draft.family
+    if user is not None and not draft.client.is_first_party:
+        # A stored grant (a code or refresh token) may predate the client's strict mode.
+        kept = third_party_oidc(draft.scopes, draft.client, t)
+        if kept != draft.scopes:
+            draft = draft._replace(scopes=kept)
     if user is not None:
         refresh = _refresh(draft, user, t)
         if refresh is not None and draft.rotated is None:
@@ -235,6 +242,8 @@ def _refresh(draft: Draft, user: User, t: Trace) -> RefreshGrant | None:
         access_claims=dict(draft.custom),
         id_claims=dict(draft.id_claims),
         expires_at=t.now + lifetime if lifetime is not None else None,
+        sid=draft.sid,
+        id_token_auth_time=draft.id_token_auth_time,
     )
 
 
@@ -259,6 +268,15 @@ def id_token_claims(draft: Draft, user: User, t: Trace) -> dict[str, JsonValue]:
     if withheld:
         t.note(Rule.CLAIMS_OIDC_FILTERED, f"id token: withheld {', '.join(withheld)}", t.index.ref(user))
     claims.update({"iss": issuer(draft.domain), "sub": user.user_id, "aud": client.client_id, "iat": t.now, "exp": t.now + lifetime})
+    if draft.sid is not None:
+        # id_token.session_id (issue 8, item 7): "During user authentication, the Auth0 tenant adds
+        # sid to the ID token", the login session's id, also in back-channel logout tokens.
+        claims["sid"] = draft.sid
+        t.note(Rule.ID_TOKEN_SID, "the login session's id")
+    if draft.id_token_auth_time is not None:
+        # id_token.auth_time (issue 8, item 7; OIDC Core section 2): when max_age was sent.
+        claims["auth_time"] = draft.id_token_auth_time
+        t.note(Rule.ID_TOKEN_AUTH_TIME, f"authenticated at {draft.id_token_auth_time}", "behaviour.id_token_auth_time")
     if draft.nonce is not None:
         claims["nonce"] = draft.nonce
     _org_claims(claims, draft.org, t)
@@ -477,6 +495,8 @@ def stored_draft(
         id_claims=grant.id_claims,
         nonce=grant.nonce if isinstance(grant, AuthorizationGrant) else None,
         refreshable=True,
+        sid=grant.sid,
+        id_token_auth_time=grant.id_token_auth_time,
     )
 
 

@@ -35,7 +35,7 @@ from claimsengine import (
     validate_access_token,
 )
 from claimsengine.auth0 import CUSTOM_CLAIMS_LIMIT_BYTES
-from claimsengine.model import Reason, new_reason, trusted
+from claimsengine.model import Reason, Session, new_reason, trusted
 from claimsengine.steps import Trace, consumes_code, granted_scopes
 from claimsengine.tokens import DIALECTS
 from claimsengine.tokens import dialect as dialect_entry
@@ -320,6 +320,11 @@ def _login_and_exchange(t: Tenant, *, organization: str | None = None, nonce: st
     )
     authorized = decide(request, t, now=NOW)
     assert isinstance(authorized, Authorized), authorized
+    return _exchange_code(t, authorized)
+
+
+def _exchange_code(t: Tenant, authorized: Authorized) -> Issued | Rejected:
+    """The web client's code exchange for ``authorized``, a second after ``/authorize``."""
     exchange = TokenRequest(
         grant_type="authorization_code",
         client_id="web",
@@ -659,3 +664,69 @@ def test_an_undecodable_basic_header_alone_names_no_client() -> None:
     decision = decide(request, tenant(), now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.CLIENT_ID_MISSING
+
+
+def test_the_sid_and_auth_time_of_a_login_carry_through_the_code_and_every_refresh() -> None:
+    # Issue 8, item 7: the ID token of a login, and of each refresh that continues it, names the
+    # same session (sid) and authentication time (auth_time, as max_age was sent).
+    t = tenant(clients=[{**WEB, "grant_types": ["authorization_code", "refresh_token"]}], client_grants=[])
+    t = Tenant.model_validate({**t.model_dump(), "apis": [{"identifier": API, "scopes": ["read"], "allow_offline_access": True}]})
+    login = AuthorizeRequest(
+        response_type="code",
+        client_id="web",
+        redirect_uri="https://app.example/cb",
+        audience=API,
+        scope="openid offline_access read",
+        consent=True,
+        max_age="3600",
+        session=Session(session_id="session-abc", user_id="auth0|u", auth_time=NOW - 100, last_seen=NOW - 50),
+    )
+    authorized = decide(login, t, now=NOW)
+    assert isinstance(authorized, Authorized), authorized
+    issued = _exchange_code(t, authorized)
+    assert isinstance(issued, Issued), issued
+    assert issued.id_token is not None
+    assert issued.refresh is not None
+    sid = issued.id_token["sid"]
+    assert issued.id_token["auth_time"] == NOW - 100
+    assert sid != "session-abc"
+    refresh = TokenRequest(
+        grant_type="refresh_token",
+        client_id="web",
+        client_secret=SecretStr("w"),
+        refresh_token=SecretStr("r"),
+        refresh_grant=issued.refresh,
+    )
+    refreshed = decide(refresh, t, now=NOW + 7200)
+    assert isinstance(refreshed, Issued), refreshed
+    assert refreshed.id_token is not None
+    assert (refreshed.id_token["sid"], refreshed.id_token["auth_time"]) == (sid, NOW - 100)
+    assert refreshed.id_token["iat"] == NOW + 7200
+    # Another session of the same user is another sid; no max_age, no auth_time.
+    session = Session(session_id="session-xyz", user_id="auth0|u", auth_time=NOW - 100, last_seen=NOW - 50)
+    other = decide(login.model_copy(update={"session": session, "max_age": None}), t, now=NOW)
+    assert isinstance(other, Authorized)
+    assert other.grant.sid not in (None, sid)
+    assert other.grant.id_token_auth_time is None
+
+
+def test_a_password_login_has_no_session_and_its_id_token_no_sid() -> None:
+    t = tenant(
+        clients=[{**WEB, "grant_types": ["password"]}],
+        client_grants=[],
+        default_directory="Username-Password-Authentication",
+        users=[{"user_id": "auth0|u", "connection": "Username-Password-Authentication", "profile": {"email": "u@acme.com"}}],
+    )
+    request = TokenRequest(
+        grant_type="password",
+        client_id="web",
+        client_secret=SecretStr("w"),
+        scope="openid",
+        audience=API,
+        password_valid_for=("auth0|u",),
+        parameters={"username": SecretStr("u@acme.com"), "password": SecretStr("pw")},
+    )
+    issued = decide(request, t, now=NOW)
+    assert isinstance(issued, Issued), issued
+    assert issued.id_token is not None
+    assert "sid" not in issued.id_token

@@ -587,3 +587,54 @@ def test_a_keyword_of_the_wrong_type_is_named_with_the_fix(tmp_path: Path) -> No
         load_tenant(secret_path, domain=DOMAIN, keywords={"API_KEY": "sk-live-123"})
     assert "sk-live-123" not in str(hidden.value)
     assert "(value hidden)" in str(hidden.value)
+
+
+# Issue 8, item 7: the third-party security mode (clients) and organization opt-in, as the
+# Management API and Deploy CLI spell them, in every format.
+THIRD_PARTY_YAML = """\
+clients:
+  - {name: Strict Partner, client_id: tpc_strict, app_type: regular_web, is_first_party: false,
+     third_party_security_mode: strict, token_endpoint_auth_method: client_secret_post, client_secret: strict-secret-value}
+  - {name: Old Partner, client_id: old-partner, app_type: regular_web, is_first_party: false,
+     third_party_security_mode: permissive, token_endpoint_auth_method: client_secret_post, client_secret: old-secret-value}
+organizations:
+  - {name: open-org, id: org_open, third_party_client_access: allow}
+  - {name: closed-org, id: org_closed}
+"""
+
+
+def _third_party_settings(tenant: Tenant) -> tuple[list[str | None], list[str]]:
+    return [c.third_party_security_mode for c in tenant.clients], [o.third_party_client_access for o in tenant.organizations]
+
+
+def test_third_party_security_mode_and_organization_access_are_read_in_every_format(tmp_path: Path) -> None:
+    expected = (["strict", "permissive"], ["allow", "block"])
+    yaml_loaded = load_tenant(write(tmp_path, THIRD_PARTY_YAML), domain=DOMAIN)
+    assert yaml_loaded.warnings == ()
+    assert _third_party_settings(yaml_loaded.tenant) == expected
+    data = yaml.safe_load(THIRD_PARTY_YAML)
+    export = tmp_path / "export"
+    for folder, entries in (("clients", data["clients"]), ("organizations", data["organizations"])):
+        (export / folder).mkdir(parents=True)
+        for entry in entries:
+            (export / folder / f"{entry['name']}.json").write_text(json.dumps(entry))
+    directory = load_tenant(export, domain=DOMAIN)
+    assert directory.warnings == ()
+    assert _third_party_settings(directory.tenant) == (["permissive", "strict"], ["block", "allow"])  # files in name order
+    own = {
+        "domain": DOMAIN,
+        "clients": [
+            {k: v for k, v in c.items() if k != "client_secret"} | {"client_secrets": [c["client_secret"]]} for c in data["clients"]
+        ],
+        "organizations": data["organizations"],
+    }
+    assert _third_party_settings(load_tenant(write(tmp_path, json.dumps(own), "own.json")).tenant) == expected
+
+
+def test_an_unknown_third_party_security_mode_is_refused_with_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "clients:\n  - {name: P, client_id: p, is_first_party: false, third_party_security_mode: lax}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_tenant(path, domain=DOMAIN)
+    assert problems(excinfo) == [
+        "tenant.yaml:clients[0].third_party_security_mode (line 2): 'lax' is invalid: Input should be 'strict' or 'permissive'"
+    ]

@@ -27,7 +27,7 @@ from claimsengine import (
     validate_access_token,
 )
 from claimsengine.auth0 import CURRENT_USER_SCOPES, DELETE_CURRENT_USER_SCOPE, OIDC_SCOPES
-from claimsengine.model import BUILT_IN_MANAGEMENT_API, BUILT_IN_MFA_API
+from claimsengine.model import BUILT_IN_MANAGEMENT_API, BUILT_IN_MFA_API, Session
 from claimsengine.testing import API_POOL, authorize_requests, requests_for, tenants, token_requests
 
 NOW = 1_700_000_000
@@ -128,6 +128,7 @@ VERIFIER = "v" * 43  # RFC 7636 section 4.1: 43 to 128 characters
 def _exchange(tenant: Tenant, authorized: Authorized, now: int) -> Issued | Rejected:
     client = tenant.index.clients[authorized.grant.client_id]
     secret = client.client_secrets[0] if client.client_secrets else None
+    needs_pkce = client.auth_method.value == "none" or client.strict_third_party(tenant.behaviour)
     request = TokenRequest(
         domain=authorized.grant.domain,
         grant_type="authorization_code",
@@ -138,9 +139,9 @@ def _exchange(tenant: Tenant, authorized: Authorized, now: int) -> Issued | Reje
         code=SecretStr("code"),
         code_grant=authorized.grant.model_copy(update={"code_challenge": None}),
         redirect_uri=authorized.redirect_uri,
-        code_verifier=VERIFIER if client.auth_method.value == "none" else None,
+        code_verifier=VERIFIER if needs_pkce else None,
     )
-    if client.auth_method.value == "none":
+    if needs_pkce:
         request = request.model_copy(
             update={"code_grant": authorized.grant.model_copy(update={"code_challenge": VERIFIER, "code_challenge_method": "plain"})}
         )
@@ -378,3 +379,58 @@ def test_every_configuration_a_trace_names_is_a_part_of_the_tenant(data: st.Data
     for reason in decision.trace:
         if reason.rule in client_rules:
             assert reason.ref.startswith("clients["), reason
+
+
+@given(st.data())
+def test_a_strict_third_party_app_never_gets_an_id_token(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    chosen = data.draw(st.sampled_from(tenant.clients))
+    strict = chosen.model_copy(
+        update={"is_first_party": False, "third_party_security_mode": "strict", "grant_types": ("authorization_code", "refresh_token")}
+    )
+    tenant = _rebuild(tenant, clients=[strict if c.client_id == chosen.client_id else c for c in tenant.clients])
+    drawn = data.draw(authorize_requests(tenant))
+    # Mostly a well-formed login, so that codes are often issued; the rest of the request is drawn.
+    login = {
+        "client_id": strict.client_id,
+        "response_type": "code",
+        "redirect_uri": strict.callbacks[0],
+        "consent": True,
+        "code_challenge": "c" * 43,
+        "code_challenge_method": "S256",
+    }
+    request = drawn.model_copy(update=login if data.draw(st.integers(0, 3)) else {"client_id": strict.client_id})
+    authorized = decide(request, tenant, now=NOW)
+    if not isinstance(authorized, Authorized):
+        return
+    assert request.code_challenge is not None  # PKCE is mandatory for them
+    assert not set(authorized.grant.scope) & (OIDC_SCOPES - {"offline_access"})
+    # Even a code whose grant holds openid (minted before the strict mode) yields no ID token.
+    for grant in (authorized.grant, authorized.grant.model_copy(update={"scope": ("openid", "profile", *authorized.grant.scope)})):
+        decision = _exchange(tenant, authorized.model_copy(update={"grant": grant}), NOW + 5)
+        if isinstance(decision, Issued):
+            assert decision.id_token is None
+            assert not isinstance(decision.audience, tuple)
+            assert not set((decision.scope or "").split()) & (OIDC_SCOPES - {"offline_access"})
+
+
+@given(st.data())
+def test_every_id_token_of_one_login_session_carries_the_same_sid_and_never_the_session_id(data: st.DataObject) -> None:
+    tenant = data.draw(tenants())
+    drawn = data.draw(authorize_requests(tenant))
+    user = drawn.user_id or "auth0|nobody"
+    session = Session(session_id="the-session", user_id=user, auth_time=NOW - 10, last_seen=NOW - 10)
+    # The browser's session logs the user in: the first login, a later one, and another session.
+    first = drawn.model_copy(update={"scope": "openid", "user_id": None, "session": session})
+    again = first.model_copy(update={"nonce": "another-login", "prompt": None})
+    other = first.model_copy(update={"session": session.model_copy(update={"session_id": "another-session"})})
+    decisions = [decide(request, tenant, now=now) for request, now in ((first, NOW), (again, NOW + 60), (other, NOW))]
+    if not all(isinstance(d, Authorized) for d in decisions):
+        return
+    grants = [d.grant for d in decisions if isinstance(d, Authorized)]
+    assert grants[0].sid is not None
+    assert len(grants[0].sid) == 32
+    assert grants[0].sid == grants[1].sid != grants[2].sid
+    issued = _exchange(tenant, decisions[0], NOW + 5)  # type: ignore[arg-type]
+    if isinstance(issued, Issued) and issued.id_token is not None:
+        assert issued.id_token["sid"] == grants[0].sid

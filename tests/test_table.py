@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import inspect
 import re
+from dataclasses import replace
 from functools import cache
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claimsengine import Tenant, decide
+from claimsengine import Authorized, Issued, Tenant, decide
 from claimsengine.adapters import docgen, table, table_diff, table_render, wire
 from claimsengine.adapters.table import ANY, RequestClass, Row, TableContext
 from claimsengine.model import AuthMethod
@@ -158,10 +159,75 @@ def test_table_is_deterministic_and_streamed() -> None:
 def test_seed_table_agrees_with_the_seed() -> None:
     page = docgen.render_seed_table(example())
     body = [line for line in page.splitlines() if line.startswith("| ") and "Token use" not in line]
-    assert len(body) == 7
+    assert len(body) == 11
     assert all(line.rstrip().endswith("| yes |") for line in body), page
-    assert "| /userinfo endpoint | Opaque |" in page
+    assert sum(line.startswith("| /userinfo endpoint | Opaque |") for line in body) == 3
     assert "`https://login.northwind.com/`" in page
+
+
+def _seed(use: str, flow: str = "authorization_code") -> list[docgen.SeedCase]:
+    return [c for c in docgen.seed_cases(example()) if c.token_use == use and c.flow == flow]
+
+
+def test_the_seed_table_asks_userinfo_the_three_ways_the_seed_lists() -> None:
+    # Issue 8, item 11: no audience parameter, audience= with no value, and the tenant name
+    # (read as the tenant's /userinfo identifier, specs/choices.md).
+    ctx = TableContext(example())
+    cases = _seed("/userinfo endpoint")
+    assert [c.audience for c in cases] == [table.NO_AUDIENCE, "", "https://northwind.auth0.com/userinfo"]
+    sent = []
+    for case in cases:
+        request = ctx.authorize_request(RequestClass(case.client_id, case.flow, case.audience, "openid", case.domain, "none"))
+        sent.append(request.audience)
+        authorized = decide(request, ctx.tenant, now=ctx.now)
+        assert isinstance(authorized, Authorized)
+        assert authorized.grant.audience is None
+        rules = [r.rule.value for r in authorized.trace]
+        assert ("audience.explicit" in rules) is bool(case.audience and case.audience != table.NO_AUDIENCE)
+        assert "audience.userinfo" in rules
+        issued = docgen.run_seed_case(ctx, case)
+        assert isinstance(issued, Issued)
+        assert (issued.format.value, issued.audience) == ("opaque", "https://northwind.auth0.com/userinfo")
+    assert sent == [None, "", "https://northwind.auth0.com/userinfo"]
+
+
+def test_the_seed_table_asks_the_management_api_through_the_user_flow_too() -> None:
+    [machine] = _seed("Auth0 Management API", "client_credentials")
+    [user] = _seed("Auth0 Management API")
+    issued = docgen.run_seed_case(TableContext(example()), user)
+    assert isinstance(issued, Issued)
+    assert (issued.audience, issued.scope, issued.claims["sub"]) == (machine.audience, "read:current_user", "auth0|alice")
+
+
+def test_the_seed_tables_agreement_check_compares_scopes() -> None:
+    ctx = TableContext(example())
+    for case in docgen.seed_cases(example()):
+        decision = docgen.run_seed_case(ctx, case)
+        assert docgen.seed_agrees(case, decision)
+        # The expected scope comes from the seed (user flows) or the client grant (R29), never the engine.
+        assert case.expect_scope is not None
+        assert not docgen.seed_agrees(replace(case, expect_scope=case.expect_scope + " delete:orders"), decision)
+    # A grant with another scope list makes the client-credentials rows disagree.
+    data = example().model_dump()
+    for grant in data["client_grants"]:
+        if grant["client_id"] == "nw-m2m-0001" and grant["audience"] == "https://api.northwind.com/orders":
+            grant["scope"] = ["read:orders"]
+    narrowed = Tenant.model_validate(data)
+    [m2m] = [c for c in docgen.seed_cases(narrowed) if c.flow == "client_credentials" and c.audience == "https://api.northwind.com/orders"]
+    assert m2m.expect_scope == "read:orders"
+    assert docgen.seed_agrees(m2m, docgen.run_seed_case(TableContext(narrowed), m2m))
+
+
+def test_the_seed_table_exchanges_a_code_through_another_domain_than_authorize() -> None:
+    [case] = [c for c in docgen.seed_cases(example()) if c.exchange_domain is not None]
+    assert (case.domain, case.exchange_domain) == ("login.northwind.com", "northwind.auth0.com")
+    issued = docgen.run_seed_case(TableContext(example()), case)
+    assert isinstance(issued, Issued)
+    rules = [r.rule.value for r in issued.trace]
+    assert rules[0] == "domain.resolved"
+    assert issued.trace[0].detail == "request came through northwind.auth0.com"
+    assert "iss.authorize_domain" in rules
+    assert issued.issuer == "https://login.northwind.com/"
 
 
 def test_html_is_self_contained() -> None:

@@ -41,7 +41,7 @@ TOKEN_TEXT_FIELDS = (
     *("scope", "organization", "code_verifier", "redirect_uri"),
 )
 TOKEN_SECRET_FIELDS = ("client_secret", "basic_client_secret", "code", "refresh_token")
-AUTHORIZE_TEXT_FIELDS = tuple(f for f in AuthorizeRequest.model_fields if f not in ("consent", "repeated"))
+AUTHORIZE_TEXT_FIELDS = tuple(f for f in AuthorizeRequest.model_fields if f not in ("consent", "repeated", "auth_time"))
 
 
 def _assert_renderable(decision: object) -> None:

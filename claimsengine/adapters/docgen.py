@@ -9,7 +9,7 @@ import argparse
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,13 @@ def rule_statements(path: Path | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SeedCase:
-    """One row of the seed's table: the request that exercises it, and what the seed says."""
+    """One row of the seed's table: the request that exercises it, and what the seed says.
+
+    ``audience`` is the value sent (``NO_AUDIENCE``: no parameter; ``""``: the parameter with an
+    empty value). ``exchange_domain`` is where a user flow exchanges its code (``None``: the
+    ``/authorize`` domain). ``expect_scope`` is the scope the token must carry, from the seed or
+    the tenant's configuration (never from the engine); ``None`` when the seed says nothing.
+    """
 
     token_use: str
     seed_format: str
@@ -122,11 +128,18 @@ class SeedCase:
     domain: str
     expect_aud: str = ""
     expect_iss: str = ""
+    expect_scope: str | None = None
+    exchange_domain: str | None = None
 
 
 def seed_cases(tenant: Tenant) -> list[SeedCase]:
-    """The rows of the seed's table (Auth0's access-token page), made concrete for ``tenant``."""
-    m2m = next((c.client_id for c in tenant.clients if "client_credentials" in c.effective_grant_types and c.is_first_party), "")
+    """The rows of the seed's table (Auth0's access-token page), made concrete for ``tenant``.
+
+    The seed's ``/userinfo`` row lists three ways to ask: no audience parameter, one with no value,
+    and the "tenant name" (``{yourDomain}``): read as the tenant's own ``/userinfo`` API identifier,
+    ``https://{canonical domain}/userinfo`` (specs/choices.md)."""
+    m2m_client = next((c for c in tenant.clients if "client_credentials" in c.effective_grant_types and c.is_first_party), None)
+    m2m = m2m_client.client_id if m2m_client is not None else ""
     user_app = next((c.client_id for c in tenant.clients if "authorization_code" in c.effective_grant_types and c.callbacks), "")
     api = next((a for a in tenant.apis if a.signing_alg.value != "HS256"), None)
     custom = api.identifier if api is not None else ""
@@ -134,17 +147,30 @@ def seed_cases(tenant: Tenant) -> list[SeedCase]:
     canonical = tenant.domain
     custom_domain = next((d.domain for d in tenant.custom_domains if d.verified), canonical)
     mgmt = tenant.management_api_identifier
-    both = f"[{custom}, {tenant.userinfo_audience}]"
+    userinfo = tenant.userinfo_audience
+    both = f"[{custom}, {userinfo}]"
+
+    def granted(audience: str) -> str | None:
+        # R29: client credentials without a scope parameter get the grant's whole list.
+        grant = next(
+            (g for g in tenant.client_grants if g.client_id == m2m and g.audience == audience and g.subject_type == "client"), None
+        )
+        return " ".join(grant.scope) if grant is not None and not grant.allow_all_scopes else None
 
     def machine(use: str, asked: str, audience: str) -> SeedCase:
-        return SeedCase(use, "JWT", asked, "client_credentials", m2m, audience, "", canonical, audience)
+        return SeedCase(use, "JWT", asked, "client_credentials", m2m, audience, "", canonical, audience, expect_scope=granted(audience))
 
-    def user(use: str, fmt: str, asked: str, audience: str, scope: str, domain: str, aud: str, iss: str = "") -> SeedCase:
-        return SeedCase(use, fmt, asked, "authorization_code", user_app, audience, scope, domain, aud, iss)
+    def user(
+        use: str, fmt: str, asked: str, audience: str, scope: str, domain: str, aud: str, iss: str = "", exchange: str | None = None
+    ) -> SeedCase:
+        return SeedCase(use, fmt, asked, "authorization_code", user_app, audience, scope, domain, aud, iss, scope, exchange)
 
     return [
-        user("/userinfo endpoint", "Opaque", "no audience parameter", NO_AUDIENCE, "openid", canonical, tenant.userinfo_audience),
+        user("/userinfo endpoint", "Opaque", "no audience parameter", NO_AUDIENCE, "openid", canonical, userinfo),
+        user("/userinfo endpoint", "Opaque", "no value for the audience parameter", "", "openid", canonical, userinfo),
+        user("/userinfo endpoint", "Opaque", "tenant name, as the tenant's /userinfo identifier", userinfo, "openid", canonical, userinfo),
         machine("Auth0 Management API", "Management API v2 identifier", mgmt),
+        user("Auth0 Management API", "JWT", "Management API v2 identifier", mgmt, "read:current_user", canonical, mgmt),
         machine("Your own custom API", "the API identifier", custom),
         user("Your own custom API", "JWT", "the API identifier", custom, first, canonical, custom),
         user("Custom API and /userinfo", "JWT", "the API identifier", custom, "openid", canonical, both),
@@ -152,6 +178,17 @@ def seed_cases(tenant: Tenant) -> list[SeedCase]:
             "iss per domain: custom domain", "JWT", "the API identifier", custom, "openid", custom_domain, both, f"https://{custom_domain}/"
         ),
         user("iss per domain: Auth0 domain", "JWT", "the API identifier", custom, "openid", canonical, both, f"https://{canonical}/"),
+        user(
+            "iss per domain: /authorize and exchange on different domains",
+            "JWT",
+            "the API identifier",
+            custom,
+            "openid",
+            custom_domain,
+            both,
+            f"https://{custom_domain}/",
+            exchange=canonical,
+        ),
     ]
 
 
@@ -172,14 +209,23 @@ def run_seed_case(ctx: TableContext, case: SeedCase) -> Issued | Rejected | Auth
     first = decide(request, tenant, now=ctx.now)
     if not isinstance(first, Authorized):
         return first
-    return decide(ctx.exchange_request(cls, first), tenant, now=ctx.now)
+    exchange = cls if case.exchange_domain is None else replace(cls, domain=case.exchange_domain)
+    return decide(ctx.exchange_request(exchange, first), tenant, now=ctx.now)
 
 
 def seed_agrees(case: SeedCase, decision: Issued | Rejected | Authorized) -> bool:
+    """The seed's format, ``aud``, ``iss`` (where it names one) and scope (where known)."""
     if not isinstance(decision, Issued):
         return False
     ok = decision.format.value.lower() == case.seed_format.lower() and aud_text(decision.audience) == case.expect_aud
+    ok = ok and (case.expect_scope is None or sorted((decision.scope or "").split()) == sorted(case.expect_scope.split()))
     return ok and (not case.expect_iss or decision.issuer == case.expect_iss)
+
+
+def _requested(case: SeedCase) -> str:
+    if case.audience == NO_AUDIENCE:
+        return "(none)"
+    return "`audience=`" if case.audience == "" else f"`{case.audience}`"
 
 
 def render_seed_table(tenant: Tenant, *, secrets: Mapping[str, str] | None = None) -> str:
@@ -192,29 +238,33 @@ def render_seed_table(tenant: Tenant, *, secrets: Mapping[str, str] | None = Non
         "",
         "Auth0's access-token page says which token format each use gets. Each row below is a",
         f"concrete request against the example tenant (`{tenant.domain}`), answered by `claimsengine.decide`",
-        f"at `now = {ctx.now}`. User flows run `/authorize` (the user consents) and then the code exchange.",
+        f"at `now = {ctx.now}`. User flows run `/authorize` (the user consents) and then the code exchange,",
+        "through the same domain unless the Domain cell names two (`/authorize` → exchange).",
         "",
-        "| Token use | Format | Requested audience | Requested scope | Flow | Client | Domain | Issued aud | iss | Agrees with the seed |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Token use | Format | Requested audience | Requested scope | Flow | Client | Domain | Issued aud | Issued scope | iss "
+        "| Agrees with the seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in seed_cases(tenant):
         decision = run_seed_case(ctx, case)
         if isinstance(decision, Issued):
             fmt, aud, iss = ("Opaque" if decision.format.value == "opaque" else "JWT"), aud_text(decision.audience), decision.issuer
+            scope = decision.scope or ""
         elif isinstance(decision, Rejected):
-            fmt, aud, iss = f"rejected: {decision.error.value}", "", ""
+            fmt, aud, iss, scope = f"rejected: {decision.error.value}", "", "", ""
         else:
-            fmt, aud, iss = "authorized", "", ""
-        requested = "(none)" if case.audience == NO_AUDIENCE else f"`{case.audience}`"
+            fmt, aud, iss, scope = "authorized", "", "", ""
+        domain = case.domain if case.exchange_domain is None else f"{case.domain} → {case.exchange_domain}"
         cells = [
             case.token_use,
             fmt,
-            f"{case.requested_audience}: {requested}",
+            f"{case.requested_audience}: {_requested(case)}",
             f"`{case.scope}`" if case.scope else "(none)",
             case.flow,
             f"`{case.client_id}`",
-            case.domain,
+            domain,
             f"`{aud}`" if aud else "",
+            f"`{scope}`" if scope else "(none)",
             f"`{iss}`" if iss else "",
             "yes" if seed_agrees(case, decision) else f"**no** (seed: {case.seed_format})",
         ]
@@ -224,8 +274,15 @@ def render_seed_table(tenant: Tenant, *, secrets: Mapping[str, str] | None = Non
         "Notes:",
         "",
         "- The `/userinfo` token is opaque because no API audience was requested; its `aud` is the tenant's `/userinfo` URL.",
+        "  The seed's three ways to ask are all here: no `audience` parameter, `audience=` with no value, and the tenant",
+        "  name, read as the tenant's own `/userinfo` identifier (a bare host name is no audience Auth0 defines: it is refused",
+        "  as an unknown API; see `specs/choices.md`).",
+        "- A user token for the Management API carries only the current-user family of scopes (`read:current_user` here).",
         "- Asking a custom API for `openid` makes `aud` an array of the API and `/userinfo` (HS256 APIs excepted).",
-        "- `iss` is the domain the request came through: the custom domain or the Auth0 domain.",
+        "- Scopes agree when the token carries exactly the requested scopes (user flows) or, for client credentials",
+        "  without a `scope` parameter, every scope of the client grant.",
+        "- `iss` is the domain of `/authorize` (the one the login started at), even when the code is exchanged through",
+        "  another domain of the tenant; for client credentials, the domain the request came through.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -823,7 +823,7 @@ def _finish_apis(m: _Mapping, apis: list[dict[str, Any]]) -> None:
 
 def _client(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     client = _pick(entry, "name", "client_id", "app_type", "token_endpoint_auth_method", "grant_types", "is_first_party")
-    client.update(_pick(entry, "callbacks", "organization_usage", "token_quota", "refresh_token"))
+    client.update(_pick(entry, "callbacks", "organization_usage", "token_quota", "refresh_token", "third_party_security_mode"))
     client.update(_pick(entry, "web_origins", "allowed_origins", "allowed_logout_urls"))
     _organization_usage(client, m.run, file, path)
     if entry.get("client_secret"):
@@ -891,7 +891,7 @@ def _organization_ids(m: _Mapping, entries: list[Entry]) -> None:
 
 
 def _organization(m: _Mapping, file: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    org = _pick(entry, "name", "token_quota")
+    org = _pick(entry, "name", "token_quota", "third_party_client_access")
     if "token_quota" in org:
         org["token_quota"] = _quota(org["token_quota"])
     if isinstance(entry.get("name"), str) and entry["name"] in m.organization_ids:
@@ -996,8 +996,8 @@ SECTIONS: tuple[Section, ...] = (
         reads=_names(
             """
             app_type callbacks client_authentication_methods client_id client_metadata client_secret default_organization
-            grant_types is_first_party jwt_configuration name organization_usage refresh_token token_endpoint_auth_method
-            token_quota web_origins allowed_origins allowed_logout_urls
+            grant_types is_first_party jwt_configuration name organization_usage refresh_token third_party_security_mode
+            token_endpoint_auth_method token_quota web_origins allowed_origins allowed_logout_urls
             """
         ),
         known=_names(
@@ -1045,7 +1045,7 @@ SECTIONS: tuple[Section, ...] = (
         ("organizations",),
         reads=_names(
             """
-            client_grants id name token_quota
+            client_grants id name third_party_client_access token_quota
             """
         ),
         known=_names(

@@ -84,6 +84,7 @@ AUTHORIZE_PARAMETERS = (
     "code_challenge",
     "code_challenge_method",
     "response_mode",
+    "max_age",
 )
 
 

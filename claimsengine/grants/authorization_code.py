@@ -44,7 +44,8 @@ def authorization_code(req: TokenRequest, client: Client, domain: str, t: Trace)
             return t.reject(Rule.CODE_PKCE_FAILED, ErrorCode.INVALID_GRANT, text, detail="the verifier is not 43 to 128 characters long")
         if verifier is None or not _pkce_ok(grant, verifier):
             return t.reject(Rule.CODE_PKCE_FAILED, ErrorCode.INVALID_GRANT, "Failed to verify code verifier")
-    elif client.auth_method is AuthMethod.NONE:
+    elif client.auth_method is AuthMethod.NONE or client.strict_third_party(t.behaviour):
+        # Public clients, and strict third-party applications always (issue 8, item 7).
         return t.reject(Rule.CODE_PKCE_REQUIRED, ErrorCode.INVALID_REQUEST, "Missing required parameter: code_verifier")
     t.note(Rule.CODE_VERIFIED, "code, redirect_uri and PKCE check out")
     if grant.domain != domain:

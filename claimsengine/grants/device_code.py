@@ -56,5 +56,7 @@ def device_code(req: TokenRequest, client: Client, domain: str, t: Trace) -> Iss
         custom=approved.access_claims,
         id_claims=approved.id_claims,
         refreshable=True,
+        sid=approved.sid,
+        id_token_auth_time=approved.id_token_auth_time,
     )
     return issue(draft, t)

@@ -110,5 +110,7 @@ def refresh_token(req: TokenRequest, client: Client, domain: str, t: Trace) -> I
         id_claims=grant.id_claims,
         rotated=rotated,
         family=after,
+        sid=grant.sid,
+        id_token_auth_time=grant.id_token_auth_time,
     )
     return issue(draft, t)
