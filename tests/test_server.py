@@ -26,6 +26,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenRequest, decide, served_domain
 from claimsengine.adapters.loader import load_tenant
@@ -321,9 +322,9 @@ def authorize(client: httpx.Client, **params: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(location.query).items()}
 
 
-def login(client: httpx.Client, scope: str, audience: str | None = ORDERS) -> dict[str, Any]:
+def login(client: httpx.Client, scope: str, audience: str | None = ORDERS, **more: str) -> dict[str, Any]:
     verifier, challenge = pkce()
-    extra = {"audience": audience} if audience else {}
+    extra = {"audience": audience, **more} if audience else more
     redirect = authorize(client, scope=scope, code_challenge=challenge, code_challenge_method="S256", **extra)
     assert redirect["state"] == "st-1"
     exchange = {
@@ -431,6 +432,55 @@ def test_userinfo_rejections(local: httpx.Client) -> None:
     m2m = local.post("/oauth/token", data=cc()).json()["access_token"]
     wrong_aud = local.get("/userinfo", headers={"Authorization": f"Bearer {m2m}"})
     assert wrong_aud.status_code == 401
+
+
+def test_a_strict_third_party_app_gets_no_id_token_and_is_refused_at_userinfo(tenant: Tenant, key_file: Path) -> None:
+    # Issue 8, item 7, over HTTP: Auth0's strict mode for third-party applications.
+    partner = Client(
+        client_id="tpc_partner",
+        name="Partner (third party)",
+        app_type="regular_web",
+        is_first_party=False,
+        client_secrets=(SecretStr("partner-secret-value"),),
+        grant_types=("authorization_code",),
+        callbacks=("https://partner.example/cb",),
+    )
+    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
+    app = create_app(Tenant.model_validate({**fields, "clients": (*tenant.clients, partner)}), keys=KeySet.load(key_file))
+    with asgi_client(app) as client:
+        verifier, challenge = pkce()
+        query = {
+            "response_type": "code",
+            "client_id": "tpc_partner",
+            "redirect_uri": "https://partner.example/cb",
+            "scope": "openid profile",
+        }
+        refused = client.get("/authorize", params={**query, "login_hint": "auth0|alice"})
+        assert parse_qs(urlsplit(refused.headers["location"]).query)["error_description"] == ["Missing required parameter: code_challenge"]
+        params = {**query, "login_hint": "auth0|alice", "code_challenge": challenge, "code_challenge_method": "S256"}
+        code = parse_qs(urlsplit(client.get("/authorize", params=params).headers["location"]).query)["code"][0]
+        exchange = {
+            "grant_type": "authorization_code",
+            "client_id": "tpc_partner",
+            "client_secret": "partner-secret-value",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "https://partner.example/cb",
+        }
+        tokens = client.post("/oauth/token", data=exchange).json()
+        assert "id_token" not in tokens
+        assert tokens["scope"] == ""
+        userinfo = client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert userinfo.status_code == 401
+        assert 'error="invalid_token"' in userinfo.headers["www-authenticate"]
+
+
+def test_id_tokens_carry_sid_and_with_max_age_auth_time(local: httpx.Client) -> None:
+    first = jwt.decode(login(local, "openid")["id_token"], options={"verify_signature": False})
+    assert "auth_time" not in first
+    again = jwt.decode(login(local, "openid", max_age="600")["id_token"], options={"verify_signature": False})
+    assert again["sid"] == first["sid"]  # no browser session: one per user and domain
+    assert isinstance(again["auth_time"], int)
 
 
 # ---------------------------------------------------------------------------------------
