@@ -26,6 +26,8 @@ from tests.test_password_server import ASSIGNMENTS, FRANK, FRANK_PASSWORD, SPEC_
 
 SPA, SPA_CALLBACK = "nw-spa-0001", "https://shop.northwind.com/callback"
 THIRD_PARTY, THIRD_PARTY_CALLBACK = "nw-thirdweb-0001", "https://dashboard.partner.example/callback"
+# A strict third-party application must use PKCE (issue 8, item 7).
+PKCE = {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
 ORDERS = "https://api.northwind.com/orders"
 
 
@@ -149,7 +151,7 @@ def test_a_form_from_another_browser_or_a_tampered_one_is_refused(app: Starlette
 
 
 def test_consent_is_asked_after_the_login_then_remembered_for_prompt_none(browser: httpx.Client) -> None:
-    url = authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders")
+    url = authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders", **PKCE)
     consent = log_in(browser, url)
     assert consent.status_code == 200
     assert "id=consent-form" in consent.text
@@ -158,13 +160,13 @@ def test_consent_is_asked_after_the_login_then_remembered_for_prompt_none(browse
     accepted = browser.post(login.CONSENT_PATH, data={"tx": form_token(consent), "decision": "accept"})
     assert redirect_params(accepted)["code"]
     assert "consent.given" in accepted.headers["x-claimsengine-rules"]
-    silent = browser.get(authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders", prompt="none"))
+    silent = browser.get(authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders", prompt="none", **PKCE))
     assert redirect_params(silent)["code"]
     assert "consent.stored" in silent.headers["x-claimsengine-rules"]
 
 
 def test_a_declined_consent_goes_back_as_access_denied(browser: httpx.Client) -> None:
-    consent = log_in(browser, authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders"))
+    consent = log_in(browser, authorize_url(THIRD_PARTY, THIRD_PARTY_CALLBACK, audience=ORDERS, scope="read:orders", **PKCE))
     declined = redirect_params(browser.post(login.CONSENT_PATH, data={"tx": form_token(consent), "decision": "deny"}))
     assert declined["error"] == "access_denied"
     assert declined["error_description"] == "User did not authorize the request"
