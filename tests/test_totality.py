@@ -41,7 +41,8 @@ TOKEN_TEXT_FIELDS = (
     *("scope", "organization", "code_verifier", "redirect_uri"),
 )
 TOKEN_SECRET_FIELDS = ("client_secret", "basic_client_secret", "code", "refresh_token")
-AUTHORIZE_TEXT_FIELDS = tuple(f for f in AuthorizeRequest.model_fields if f not in ("consent", "repeated", "auth_time"))
+# Every field that carries text from the query (the others are facts of other types, e.g. the session).
+AUTHORIZE_TEXT_FIELDS = tuple(name for name, field in AuthorizeRequest.model_fields.items() if field.annotation == str | None)
 
 
 def _assert_renderable(decision: object) -> None:
