@@ -318,3 +318,28 @@ def test_logout_urls_and_session_lifetimes_load_from_every_format(tmp_path: Path
     }
     own.write_text(yaml.safe_dump(own_data), encoding="utf-8")
     assert _logout_tenant_problems(load_tenant(own).tenant) == []
+
+
+def test_login_hint_prefills_the_login_form(browser: httpx.Client) -> None:
+    page = browser.get(authorize_url(login_hint="frank@northwind.com"))
+    assert "id=username autocomplete=username required value='frank@northwind.com'" in page.text
+
+
+@pytest.mark.auth0_tenant(login_page=True)
+def test_the_pytest_marker_turns_the_login_page_on(auth0_client: httpx.Client) -> None:
+    page = auth0_client.get(authorize_url())
+    assert page.status_code == 200
+    assert "id=login-form" in page.text
+
+
+def test_serve_takes_the_login_page_from_the_command_line_or_the_environment() -> None:
+    import argparse
+
+    from claimsengine.adapters.server import add_arguments, environment_defaults
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).login_page is False
+    assert parser.parse_args(["--login-page"]).login_page is True
+    environment_defaults(parser, {"CLAIMSENGINE_LOGIN_PAGE": "1"})
+    assert parser.parse_args([]).login_page is True

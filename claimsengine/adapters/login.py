@@ -140,7 +140,9 @@ async def interactive_authorize(request: Request, fake: FakeTenant, params: wire
     session = read_session(request, generation)
     req = wire.authorize_request(params, domain=request.headers.get("host"), login={"session": session})
     decision = decide(req, generation.tenant, now=fake.now())
-    return _answer(request, fake, generation, params, decision, query=tuple(request.query_params.multi_items()))
+    hint = params.get("login_hint")  # prefills the form, as Universal Login does
+    query = tuple(request.query_params.multi_items())
+    return _answer(request, fake, generation, params, decision, query=query, username=hint if isinstance(hint, str) else "")
 
 
 def _answer(
