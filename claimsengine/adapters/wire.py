@@ -52,6 +52,7 @@ SECRET_PARAMETERS = frozenset(
         "refresh_token",
         "access_token",
         "id_token",
+        "id_token_hint",
         "subject_token",
         "actor_token",
         "token",
