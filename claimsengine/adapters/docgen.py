@@ -66,9 +66,10 @@ def render_rules_reference(rules_toml_path: Path | str | None = None) -> str:
     if not missing:
         lines.append("Nothing is listed as not modelled.")
     for m in missing:
-        catalogue = m.get("catalogue", [])
+        catalogue = m.get("catalogue", m.get("feature", []))
         label = ", ".join(catalogue) if isinstance(catalogue, list) else str(catalogue)
-        lines.append(f"- **{label}**: {' '.join(str(m.get('reason', '')).split())}")
+        sources = " ".join(f"<{source}>" for source in m.get("sources", []))
+        lines.append(f"- **{label}**: {' '.join(str(m.get('reason', '')).split())}" + (f" Sources: {sources}" if sources else ""))
     return "\n".join(lines) + "\n"
 
 
