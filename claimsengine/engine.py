@@ -54,6 +54,9 @@ from claimsengine.model import (
     Issued,
     LoggedOut,
     LogoutRequest,
+    MfaChallenged,
+    MfaChallengeRequest,
+    OobGrant,
     Organization,
     PresentedToken,
     Rejected,
@@ -92,6 +95,7 @@ from claimsengine.steps import (
     client_facts,
     host_address,
     host_name,
+    mfa_login,
     parameter,
     post_login,
     repeated_parameters,
@@ -116,7 +120,7 @@ __all__ = [
 ]
 
 
-Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest | LogoutRequest
+Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest | LogoutRequest | MfaChallengeRequest
 """Every request ``decide`` takes."""
 
 
@@ -133,19 +137,21 @@ def decide(request: RevokeRequest, tenant: Tenant, *, now: int) -> Revoked | Rej
 @overload
 def decide(request: LogoutRequest, tenant: Tenant, *, now: int) -> LoggedOut | Rejected: ...
 @overload
+def decide(request: MfaChallengeRequest, tenant: Tenant, *, now: int) -> MfaChallenged | Rejected: ...
+@overload
 def decide(
     request: Request, tenant: Tenant, *, now: int
-) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut: ...
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged: ...
 def decide(
     request: Request, tenant: Tenant, *, now: int
-) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut:
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged:
     """Decide what ``tenant`` answers to ``request`` at Unix time ``now``.
 
     Pure and total: equal inputs give an equal decision, and no valid request makes it
     raise. A ``TokenRequest`` yields ``Issued`` or ``Rejected``; an ``AuthorizeRequest``
     ``Authorized`` or ``Rejected``; a ``DeviceCodeRequest`` ``DeviceAuthorized``; a
     ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked``; a
-    ``LogoutRequest`` ``LoggedOut`` (or ``Rejected``).
+    ``LogoutRequest`` ``LoggedOut``; a ``MfaChallengeRequest`` ``MfaChallenged`` (or ``Rejected``).
     """
     trace = Trace(tenant, now)
     if isinstance(request, TokenRequest):
@@ -158,6 +164,8 @@ def decide(
         return _device_approval(request, trace)
     if isinstance(request, LogoutRequest):
         return logout(request, trace)
+    if isinstance(request, MfaChallengeRequest):
+        return _mfa_challenge(request, trace)
     return _revoke(request, trace)
 
 
@@ -657,7 +665,9 @@ def _device_approval(req: DeviceApprovalRequest, t: Trace) -> DeviceApproved | R
 # ---------------------------------------------------------------------------------------
 
 
-def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
+def _client_of(req: RevokeRequest | MfaChallengeRequest, endpoint: str, t: Trace) -> tuple[str, TokenRequest, Client] | Rejected:
+    """Domain, parameter types and client authentication as at the token endpoint, for the
+    endpoints beside it: the domain, the credentials (as a token request) and the client."""
     domain = resolve_domain(req.domain, t)
     if isinstance(domain, Rejected):
         return domain
@@ -672,10 +682,19 @@ def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
         basic_client_secret=req.basic_client_secret,
         client_assertion_type=req.client_assertion_type,
         assertion=req.assertion,
+        mfa_grant=req.mfa_grant if isinstance(req, MfaChallengeRequest) else None,
     )
-    client = authenticate(credentials, "revocation", False, t)
+    client = authenticate(credentials, endpoint, False, t)
     if isinstance(client, Rejected):
         return client
+    return domain, credentials, client
+
+
+def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
+    found = _client_of(req, "revocation", t)
+    if isinstance(found, Rejected):
+        return found
+    domain, _, client = found
     refused = origin_refusal(req.origin, client, domain, t)
     if refused is not None:
         return refused
@@ -686,6 +705,56 @@ def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
         # revoke.nothing (RFC 7009 section 2.2): an unknown token, or another client's, is not an error.
         return _revoked(t, None, Rule.REVOKE_NOTHING, "not a refresh token of this client that the server tracks")
     return _revoked(t, grant.family, Rule.REVOKE_FAMILY, "the token and every token rotated from the same one")
+
+
+# ---------------------------------------------------------------------------------------
+# POST /mfa/challenge
+# ---------------------------------------------------------------------------------------
+
+MFA_CHALLENGE_TYPES = ("otp", "oob")
+
+
+def _mfa_challenge(req: MfaChallengeRequest, t: Trace) -> MfaChallenged | Rejected:
+    """The challenge for an ``mfa_required`` login (facts-issue9 M3): the client authenticates
+    as at the token endpoint, then the mfa_token and the user's enrolment decide."""
+    found = _client_of(req, "mfa_challenge", t)
+    if isinstance(found, Rejected):
+        return found
+    _, credentials, client = found
+    return _challenge(credentials, req.challenge_type, client, t)
+
+
+def _challenge(req: TokenRequest, challenge_type: str | None, client: Client, t: Trace) -> MfaChallenged | Rejected:
+    """``POST /mfa/challenge`` for an authenticated ``client``: the challenge type for the
+    login behind ``req.mfa_grant``, the first of those the application accepts (``otp oob``
+    when it names none) that the user is enrolled with."""
+    found = mfa_login(req, client, t)
+    if isinstance(found, Rejected):
+        return found
+    grant, user = found
+    mfa = user.mfa
+    enrolled = {
+        name
+        for name, present in (("otp", mfa is not None and mfa.totp_secret is not None), ("oob", mfa is not None and mfa.oob_channel))
+        if present
+    }
+    if not enrolled:
+        # mfa.association_required: the user has no authenticator to challenge.
+        text = "User is not enrolled. You can use /mfa/associate endpoint to enroll the first authenticator."
+        return t.reject(Rule.MFA_ASSOCIATION_REQUIRED, ErrorCode.ASSOCIATION_REQUIRED, text, ref=t.index.ref(user))
+    accepted = split_scope(clean(challenge_type) or " ".join(MFA_CHALLENGE_TYPES))
+    chosen = next((name for name in accepted if name in enrolled), None)
+    if chosen is None or any(name not in MFA_CHALLENGE_TYPES for name in accepted):
+        text = "User is not enrolled with any of the requested challenge types."
+        detail = f"accepted {' '.join(accepted)}; enrolled {' '.join(sorted(enrolled))}"
+        return t.reject(Rule.MFA_CHALLENGE_TYPE_UNSUPPORTED, ErrorCode.UNSUPPORTED_CHALLENGE_TYPE, text, detail=detail)
+    if chosen == "otp":
+        t.note(Rule.MFA_CHALLENGED, "otp: the user's authenticator app", t.index.ref(user))
+        return MfaChallenged(challenge_type="otp", trace=tuple(t.reasons))
+    channel = mfa.oob_channel if mfa is not None and mfa.oob_channel is not None else "push"
+    oob = OobGrant(client_id=client.client_id, user_id=grant.user_id, channel=channel, issued_at=t.now)
+    t.note(Rule.MFA_CHALLENGED, f"oob by {channel}", t.index.ref(user))
+    return MfaChallenged(challenge_type="oob", oob=oob, binding_method="prompt" if channel == "sms" else None, trace=tuple(t.reasons))
 
 
 def _revoked(t: Trace, family: str | None, rule: Rule, detail: str) -> Revoked:

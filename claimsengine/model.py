@@ -56,6 +56,10 @@ __all__ = [
     "JwtHeader",
     "LoggedOut",
     "LogoutRequest",
+    "MfaChallengeRequest",
+    "MfaChallenged",
+    "OobGrant",
+    "OobState",
     "Organization",
     "OrganizationMember",
     "OrganizationUsage",
@@ -572,6 +576,9 @@ class MfaEnrollment(Frozen):
 
     totp_secret: SecretStr | None = None
     recovery_code: SecretStr | None = None
+    # An out-of-band authenticator: Guardian push (approved on the phone) or SMS (a binding code
+    # the user types). Tests approve or read it through the server's admin route.
+    oob_channel: Literal["push", "sms"] | None = None
 
     @model_validator(mode="after")
     def _base32(self) -> MfaEnrollment:
@@ -925,6 +932,26 @@ class MfaGrant(UserGrant):
     issued_at: int
 
 
+class OobGrant(Frozen):
+    """What an ``oob_code`` from ``POST /mfa/challenge`` stands for: an out-of-band challenge
+    sent to a user's authenticator for one client. The adapter names the challenge
+    (``challenge_id``, its key in the store) and seals the value into the ``oob_code``."""
+
+    client_id: str
+    user_id: str
+    channel: Literal["push", "sms"]
+    issued_at: int
+    challenge_id: str | None = None
+
+
+class OobState(Frozen):
+    """What the server knows about an out-of-band challenge: the user's answer on a push
+    authenticator, and the binding code an SMS carried (a secret, compared by the core)."""
+
+    status: Literal["pending", "approved", "denied"] = "pending"
+    binding_code: SecretStr | None = Field(default=None, repr=False)
+
+
 class RefreshGrant(UserGrant):
     """What a refresh token stands for (R66, R72).
 
@@ -1022,6 +1049,8 @@ class TokenRequest(Frozen):
     )
     mfa_grant: MfaGrant | None = Field(default=None, description="the grant behind mfa_token (None: unknown or tampered)")
     mfa_code_reused: bool = Field(default=False, description="the one-time password or recovery code was used before")
+    oob_grant: OobGrant | None = Field(default=None, description="the challenge behind oob_code (None: unknown or tampered)")
+    oob_state: OobState | None = Field(default=None, description="the store's facts about oob_grant's challenge")
     parameters: dict[str, SecretStr] = Field(
         default_factory=dict, description="parameters a grant declares beyond the fields above, as sent (values kept secret)"
     )
@@ -1110,6 +1139,23 @@ class DeviceApprovalRequest(Frozen):
 
     device_grant: DeviceGrant
     user_id: str | None = None
+
+
+class MfaChallengeRequest(Frozen):
+    """A ``POST /mfa/challenge`` request: client authentication, the ``mfa_token`` (resolved by
+    the adapter into ``mfa_grant``), and the challenge types the application accepts."""
+
+    domain: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    basic_client_id: str | None = None
+    basic_client_secret: SecretStr | None = None
+    client_assertion_type: str | None = None
+    assertion: ClientAssertion | None = None
+    mfa_grant: MfaGrant | None = None
+    challenge_type: str | None = None
+    authenticator_id: str | None = None
+    malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
 
 
 class RevokeRequest(Frozen):
@@ -1290,14 +1336,26 @@ class Revoked(Frozen):
     trace: tuple[Reason, ...]
 
 
+class MfaChallenged(Frozen):
+    """``POST /mfa/challenge`` succeeded: the challenge type Auth0 chose; for ``oob`` the
+    challenge the adapter seals into an ``oob_code`` and whether a binding code is prompted."""
+
+    kind: Literal["mfa_challenged"] = "mfa_challenged"
+    challenge_type: Literal["otp", "oob"]
+    oob: OobGrant | None = None
+    binding_method: Literal["prompt"] | None = None
+    trace: tuple[Reason, ...]
+
+
 Decision = Annotated[
-    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut, Field(discriminator="kind")
+    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged,
+    Field(discriminator="kind"),
 ]
 """Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
-DECISION: TypeAdapter[Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut] = TypeAdapter(
-    Decision, config=ConfigDict(defer_build=True)
-)
+DECISION: TypeAdapter[
+    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged
+] = TypeAdapter(Decision, config=ConfigDict(defer_build=True))
 
 
 _F = TypeVar("_F", bound=Frozen)

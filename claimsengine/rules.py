@@ -209,6 +209,13 @@ class Rule(StrEnum):
     MFA_OTP_INVALID = "mfa.otp_invalid"
     MFA_RECOVERY_CODE_INVALID = "mfa.recovery_code_invalid"
     MFA_VERIFIED = "mfa.verified"
+    MFA_CHALLENGED = "mfa.challenged"
+    MFA_ASSOCIATION_REQUIRED = "mfa.association_required"
+    MFA_CHALLENGE_TYPE_UNSUPPORTED = "mfa.challenge_type_unsupported"
+    MFA_OOB_INVALID = "mfa.oob_code_invalid"
+    MFA_OOB_PENDING = "mfa.oob_pending"
+    MFA_OOB_REJECTED = "mfa.oob_rejected"
+    MFA_BINDING_CODE_INVALID = "mfa.binding_code_invalid"
 
     # --- browser applications: CORS (issue 10, item 4) --------------------------------
     CORS_NO_ORIGIN = "cors.no_origin"
@@ -278,6 +285,8 @@ class ErrorCode(StrEnum):
     EXPIRED_TOKEN = "expired_token"
     UNSUPPORTED_RESPONSE_MODE = "unsupported_response_mode"
     INTERACTION_REQUIRED = "interaction_required"
+    ASSOCIATION_REQUIRED = "association_required"
+    UNSUPPORTED_CHALLENGE_TYPE = "unsupported_challenge_type"
 
 
 # Default HTTP status per error code: Auth0's legacy error table (catalogue R7), where a
@@ -304,4 +313,7 @@ STATUS: dict[ErrorCode, int] = {
     # /authorize errors travel to the callback; the status is that of Auth0's error page.
     ErrorCode.UNSUPPORTED_RESPONSE_MODE: 400,
     ErrorCode.INTERACTION_REQUIRED: 400,
+    # POST /mfa/challenge: "400 Invalid request, such as unsupported challenge type or missing enrollment".
+    ErrorCode.ASSOCIATION_REQUIRED: 400,
+    ErrorCode.UNSUPPORTED_CHALLENGE_TYPE: 400,
 }

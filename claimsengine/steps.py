@@ -26,6 +26,7 @@ from claimsengine.auth0 import (
     CUSTOM_CLAIMS_LIMIT_BYTES,
     DELETE_CURRENT_USER_SCOPE,
     FORBIDDEN_NAMESPACE_HOSTS,
+    MFA_API_LIFETIME,
     OIDC_CLAIM_SCOPE,
     OIDC_SCOPES,
     RESTRICTED_CLAIMS,
@@ -83,6 +84,7 @@ __all__ = [
     "host_address",
     "host_name",
     "is_auth0_api",
+    "mfa_login",
     "org_info",
     "parameter",
     "post_login",
@@ -938,3 +940,21 @@ def post_login(
     if isinstance(id_claims, Rejected):
         return id_claims
     return tuple(final), access, id_claims
+
+
+def mfa_login(req: TokenRequest, client: Client, t: Trace) -> tuple[MfaGrant, User] | Rejected:
+    """The login an mfa_token stands for (``req.mfa_grant``), if it is still good for this
+    client: shared by the MFA grants and ``POST /mfa/challenge``."""
+    grant = req.mfa_grant
+    user = t.index.users.get(grant.user_id) if grant is not None else None
+    if grant is None or user is None:
+        # mfa.token_malformed: not a token this tenant issued (or its user is gone).
+        return t.reject(Rule.MFA_TOKEN_MALFORMED, ErrorCode.INVALID_GRANT, "Malformed mfa_token", status=401)
+    if grant.client_id != client.client_id:
+        return t.reject(Rule.MFA_TOKEN_OTHER_CLIENT, ErrorCode.INVALID_REQUEST, "mfa_token not issued to this client")
+    if t.now >= grant.issued_at + MFA_API_LIFETIME:
+        # mfa.token_expired (M5): the mfa_token lives 10 minutes.
+        return t.reject(Rule.MFA_TOKEN_EXPIRED, ErrorCode.EXPIRED_TOKEN, "mfa_token is expired", status=401)
+    if user.blocked:
+        return t.reject(Rule.PASSWORD_USER_BLOCKED, ErrorCode.INVALID_GRANT, "user is blocked", ref=t.index.ref(user))
+    return grant, user

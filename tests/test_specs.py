@@ -23,6 +23,7 @@ from claimsengine import (
     DeviceApprovalRequest,
     DeviceCodeRequest,
     LogoutRequest,
+    MfaChallengeRequest,
     PresentedToken,
     RevokeRequest,
     Rule,
@@ -41,7 +42,7 @@ CONFIDENCE = {"documented", "observed", "inferred", "choice"}
 CASE_KEYS = {"id", "description", "rules", "request", "now", "expect", "tenant_patch", "actions", "engine_bug"}
 # Expected values under these keys are compared key by key (the rest of the value is free);
 # every other expected key must equal the decision's value exactly.
-PARTIAL_KEYS = {"grant", "refresh", "id_token", "access"}
+PARTIAL_KEYS = {"grant", "refresh", "id_token", "access", "oob"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide_cors(CorsRequest.model_validate(request), tenant)
     elif kind == "logout":
         decision = decide(LogoutRequest.model_validate(request), tenant, now=now)
+    elif kind == "mfa_challenge":
+        decision = decide(MfaChallengeRequest.model_validate(request), tenant, now=now)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
     dumped: dict[str, Any] = decision.model_dump(mode="json")

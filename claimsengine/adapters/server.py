@@ -61,7 +61,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, cors_http, home, lifecycle, login, processes, users, wire
+from claimsengine.adapters import control, cors_http, home, lifecycle, login, mfa_oob, processes, users, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -652,6 +652,9 @@ async def token(request: Request) -> Response:
     if (device_code := _text(params.get("device_code"))) is not None:
         device_grant = generation.minter.read_device_code(device_code)
     password_valid_for, mfa_grant, mfa_code = await _password_and_mfa_facts(fake, generation, params, now)
+    oob_grant, oob_state = None, None
+    if (oob_code := _text(params.get("oob_code"))) is not None:
+        oob_grant, oob_state = mfa_oob.read(fake.store, generation.minter, oob_code, now)
     authorization = request.headers.get("authorization")
     usage = (
         fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
@@ -671,6 +674,8 @@ async def token(request: Request) -> Response:
         mfa_grant=mfa_grant,
         mfa_code_reused=mfa_code is not None and fake.store.claimed("mfa_code", mfa_code[0], now=now),
         origin=request.headers.get("origin"),
+        oob_grant=oob_grant,
+        oob_state=oob_state,
     )
     req, facts = lifecycle.read_facts(fake.store, req, now)
     decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code, generation.quotas)
@@ -713,7 +718,7 @@ def _record_lifecycle(
 _PASSWORD_GRANTS = frozenset({GrantType.PASSWORD.value, GrantType.PASSWORD_REALM.value})
 # How long a used one-time password is remembered: its 30 s step and the drift either side;
 # a used recovery code, for good (ten years).
-_MFA_CODE_MEMORY = {GrantType.MFA_OTP.value: 120, GrantType.MFA_RECOVERY_CODE.value: 10 * 365 * 86400}
+_MFA_CODE_MEMORY = {GrantType.MFA_OTP.value: 120, GrantType.MFA_RECOVERY_CODE.value: 10 * 365 * 86400, GrantType.MFA_OOB.value: 660}
 
 
 async def _password_and_mfa_facts(
@@ -734,7 +739,7 @@ async def _password_and_mfa_facts(
     mfa_code = None
     if (mfa_token := _text(params.get("mfa_token"))) is not None:
         mfa_grant = generation.minter.read_mfa_token(mfa_token)
-        code = _text(params.get("otp")) or _text(params.get("recovery_code"))
+        code = _text(params.get("otp")) or _text(params.get("recovery_code")) or _text(params.get("oob_code"))
         memory = _MFA_CODE_MEMORY.get(grant_type or "")
         if mfa_grant is not None and code is not None and memory is not None:
             mfa_code = (f"{mfa_grant.user_id}\0{grant_type}\0{code.strip()}", now + memory)
@@ -937,6 +942,7 @@ def discovery_document(tenant: Tenant, domain: str, *, scheme: str = "https") ->
         "token_endpoint": f"{base}/oauth/token",
         "device_authorization_endpoint": f"{base}{DEVICE_AUTHORIZATION_PATH}",
         "revocation_endpoint": f"{base}{REVOCATION_PATH}",
+        "mfa_challenge_endpoint": f"{base}{MFA_CHALLENGE_PATH}",
         "userinfo_endpoint": f"{base}/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         # RP-initiated logout (issue 9 item 7; Auth0 publishes it when the tenant enables it).
@@ -1026,6 +1032,77 @@ async def revoke(request: Request) -> Response:
     if decision.family is not None:
         lifecycle.revoke_family(fake.store, decision.family, now)
     return Response(status_code=200, headers={**NO_STORE, **fake.observe(REVOCATION_PATH, who, decision, 200)})
+
+
+MFA_CHALLENGE_PATH = "/mfa/challenge"
+
+
+async def mfa_challenge(request: Request) -> Response:
+    """POST /mfa/challenge: the challenge for an ``mfa_required`` login (an ``oob_code`` for an
+    out-of-band authenticator, recorded in the store as pending)."""
+    fake = _fake(request)
+    generation = fake.generation
+    params = await _captured_parameters(request, fake)
+    if isinstance(params, Response):
+        return params
+    now = fake.now()
+    assertion: ClientAssertion | None = None
+    if (compact := _text(params.get("client_assertion"))) is not None:
+        assertion = generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
+    mfa_token = _text(params.get("mfa_token"))
+    req = wire.mfa_challenge_request(
+        params,
+        domain=request.headers.get("host"),
+        authorization=request.headers.get("authorization"),
+        assertion=assertion,
+        mfa_grant=generation.minter.read_mfa_token(mfa_token) if mfa_token is not None else None,
+    )
+    decision = decide(req, generation.tenant, now=now)
+    who = req.client_id or req.basic_client_id
+    if isinstance(decision, Rejected):
+        return _refusal(fake, MFA_CHALLENGE_PATH, who, decision)
+    body: dict[str, str] = {"challenge_type": decision.challenge_type}
+    if decision.oob is not None:
+        body["oob_code"], _ = mfa_oob.start(fake.store, generation.minter, decision.oob, now)
+    if decision.binding_method is not None:
+        body["binding_method"] = decision.binding_method
+    return JSONResponse(body, headers={**NO_STORE, **fake.observe(MFA_CHALLENGE_PATH, who, decision, 200)})
+
+
+async def admin_mfa(request: Request) -> Response:
+    """POST /admin/mfa/oob: what the user does on the phone for an out-of-band challenge.
+
+    JSON body ``{"oob_code": ... | "user_id": ..., "action": "approve" | "deny" | "read"}``:
+    approve or deny a push, or read the SMS (``binding_code``); without ``oob_code`` the user's
+    latest challenge. 404 for an unknown challenge, 409 for one answered before.
+    """
+    fake = _fake(request)
+    refused = _admin_refusal(request, fake)
+    if refused is not None:
+        return refused
+    try:
+        body = json.loads(await _read_body(request) or b"null")
+    except (BodyError, ValueError, RecursionError):
+        body = None
+    named = isinstance(body, dict) and any(isinstance(body.get(k), str) for k in ("oob_code", "user_id"))
+    if not isinstance(body, dict) or not named or body.get("action") not in ("approve", "deny", "read"):
+        return _transport_error('Expected {"oob_code": "..." or "user_id": "...", "action": "approve" | "deny" | "read"}')
+    oob_code, user_id = body.get("oob_code"), body.get("user_id")
+    outcome = mfa_oob.answer(
+        fake.store,
+        fake.generation.minter,
+        oob_code=oob_code if isinstance(oob_code, str) else None,
+        user_id=user_id if isinstance(user_id, str) else None,
+        action=body["action"],
+        now=fake.now(),
+    )
+    if outcome == "unknown":
+        return JSONResponse({"error": "not_found", "error_description": "Unknown challenge"}, status_code=404, headers=NO_STORE)
+    if outcome == "answered":
+        return JSONResponse(
+            {"error": "conflict", "error_description": "The challenge was answered before"}, status_code=409, headers=NO_STORE
+        )
+    return JSONResponse(outcome, headers=NO_STORE)
 
 
 async def admin_device(request: Request) -> Response:
@@ -1191,6 +1268,7 @@ def create_app(
         Route("/oauth/token", token, methods=["POST"]),
         Route(DEVICE_AUTHORIZATION_PATH, device_authorization, methods=["POST"]),
         Route(REVOCATION_PATH, revoke, methods=["POST"]),
+        Route(MFA_CHALLENGE_PATH, mfa_challenge, methods=["POST"]),
         Route("/authorize", authorize, methods=["GET"]),
         Route("/userinfo", userinfo, methods=["GET"]),
         Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
@@ -1201,6 +1279,7 @@ def create_app(
     if admin:
         routes.append(Route("/admin/rotate-keys", rotate_keys, methods=["POST"]))
         routes.append(Route("/admin/device", admin_device, methods=["POST"]))
+        routes.append(Route("/admin/mfa/oob", admin_mfa, methods=["POST"]))
         routes.append(Route("/admin/overrides", add_override, methods=["POST", "DELETE"]))
     app = Starlette(routes=routes, exception_handlers={Exception: _server_error})
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)

@@ -26,7 +26,10 @@ from claimsengine.model import (
     DeviceCodeRequest,
     DeviceGrant,
     Issued,
+    MfaChallengeRequest,
     MfaGrant,
+    OobGrant,
+    OobState,
     QuotaUsage,
     RefreshGrant,
     Rejected,
@@ -205,6 +208,8 @@ def token_request(
     mfa_grant: MfaGrant | None = None,
     mfa_code_reused: bool = False,
     origin: str | None = None,
+    oob_grant: OobGrant | None = None,
+    oob_state: OobState | None = None,
 ) -> TokenRequest:
     """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
 
@@ -245,6 +250,8 @@ def token_request(
         password_valid_for=password_valid_for,
         mfa_grant=mfa_grant,
         mfa_code_reused=mfa_code_reused,
+        oob_grant=oob_grant,
+        oob_state=oob_state,
         parameters=others,
         malformed=tuple(malformed),
         repeated=repeated,
@@ -257,6 +264,34 @@ def device_code_request(params: Mapping[str, Any], *, domain: str | None = None,
     says the request carried client credentials (a secret, Basic or an assertion)."""
     values, malformed = _strings(params, ("client_id", "audience", "resource", "scope"))
     return DeviceCodeRequest(domain=domain, credentials=credentials, malformed=tuple(malformed), **values)
+
+
+def mfa_challenge_request(
+    params: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    authorization: str | None = None,
+    assertion: ClientAssertion | None = None,
+    mfa_grant: MfaGrant | None = None,
+) -> MfaChallengeRequest:
+    """Build a ``MfaChallengeRequest`` from ``POST /mfa/challenge`` parameters and headers."""
+    names = ("client_id", "client_secret", "client_assertion_type", "mfa_token", "challenge_type", "authenticator_id")
+    values, malformed = _strings(params, names)
+    basic_id, basic_secret = basic_credentials(authorization)
+    secret = values.get("client_secret")
+    return MfaChallengeRequest(
+        domain=domain,
+        client_id=values.get("client_id"),
+        client_secret=SecretStr(secret) if secret is not None else None,
+        basic_client_id=basic_id,
+        basic_client_secret=basic_secret,
+        client_assertion_type=values.get("client_assertion_type"),
+        assertion=assertion,
+        mfa_grant=mfa_grant,
+        challenge_type=values.get("challenge_type"),
+        authenticator_id=values.get("authenticator_id"),
+        malformed=tuple(malformed),
+    )
 
 
 def revoke_request(

@@ -27,7 +27,7 @@ from typing import Literal, assert_never
 from claimsengine.grants.authorization_code import authorization_code
 from claimsengine.grants.client_credentials import client_credentials
 from claimsengine.grants.device_code import device_code
-from claimsengine.grants.mfa import mfa_otp, mfa_recovery_code
+from claimsengine.grants.mfa import mfa_oob, mfa_otp, mfa_recovery_code
 from claimsengine.grants.password import password, password_realm
 from claimsengine.grants.refresh_token import refresh_token
 from claimsengine.model import Client, Issued, Rejected, SubjectType, TokenRequest
@@ -68,6 +68,7 @@ class GrantType(StrEnum):
     PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
     MFA_OTP = "http://auth0.com/oauth/grant-type/mfa-otp"
     MFA_RECOVERY_CODE = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
+    MFA_OOB = "http://auth0.com/oauth/grant-type/mfa-oob"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,17 @@ def declaration(grant_type: GrantType) -> Grant:
                 "the tokens an mfa_required answer withheld, for the user's recovery code",
                 parameters=("mfa_token", "recovery_code"),
                 required=("mfa_token", "recovery_code"),
+                client_authentication=False,
+                subject=SubjectType.USER,
+                table=None,
+            )
+        case GrantType.MFA_OOB:
+            return Grant(
+                grant_type,
+                mfa_oob,
+                "the tokens an mfa_required answer withheld, for an out-of-band challenge from /mfa/challenge",
+                parameters=("mfa_token", "oob_code", "binding_code"),
+                required=("mfa_token", "oob_code"),
                 client_authentication=False,
                 subject=SubjectType.USER,
                 table=None,

@@ -17,12 +17,12 @@ import hmac
 from collections.abc import Callable
 
 from claimsengine.auth0 import MFA_API_LIFETIME
-from claimsengine.model import Client, Issued, MfaGrant, Rejected, TokenRequest, User
+from claimsengine.model import Client, Issued, Rejected, TokenRequest, User
 from claimsengine.rules import ErrorCode, Rule
-from claimsengine.steps import Trace, parameter
+from claimsengine.steps import Trace, mfa_login, parameter
 from claimsengine.tokens import issue, stored_draft
 
-__all__ = ["mfa_otp", "mfa_recovery_code"]
+__all__ = ["mfa_oob", "mfa_otp", "mfa_recovery_code"]
 
 # RFC 6238 parameters of authenticator apps (Google Authenticator, Guardian).
 TOTP_STEP = 30
@@ -47,23 +47,6 @@ def totp(secret: str, now: int) -> str | None:
     return str(number % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
 
 
-def _grant(req: TokenRequest, client: Client, t: Trace) -> tuple[MfaGrant, User] | Rejected:
-    """The login the mfa_token stands for, if it is still good for this client."""
-    grant = req.mfa_grant
-    user = t.index.users.get(grant.user_id) if grant is not None else None
-    if grant is None or user is None:
-        # mfa.token_malformed: not a token this tenant issued (or its user is gone).
-        return t.reject(Rule.MFA_TOKEN_MALFORMED, ErrorCode.INVALID_GRANT, "Malformed mfa_token", status=401)
-    if grant.client_id != client.client_id:
-        return t.reject(Rule.MFA_TOKEN_OTHER_CLIENT, ErrorCode.INVALID_REQUEST, "mfa_token not issued to this client")
-    if t.now >= grant.issued_at + MFA_API_LIFETIME:
-        # mfa.token_expired (M5): the mfa_token lives 10 minutes.
-        return t.reject(Rule.MFA_TOKEN_EXPIRED, ErrorCode.EXPIRED_TOKEN, "mfa_token is expired", status=401)
-    if user.blocked:
-        return t.reject(Rule.PASSWORD_USER_BLOCKED, ErrorCode.INVALID_GRANT, "user is blocked", ref=t.index.ref(user))
-    return grant, user
-
-
 def _complete(
     req: TokenRequest,
     client: Client,
@@ -75,7 +58,7 @@ def _complete(
 ) -> Issued | Rejected:
     """Check the mfa_token, then the second factor (``verify``; ``refused`` answers a failure,
     told whether the code was right but used before), then issue what the login withheld."""
-    found = _grant(req, client, t)
+    found = mfa_login(req, client, t)
     if isinstance(found, Rejected):
         return found
     grant, user = found
@@ -119,3 +102,37 @@ def mfa_recovery_code(req: TokenRequest, client: Client, domain: str, t: Trace) 
         return t.reject(Rule.MFA_RECOVERY_CODE_INVALID, ErrorCode.INVALID_GRANT, "MFA Authorization rejected.", detail=detail, status=401)
 
     return _complete(req, client, domain, t, "recovery code", verify, refused)
+
+
+# mfa-oob (M3): Auth0's answers while a push waits for the user, and once the user declined.
+OOB_PENDING_TEXT = "Authorization pending: please repeat the request in a few seconds."
+OOB_REJECTED_TEXT = "MFA Authorization rejected."
+
+
+def mfa_oob(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
+    """Complete a password login with an out-of-band challenge (M3): a push the user approved,
+    or the binding code an SMS carried; ``authorization_pending`` while a push waits."""
+    found = mfa_login(req, client, t)
+    if isinstance(found, Rejected):
+        return found
+    grant, user = found
+    oob, state = req.oob_grant, req.oob_state
+    invalid = "Invalid oob_code."
+    if oob is None or state is None or oob.client_id != client.client_id or oob.user_id != grant.user_id:
+        return t.reject(
+            Rule.MFA_OOB_INVALID, ErrorCode.INVALID_GRANT, invalid, detail="not a challenge of this login", ref=t.index.ref(user)
+        )
+    if t.now >= oob.issued_at + MFA_API_LIFETIME or req.mfa_code_reused:
+        detail = "the challenge was used before" if req.mfa_code_reused else "the challenge has expired"
+        return t.reject(Rule.MFA_OOB_INVALID, ErrorCode.INVALID_GRANT, invalid, detail=detail, ref=t.index.ref(user))
+    if oob.channel == "sms":
+        given = (parameter(req, "binding_code") or "").strip().encode("utf-8", "surrogatepass")
+        expected = state.binding_code.get_secret_value().encode() if state.binding_code is not None else None
+        if expected is None or not hmac.compare_digest(given, expected):
+            return t.reject(Rule.MFA_BINDING_CODE_INVALID, ErrorCode.INVALID_GRANT, "Invalid binding_code.", ref=t.index.ref(user))
+    elif state.status == "denied":
+        return t.reject(Rule.MFA_OOB_REJECTED, ErrorCode.INVALID_GRANT, OOB_REJECTED_TEXT, ref=t.index.ref(user))
+    elif state.status == "pending":
+        return t.reject(Rule.MFA_OOB_PENDING, ErrorCode.AUTHORIZATION_PENDING, OOB_PENDING_TEXT, ref=t.index.ref(user))
+    t.note(Rule.MFA_VERIFIED, f"out-of-band ({oob.channel})", t.index.ref(user))
+    return issue(stored_draft(grant, client, domain, user, t, gty="password"), t)
