@@ -2,6 +2,7 @@
 """cProfile of the engine's hot paths on bench_decide's world: where a request's time goes.
 
   .venv/bin/python bench/profile_decide.py [--contract A|B|C] [--n 20000] [--clients 10000] [--top 25]
+  PYTHONPATH=/tmp/old .venv/bin/python bench/profile_decide.py   # an older engine (git archive COMMIT claimsengine)
 
 A: TokenRequest -> decide; B: wire.token_request -> decide -> opaque token -> success_body;
 C: parse_qsl -> wire -> decide -> RS256 JWT -> json.dumps. Not a timing: cProfile inflates
@@ -16,6 +17,7 @@ import io
 import os
 import pstats
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +40,8 @@ def main() -> int:
     m = len(inputs)
     for i in range(min(args.n, 2000)):
         run(inputs[i % m])
-    profile = cProfile.Profile()
+    # CPU time of this thread, not wall time: on a shared machine the shares stay readable.
+    profile = cProfile.Profile(time.thread_time)
     profile.enable()
     for i in range(args.n):
         run(inputs[i % m])
