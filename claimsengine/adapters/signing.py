@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -101,6 +102,7 @@ class _SigningKey:
 
     kid: str
     key: RSAKey
+    private: rsa.RSAPrivateKey  # the same key, as cryptography signs with it
 
     @classmethod
     def from_private(cls, private: rsa.RSAPrivateKey) -> _SigningKey:
@@ -108,7 +110,7 @@ class _SigningKey:
             raise ValueError(f"tenant signing keys must be at least {RSA_BITS} bits")
         key = RSAKey.import_key(private)
         kid = key.thumbprint()  # RFC 7638
-        return cls(kid=kid, key=RSAKey.import_key(private, parameters={"kid": kid, "use": "sig"}))
+        return cls(kid=kid, key=RSAKey.import_key(private, parameters={"kid": kid, "use": "sig"}), private=private)
 
     def public_jwk(self) -> dict[str, Any]:
         public = self.key.as_dict(private=False)
@@ -333,8 +335,12 @@ GCM_IV_BYTES: Final = 12  # 96-bit IVs, as RFC 7518 section 5.3 requires for A25
 GCM_TAG_BYTES: Final = 16
 
 
+# json.dumps builds a new encoder for any non-default argument: build this one once.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json_bytes(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _COMPACT_JSON.encode(value).encode("utf-8")
 
 
 def _b64_bytes(data: bytes) -> bytes:
@@ -423,11 +429,11 @@ class Minter:
             key = self._hmac.get(issued.api or "")
             if key is None:
                 raise ValueError(f"API {issued.api!r} has no signing secret")
-            return _sign(self._segment(alg, issued.header.typ), claims, alg, key)
+            return _sign(self._segment(alg, issued.header.typ), claims, alg, key.get_op_key("sign"))
         if alg == SigningAlg.HS256.value:
             raise ValueError("the tenant key signs RS256 or PS256, not HS256")
         signer = self._keys._signer()
-        return _sign(self._segment(alg, issued.header.typ, signer.kid), claims, alg, signer.key)
+        return _sign(self._segment(alg, issued.header.typ, signer.kid), claims, alg, signer.private)
 
     def id_token(self, claims: Mapping[str, Any], *, at_hash_of: str | None = None, c_hash_of: str | None = None) -> str:
         """An ID token: RS256 with the tenant's current key. ``at_hash_of`` / ``c_hash_of``
@@ -439,7 +445,7 @@ class Minter:
             claims["at_hash"] = token_hash(at_hash_of)
         if c_hash_of is not None:
             claims["c_hash"] = token_hash(c_hash_of)
-        return _sign(self._segment("RS256", "JWT", signer.kid), claims, "RS256", signer.key)
+        return _sign(self._segment("RS256", "JWT", signer.kid), claims, "RS256", signer.private)
 
     def verify_jwt(self, token: str, *, audience: str) -> PresentedToken | None:
         """Header and claims of a JWT whose signature checks out for ``audience``, else None.
@@ -573,11 +579,21 @@ class Minter:
 MAX_HEADER_SEGMENTS: Final = 1024
 
 
-def _sign(segment: bytes, claims: Mapping[str, Any], alg: str, key: OctKey | RSAKey) -> str:
-    """A compact JWS (RFC 7515 section 7.1) signed by joserfc's algorithm ``alg``; what
-    ``jws.serialize_compact`` writes, without re-checking our own constant header and key."""
+# joserfc's algorithm objects: their padding and hash are what serialize_compact signs with.
+_ALGORITHMS: Final[dict[str, Any]] = {alg: _SIGN_REGISTRY.get_alg(alg) for alg in _ACCESS_ALGS}
+
+
+def _sign(segment: bytes, claims: Mapping[str, Any], alg: str, key: rsa.RSAPrivateKey | bytes) -> str:
+    """A compact JWS (RFC 7515 section 7.1): what ``jws.serialize_compact`` writes with joserfc's
+    algorithm ``alg`` (its padding and hash; HMAC as joserfc computes it), without re-checking our
+    own constant header and key on every token. ``key`` is the RSA private key, or the HMAC secret."""
     signing_input = segment + b"." + _b64_bytes(_json_bytes(claims))
-    return (signing_input + b"." + _b64_bytes(_SIGN_REGISTRY.get_alg(alg).sign(signing_input, key))).decode("ascii")
+    model = _ALGORITHMS[alg]
+    if isinstance(key, bytes):
+        signature = hmac.new(key, signing_input, model.hash_alg).digest()
+    else:
+        signature = key.sign(signing_input, model.padding, model.hash_alg())
+    return (signing_input + b"." + _b64_bytes(signature)).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------
