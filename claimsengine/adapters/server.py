@@ -1003,6 +1003,15 @@ async def device_authorization(request: Request) -> Response:
     return JSONResponse(body, headers={**NO_STORE, **fake.observe(DEVICE_AUTHORIZATION_PATH, req.client_id, decision, 200)})
 
 
+def _client_assertion(params: Mapping[str, Any], generation: Generation, now: int) -> ClientAssertion | None:
+    """The verified ``client_assertion`` of a request that may authenticate with private_key_jwt
+    (``None``: none sent, or it did not verify; the core decides what that means)."""
+    compact = _text(params.get("client_assertion"))
+    if compact is None:
+        return None
+    return generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
+
+
 async def revoke(request: Request) -> Response:
     """POST /oauth/revoke: revoke a refresh token and its family (200, empty body)."""
     fake = _fake(request)
@@ -1011,9 +1020,7 @@ async def revoke(request: Request) -> Response:
     if isinstance(params, Response):
         return params
     now = fake.now()
-    assertion: ClientAssertion | None = None
-    if (compact := _text(params.get("client_assertion"))) is not None:
-        assertion = generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
+    assertion = _client_assertion(params, generation, now)
     token_value = _text(params.get("token"))
     grant = generation.minter.read_refresh_token(token_value) if token_value is not None else None
     req = wire.revoke_request(
@@ -1046,9 +1053,7 @@ async def mfa_challenge(request: Request) -> Response:
     if isinstance(params, Response):
         return params
     now = fake.now()
-    assertion: ClientAssertion | None = None
-    if (compact := _text(params.get("client_assertion"))) is not None:
-        assertion = generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
+    assertion = _client_assertion(params, generation, now)
     mfa_token = _text(params.get("mfa_token"))
     req = wire.mfa_challenge_request(
         params,

@@ -266,6 +266,20 @@ def device_code_request(params: Mapping[str, Any], *, domain: str | None = None,
     return DeviceCodeRequest(domain=domain, credentials=credentials, malformed=tuple(malformed), **values)
 
 
+def _client_authentication(values: Mapping[str, str], authorization: str | None, assertion: ClientAssertion | None) -> dict[str, Any]:
+    """The client-authentication fields every authenticated endpoint's request carries."""
+    basic_id, basic_secret = basic_credentials(authorization)
+    secret = values.get("client_secret")
+    return {
+        "client_id": values.get("client_id"),
+        "client_secret": SecretStr(secret) if secret is not None else None,
+        "basic_client_id": basic_id,
+        "basic_client_secret": basic_secret,
+        "client_assertion_type": values.get("client_assertion_type"),
+        "assertion": assertion,
+    }
+
+
 def mfa_challenge_request(
     params: Mapping[str, Any],
     *,
@@ -277,16 +291,9 @@ def mfa_challenge_request(
     """Build a ``MfaChallengeRequest`` from ``POST /mfa/challenge`` parameters and headers."""
     names = ("client_id", "client_secret", "client_assertion_type", "mfa_token", "challenge_type", "authenticator_id")
     values, malformed = _strings(params, names)
-    basic_id, basic_secret = basic_credentials(authorization)
-    secret = values.get("client_secret")
     return MfaChallengeRequest(
         domain=domain,
-        client_id=values.get("client_id"),
-        client_secret=SecretStr(secret) if secret is not None else None,
-        basic_client_id=basic_id,
-        basic_client_secret=basic_secret,
-        client_assertion_type=values.get("client_assertion_type"),
-        assertion=assertion,
+        **_client_authentication(values, authorization, assertion),
         mfa_grant=mfa_grant,
         challenge_type=values.get("challenge_type"),
         authenticator_id=values.get("authenticator_id"),
@@ -305,16 +312,10 @@ def revoke_request(
 ) -> RevokeRequest:
     """Build a ``RevokeRequest`` from ``POST /oauth/revoke`` parameters and headers."""
     values, malformed = _strings(params, ("client_id", "client_secret", "client_assertion_type", "token"))
-    basic_id, basic_secret = basic_credentials(authorization)
-    secret, token = values.get("client_secret"), values.get("token")
+    token = values.get("token")
     return RevokeRequest(
         domain=domain,
-        client_id=values.get("client_id"),
-        client_secret=SecretStr(secret) if secret is not None else None,
-        basic_client_id=basic_id,
-        basic_client_secret=basic_secret,
-        client_assertion_type=values.get("client_assertion_type"),
-        assertion=assertion,
+        **_client_authentication(values, authorization, assertion),
         token=SecretStr(token) if token is not None else None,
         refresh_grant=refresh_grant,
         malformed=tuple(malformed),
