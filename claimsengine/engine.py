@@ -45,6 +45,7 @@ from claimsengine.model import (
     Authorized,
     AuthorizeRequest,
     Client,
+    ClientAuthentication,
     Consent,
     DeviceApprovalRequest,
     DeviceApproved,
@@ -675,13 +676,7 @@ def _client_of(req: RevokeRequest | MfaChallengeRequest, endpoint: str, t: Trace
     if malformed is not None:
         return malformed
     credentials = TokenRequest(
-        domain=req.domain,
-        client_id=req.client_id,
-        client_secret=req.client_secret,
-        basic_client_id=req.basic_client_id,
-        basic_client_secret=req.basic_client_secret,
-        client_assertion_type=req.client_assertion_type,
-        assertion=req.assertion,
+        **{name: getattr(req, name) for name in ClientAuthentication.model_fields},
         mfa_grant=req.mfa_grant if isinstance(req, MfaChallengeRequest) else None,
     )
     client = authenticate(credentials, endpoint, False, t)

@@ -1141,9 +1141,10 @@ class DeviceApprovalRequest(Frozen):
     user_id: str | None = None
 
 
-class MfaChallengeRequest(Frozen):
-    """A ``POST /mfa/challenge`` request: client authentication, the ``mfa_token`` (resolved by
-    the adapter into ``mfa_grant``), and the challenge types the application accepts."""
+class ClientAuthentication(Frozen):
+    """The part of a request to an endpoint beside ``/oauth/token`` that authenticates its client:
+    the host it came through and the credentials as sent (the core authenticates them as at the
+    token endpoint)."""
 
     domain: str | None = None
     client_id: str | None = None
@@ -1152,25 +1153,24 @@ class MfaChallengeRequest(Frozen):
     basic_client_secret: SecretStr | None = None
     client_assertion_type: str | None = None
     assertion: ClientAssertion | None = None
+
+
+class MfaChallengeRequest(ClientAuthentication):
+    """A ``POST /mfa/challenge`` request: client authentication, the ``mfa_token`` (resolved by
+    the adapter into ``mfa_grant``), and the challenge types the application accepts."""
+
     mfa_grant: MfaGrant | None = None
     challenge_type: str | None = None
     authenticator_id: str | None = None
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
 
 
-class RevokeRequest(Frozen):
+class RevokeRequest(ClientAuthentication):
     """A ``POST /oauth/revoke`` request: client authentication and the refresh token.
 
     The adapter resolves a refresh token it minted into ``refresh_grant`` (``None``: unknown).
     """
 
-    domain: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    basic_client_id: str | None = None
-    basic_client_secret: SecretStr | None = None
-    client_assertion_type: str | None = None
-    assertion: ClientAssertion | None = None
     token: SecretStr | None = None
     refresh_grant: RefreshGrant | None = None
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
