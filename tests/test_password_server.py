@@ -37,6 +37,13 @@ FRANK, FRANK_PASSWORD = "frank@northwind.com", "fixture-password-frank"
 HENRY, HENRY_PASSWORD, HENRY_TOTP = "henry@northwind.com", "fixture-password-henry", "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TFOQ"
 NOW = 1_767_226_500
 MFA_OTP = "http://auth0.com/oauth/grant-type/mfa-otp"
+HENRY_LOGIN = {
+    "grant_type": "password",
+    "client_id": CLIENT_ID,
+    "client_secret": CLIENT_SECRET,
+    "username": HENRY,
+    "password": HENRY_PASSWORD,
+}
 MFA_RECOVERY = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
 AUTH0_PYTHON = f"auth0-python {version('auth0-python')}"
 AUTHLIB = f"Authlib {version('authlib')}"
@@ -72,11 +79,15 @@ def server(tenant: Tenant, keys: KeySet, clock: Clock) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def mfa_server(tenant: Tenant, keys: KeySet, clock: Clock) -> Iterator[LiveServer]:
+def mfa_tenant(tenant: Tenant) -> Tenant:
+    """The spec tenant with MFA required for every application."""
     fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
-    with serve_in_thread(
-        create_app(Tenant.model_validate({**fields, "mfa_policy": "all-applications"}), keys=keys, clock=clock), tls=True
-    ) as live:
+    return Tenant.model_validate({**fields, "mfa_policy": "all-applications"})
+
+
+@pytest.fixture
+def mfa_server(mfa_tenant: Tenant, keys: KeySet, clock: Clock) -> Iterator[LiveServer]:
+    with serve_in_thread(create_app(mfa_tenant, keys=keys, clock=clock), tls=True) as live:
         yield live
 
 
@@ -197,17 +208,10 @@ def test_mfa_required_then_the_otp_and_the_recovery_code_complete_the_login(
 # --- in process: the wire, the store, secrets ---------------------------------------------------
 
 
-def test_passwords_and_second_factors_never_reach_the_captured_requests(tenant: Tenant, keys: KeySet, clock: Clock) -> None:
-    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
-    app = create_app(Tenant.model_validate({**fields, "mfa_policy": "all-applications"}), keys=keys, clock=clock)
+def test_passwords_and_second_factors_never_reach_the_captured_requests(mfa_tenant: Tenant, keys: KeySet, clock: Clock) -> None:
+    app = create_app(mfa_tenant, keys=keys, clock=clock)
     with asgi_client(app) as client:
-        body = {
-            "grant_type": "password",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "username": HENRY,
-            "password": HENRY_PASSWORD,
-        }
+        body = HENRY_LOGIN
         answer = client.post("/oauth/token", data=body)
         assert answer.status_code == 403
         token = answer.json()["mfa_token"]
@@ -222,17 +226,10 @@ def test_passwords_and_second_factors_never_reach_the_captured_requests(tenant: 
         assert secret not in seen
 
 
-def test_the_mfa_token_is_sealed_and_tied_to_the_client(tenant: Tenant, keys: KeySet, clock: Clock) -> None:
-    fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
-    app = create_app(Tenant.model_validate({**fields, "mfa_policy": "all-applications"}), keys=keys, clock=clock)
+def test_the_mfa_token_is_sealed_and_tied_to_the_client(mfa_tenant: Tenant, keys: KeySet, clock: Clock) -> None:
+    app = create_app(mfa_tenant, keys=keys, clock=clock)
     with asgi_client(app) as client:
-        body = {
-            "grant_type": "password",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "username": HENRY,
-            "password": HENRY_PASSWORD,
-        }
+        body = HENRY_LOGIN
         token = client.post("/oauth/token", data=body).json()["mfa_token"]
         assert "henry" not in token  # encrypted, not merely encoded
         other = {"grant_type": MFA_OTP, "client_id": "nw-web-0001", "client_secret": "spec-web-secret-GGGG", "mfa_token": token, "otp": "0"}
