@@ -12,9 +12,9 @@ survivors of an earlier run). Every other mutant is marked ``skipped`` before th
 out of the score, and the result file says it is a sample and how many mutants there were.
 
     .venv/bin/pip install mutmut==3.8.1
-    nice -n 19 .venv/bin/python bench/mutation.py                     # claimsengine/grants/ (default)
-    nice -n 19 .venv/bin/python bench/mutation.py --paths claimsengine/steps.py --max-children 2
-    nice -n 19 .venv/bin/python bench/mutation.py --paths claimsengine/model.py --sample 300 --seed 12
+    nice -n 10 .venv/bin/python bench/mutation.py                     # claimsengine/grants/ (default)
+    nice -n 10 .venv/bin/python bench/mutation.py --paths claimsengine/steps.py --max-children 2
+    nice -n 10 .venv/bin/python bench/mutation.py --paths claimsengine/model.py --sample 300 --seed 12
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import random
 import re
 import shlex
@@ -107,6 +108,8 @@ def main() -> int:
     output: Path = args.output or RESULTS / f"{slug}{'-sample' if args.sample else ''}{'-rerun' if args.only else ''}.md"
     mutmut = Path(sys.executable).parent / "mutmut"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip():
+        commit += " plus uncommitted changes"  # the copy is of the working tree
     with tempfile.TemporaryDirectory(prefix="claimsengine-mutation-") as tmp:
         repo = Path(tmp) / ROOT.name
         repo.mkdir()
@@ -115,13 +118,14 @@ def main() -> int:
             (Path(tmp) / "shared").symlink_to(shared)
         copy_repository(repo)
         configure(repo, args.paths, args.tests)
-        started = time.monotonic()
+        started, load_before = time.monotonic(), os.getloadavg()[0]
+        started_utc = time.strftime("%H:%M UTC", time.gmtime())
         selected = generated = 0
         if args.sample or args.only:
             subprocess.run([sys.executable, "-c", GENERATE], cwd=repo, check=True, capture_output=True)
             selected, generated = select(repo, args.sample, args.seed, args.only)
         run = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children)], cwd=repo, capture_output=True, text=True)
-        seconds = time.monotonic() - started
+        seconds, load_after = time.monotonic() - started, os.getloadavg()[0]
         results = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=repo, capture_output=True, text=True).stdout
         found = [m for m in (STATUS.match(line) for line in results.splitlines()) if m]
         survivors = []
@@ -139,7 +143,7 @@ def main() -> int:
     score = 100.0 * killed / total if total else 0.0
     options = f" --sample {args.sample} --seed {args.seed}" if args.sample else ""
     options += f" --only {' '.join(args.only)}" if args.only else ""
-    command = f"nice -n 19 python bench/mutation.py --paths {' '.join(args.paths)} --max-children {args.max_children}{options}"
+    command = f"nice -n {os.nice(0)} python bench/mutation.py --paths {' '.join(args.paths)} --max-children {args.max_children}{options}"
     scope = ""
     if args.sample:
         scope = f" **Sample:** {selected} of the {generated} mutants (seed {args.seed}); the other {skipped} were skipped."
@@ -149,7 +153,8 @@ def main() -> int:
         f"# Mutation testing: `{' '.join(args.paths)}`",
         "",
         f"mutmut 3 at commit `{commit}`, tests: `{' '.join(args.tests)}`",
-        f"({seconds / 60:.1f} min with {args.max_children} children). Command: `{command}`.{scope}",
+        f"({seconds / 60:.1f} min with {args.max_children} children from {started_utc}; load average {load_before:.1f} at the start,"
+        f" {load_after:.1f} at the end). Command: `{command}`.{scope}",
         "",
         f"**Score: {killed}/{total} killed = {score:.1f}%** ("
         + ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items()))

@@ -26,6 +26,11 @@ def deny_with_unknown_code(event: Event, api: ActionApi) -> None:
     api.access.deny("forbidden", "Nobody gets in today.")
 
 
+def deny_with_empty_reason(event: Event, api: ActionApi) -> None:
+    """Deny with a documented code and an empty reason (specs/choices.md, question 14)."""
+    api.access.deny("invalid_request", "")
+
+
 def add_namespaced_claim(event: Event, api: ActionApi) -> None:
     """Add a namespaced claim from the client's metadata (R76)."""
     api.access_token.set_custom_claim("https://northwind.com/team", event.client.metadata.get("team", "none"))

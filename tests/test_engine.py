@@ -730,3 +730,23 @@ def test_a_password_login_has_no_session_and_its_id_token_no_sid() -> None:
     assert isinstance(issued, Issued), issued
     assert issued.id_token is not None
     assert "sid" not in issued.id_token
+
+
+def test_a_parameter_is_a_string_the_client_sent_never_a_fact_the_adapter_resolved() -> None:
+    """steps.parameter reads wire strings only: a named field, a secret one, or one of the
+    grant's extra parameters; a request field holding the adapter's facts (a tuple, a flag, the
+    quota usage, a resolved grant) is never read as a parameter of that name."""
+    request = TokenRequest(
+        grant_type="password",
+        client_secret=SecretStr("w"),
+        password_valid_for=("auth0|u",),
+        mfa_code_reused=True,
+        parameters={"username": SecretStr("u@acme.com")},
+    )
+    assert steps.parameter(request, "grant_type") == "password"
+    assert steps.parameter(request, "client_secret") == "w"
+    assert steps.parameter(request, "username") == "u@acme.com"
+    assert steps.parameter(request, "realm") is None
+    assert steps.parameter(request, "audience") is None
+    for fact in ("password_valid_for", "mfa_code_reused", "quota_usage", "code_grant"):
+        assert steps.parameter(request, fact) is None, fact
