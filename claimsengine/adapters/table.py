@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -237,6 +237,8 @@ class TableContext:
         # What every class of one (application, grant type, audience) or (application, domain)
         # shares, computed once: the table asks for it once per class (issue 13, target 6).
         self._memo: dict[tuple[str, ...], Any] = {}
+        # Evaluated groups that structurally identical applications are stamped from (``raw``).
+        self._raw_templates: dict[tuple[str, str], list[Any]] = {}
 
     def _once(self, key: tuple[str, ...], compute: Callable[[], V]) -> V:
         if key not in self._memo:
@@ -342,11 +344,16 @@ class TableContext:
         """Wire parameters, Authorization header and assertion that authenticate ``client``."""
         return self._once(("credentials", client.client_id, domain), lambda: self._make_credentials(client, domain))
 
-    def _make_credentials(self, client: Client, domain: str) -> tuple[Mapping[str, Any], str | None, ClientAssertion | None]:
-        method = client.auth_method
+    def presented_secret(self, client: Client) -> str | None:
+        """The secret the table's requests present for ``client``: the loader's, else its first."""
         secret = self.secrets.get(client.client_id)
         if secret is None and client.client_secrets:
             secret = client.client_secrets[0].get_secret_value()
+        return secret
+
+    def _make_credentials(self, client: Client, domain: str) -> tuple[Mapping[str, Any], str | None, ClientAssertion | None]:
+        method = client.auth_method
+        secret = self.presented_secret(client)
         if method is AuthMethod.NONE:
             return {"client_id": client.client_id}, None, None
         if method is AuthMethod.CLIENT_SECRET_BASIC:
@@ -449,26 +456,214 @@ class TableContext:
     def group_count(self) -> int:
         return len(self.tenant.clients) * len(GRANTS)
 
-    def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
+    def evaluate_group(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
+        """Every class of one application and grant type, each evaluated by ``decide``."""
         return {cls: self.evaluate(cls) for cls in self.classes(client, grant)}
+
+    def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
+        """Every class of one application and grant type and its outcome: evaluated, or stamped
+        from a structurally identical application's (``twins``), which is the same dict."""
+        members = self.twins()[client.client_id]
+        if len(members) == 1:
+            return self.evaluate_group(client, grant)
+        rep = self.tenant.index.clients[members[0]]
+        key = (rep.client_id, grant)
+        entry = self._raw_templates.get(key)
+        if entry is None:
+            template = self.evaluate_group(rep, grant)
+            entry = self._raw_templates[key] = [template, self.witnessed(template, rep, grant, members[1]), len(members)]
+        template, exact, left = entry
+        # Forget a template once each member has asked for it (a table asks once per member).
+        entry[2] = left - 1
+        if left <= 1:
+            del self._raw_templates[key]
+        if client.client_id == rep.client_id:
+            return dict(template)
+        if not exact:
+            return self.evaluate_group(client, grant)
+        return {stamp_class(k, client.client_id): stamp_outcome(v, rep.client_id, client.client_id) for k, v in template.items()}
+
+    def witnessed(self, template: Mapping[RequestClass, Outcome], rep: Client, grant: str, witness_id: str) -> bool:
+        """Whether the group of ``witness_id``, evaluated, is ``template`` stamped with its id: the
+        check that a representative's outcomes carry no text of its own beyond its client id."""
+        witness = self.tenant.index.clients[witness_id]
+        stamped = [(stamp_class(k, witness_id), stamp_outcome(v, rep.client_id, witness_id)) for k, v in template.items()]
+        return stamped == list(self.evaluate_group(witness, grant).items())
+
+    def twins(self) -> Mapping[str, tuple[str, ...]]:
+        """Each application's structurally identical applications, itself included, in tenant
+        order (the first is the one evaluated): see ``structural_keys``."""
+        return self._once(("twins",), self._twins)
+
+    def _twins(self) -> Mapping[str, tuple[str, ...]]:
+        keys = structural_keys(self)
+        by_key: dict[Any, list[str]] = {}
+        for client in self.tenant.clients:
+            by_key.setdefault(keys[client.client_id] if keys is not None else client.client_id, []).append(client.client_id)
+        return {cid: tuple(members) for members in by_key.values() for cid in members}
 
     def groups(self) -> list[tuple[Client, str]]:
         """The table's groups, in order: (application, grant type)."""
         return [(client, grant) for client in self.tenant.clients for grant in GRANTS]
 
     def rows(self, *, merge: bool = True, on_group: Callable[[], None] | None = None, jobs: int = 1) -> Iterator[Row]:
-        """The table, one group (application x grant type) at a time; ``jobs`` processes compute groups."""
+        """The table, one group (application x grant type) at a time.
+
+        Only the first of each set of structurally identical applications (``twins``) is
+        evaluated, by up to ``jobs`` processes; the groups of the others are its rows with their
+        client id stamped in, unless evaluating the second member showed that they differ.
+        """
         groups = self.groups()
-        for group in ordered_map(lambda i: self.group_rows(*groups[i], merge=merge), len(groups), jobs):
-            yield from group
+        twins = self.twins()
+        evaluated = [(client, grant) for client, grant in groups if twins[client.client_id][0] == client.client_id]
+
+        def work(i: int) -> tuple[list[tuple[RequestClass, Outcome]], bool]:
+            client, grant = evaluated[i]
+            raw = self.evaluate_group(client, grant)
+            members = twins[client.client_id]
+            exact = len(members) == 1 or self.witnessed(raw, client, grant, members[1])
+            return (merge_rows(raw) if merge else list(raw.items())), exact
+
+        results = ordered_map(work, len(evaluated), jobs)
+        templates: dict[tuple[str, str], list[Any]] = {}
+        for client, grant in groups:
+            members = twins[client.client_id]
+            rep = members[0]
+            if rep == client.client_id:
+                pairs, exact = next(results)
+                if len(members) > 1:
+                    templates[(rep, grant)] = [pairs, exact, len(members) - 1]
+                yield from (Row(k, v, client.name) for k, v in pairs)
+            else:
+                entry = templates[(rep, grant)]
+                entry[2] -= 1
+                if entry[2] == 0:
+                    del templates[(rep, grant)]
+                if entry[1]:
+                    yield from (
+                        Row(stamp_class(k, client.client_id), stamp_outcome(v, rep, client.client_id), client.name) for k, v in entry[0]
+                    )
+                else:
+                    yield from self.group_rows(client, grant, merge=merge)
             if on_group is not None:
                 on_group()
 
     def group_rows(self, client: Client, grant: str, *, merge: bool = True) -> list[Row]:
-        """The rows of one application and grant type."""
-        raw = self.raw(client, grant)
+        """The rows of one application and grant type, evaluated."""
+        raw = self.evaluate_group(client, grant)
         pairs = merge_rows(raw) if merge else list(raw.items())
         return [Row(k, v, client.name) for k, v in pairs]
+
+
+# ---------------------------------------------------------------------------------------
+# Structurally identical applications (issue 13, target 6)
+# ---------------------------------------------------------------------------------------
+
+_SELF = "\x00this client\x00"
+"""Stands for an application's own client id in its structural key."""
+
+
+def structural_keys(ctx: TableContext) -> dict[str, tuple[Any, ...]] | None:
+    """Per client id, everything the table's requests of that application and their decisions
+    read, with the client's own id abstracted; ``None`` when the tenant has Actions.
+
+    Two applications with the same key get the same outcome for every class, but for their
+    client id in the texts that name it. The key is derived from the data, not from a list of
+    fields, so a new field or a new reference to clients is in it without anyone adding it:
+
+    * the application's own record, every field but four: its ``client_id`` (the engine only
+      looks it up, compares it, copies it into texts, and checks its length, which is in the
+      key); its ``name`` (read only by Actions); its ``client_secrets`` (compared with the
+      secret the table presents: which of them match is in the key); its ``callbacks`` (the
+      table sends the first, and the engine checks membership: which entries equal the first
+      is in the key);
+    * every record anywhere else in the tenant that holds the client id (client grants,
+      organizations' client grants, users' consents, ...), with its path and with the id
+      abstracted, in tenant order.
+
+    Actions are code that can read the client's id, name and metadata, so a tenant with
+    Actions has no twins. ``TableContext.witnessed`` checks each set of twins once more.
+    """
+    tenant = ctx.tenant
+    if tenant.credentials_exchange_actions or tenant.post_login_actions:
+        return None
+    ids = frozenset(c.client_id for c in tenant.clients)
+    references: dict[str, list[tuple[tuple[Any, ...], str]]] = {cid: [] for cid in ids}
+    rest = tenant.model_dump(mode="json", exclude={"clients", "credentials_exchange_actions", "post_login_actions"})
+    _references(rest, (), ids, references)
+    owns: dict[str, dict[str, Any]] = {}
+    for i, client in enumerate(tenant.clients):
+        record = client.model_dump(mode="json", exclude={"client_id"})
+        _references(record, ("clients", i), ids - {client.client_id}, references)
+        owns[client.client_id] = {k: v for k, v in record.items() if k not in ("name", "client_secrets", "callbacks")}
+    keys: dict[str, tuple[Any, ...]] = {}
+    for client in tenant.clients:
+        cid = client.client_id
+        presented = ctx.presented_secret(client)
+        keys[cid] = (
+            len(cid),
+            _canonical(owns[cid], cid),
+            presented is None,
+            tuple(presented == s.get_secret_value() for s in client.client_secrets),
+            tuple(c == client.callbacks[0] for c in client.callbacks),
+            tuple(references[cid]),
+        )
+    return keys
+
+
+def _canonical(value: Any, client_id: str) -> str:
+    return json.dumps(_abstracted(value, client_id), sort_keys=True)
+
+
+def _abstracted(value: Any, client_id: str) -> Any:
+    if isinstance(value, str):
+        return _SELF if value == client_id else value
+    if isinstance(value, list):
+        return [_abstracted(v, client_id) for v in value]
+    if isinstance(value, dict):
+        return {_abstracted(k, client_id): _abstracted(v, client_id) for k, v in value.items()}
+    return value
+
+
+def _ids_in(value: Any, ids: frozenset[str]) -> Iterator[str]:
+    """The client ids a value holds itself (in lists too), not those of records inside it."""
+    if isinstance(value, str):
+        if value in ids:
+            yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _ids_in(item, ids)
+
+
+def _references(value: Any, path: tuple[Any, ...], ids: frozenset[str], out: dict[str, list[tuple[tuple[Any, ...], str]]]) -> None:
+    """Add, per client id, each record (dict) under ``value`` that holds it: the record's path
+    (without its own list position) and its abstracted content."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _references(item, (*path, i), ids, out)
+        return
+    if not isinstance(value, dict):
+        return
+    held = [k for k in value if k in ids]
+    for item in value.values():
+        held.extend(_ids_in(item, ids))
+    where = (*path[:-1], "*") if path and isinstance(path[-1], int) else path
+    for cid in dict.fromkeys(held):
+        out[cid].append((where, _canonical(value, cid)))
+    for k, item in value.items():
+        _references(item, (*path, k), ids, out)
+
+
+def stamp_class(cls: RequestClass, client_id: str) -> RequestClass:
+    """``cls`` for another application."""
+    return RequestClass(client_id, cls.grant, cls.audience, cls.scope, cls.domain, cls.organization)
+
+
+def stamp_outcome(outcome: Outcome, old: str, new: str) -> Outcome:
+    """``outcome`` for the twin ``new`` of ``old``: its client id in the error description."""
+    if outcome.description is None or old not in outcome.description:
+        return outcome
+    return replace(outcome, description=outcome.description.replace(old, new))
 
 
 def wire_basic(client_id: str, secret: str) -> str:

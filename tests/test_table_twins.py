@@ -1,0 +1,127 @@
+"""Decision tables evaluate one of each set of structurally identical applications and stamp the
+others (issue 13, target 6): the stamped table is the evaluated table, row for row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claimsengine import Tenant
+from claimsengine.adapters.table import Row, TableContext
+from claimsengine.testing import secret_for, tenants
+
+
+def _twin_id(client_id: str) -> str:
+    # The same length as the original: the engine checks a client id's length (R9).
+    return "tw" + client_id[2:]
+
+
+def _copied(value: Any, source: str, twin: str) -> Any:
+    if value == source:
+        return twin
+    if isinstance(value, dict):
+        return {k: _copied(v, source, twin) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copied(v, source, twin) for v in value]
+    return value
+
+
+def _with_references(value: Any, source: str, twin: str) -> Any:
+    """``value`` with a copy for ``twin`` next to every record that names ``source``."""
+    if isinstance(value, dict):
+        return {k: _with_references(v, source, twin) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        out: list[Any] = []
+        for item in value:
+            out.append(_with_references(item, source, twin))
+            if isinstance(item, dict) and source in item.values():
+                out.append(_copied(item, source, twin))
+        return out
+    return value
+
+
+def with_twin(tenant: Tenant, source: str, change: int = 0) -> Tenant:
+    """``tenant`` with an application that differs from ``source`` only by its id, name, secret
+    and first callback (with ``change`` > 0: and by one more thing the decision reads)."""
+    twin = _twin_id(source)
+    data = tenant.model_dump()
+    clients = data.pop("clients")
+    original = next(c for c in clients if c["client_id"] == source)
+    copy = {**original, "client_id": twin, "name": "A twin", "client_secrets": [secret_for(twin)]}
+    if copy["callbacks"]:
+        copy["callbacks"] = ["https://twin.acme.com/cb", *copy["callbacks"][1:]]
+    data = _with_references(data, source, twin)
+    if change == 1:
+        copy["is_first_party"] = not copy["is_first_party"]
+    elif change == 2:
+        dropped = next(((g["client_id"], g["audience"]) for g in data["client_grants"] if g["client_id"] == twin), None)
+        data["client_grants"] = [g for g in data["client_grants"] if (g["client_id"], g["audience"]) != dropped]
+        for org in data["organizations"]:
+            org["client_grants"] = [r for r in org["client_grants"] if (r["client_id"], r["audience"]) != dropped]
+    elif change == 3:
+        copy["callbacks"] = []
+    elif change == 4:
+        copy["organization_usage"] = "require" if copy["organization_usage"] != "require" else "deny"
+    return Tenant.model_validate({**data, "clients": [*clients, copy]})
+
+
+def naive_rows(ctx: TableContext) -> list[Row]:
+    """Every group evaluated, none stamped."""
+    return [row for client, grant in ctx.groups() for row in ctx.group_rows(client, grant)]
+
+
+@settings(max_examples=12)
+@given(tenant=tenants(), data=st.data())
+def test_a_table_that_stamps_structurally_identical_applications_equals_the_evaluated_table(tenant: Tenant, data: st.DataObject) -> None:
+    source = data.draw(st.sampled_from([c.client_id for c in tenant.clients]))
+    change = data.draw(st.sampled_from([0, 0, 0, 1, 2, 3, 4]))
+    wrong_secret = change == 0 and data.draw(st.booleans()) and data.draw(st.booleans())
+    twinned = with_twin(tenant, source, change)
+    twin = _twin_id(source)
+    ctx = TableContext(twinned, {twin: "not-the-secret"} if wrong_secret else {})
+    stamped = list(ctx.rows())
+    assert stamped == naive_rows(ctx)
+    for client, grant in ctx.groups():
+        assert list(ctx.raw(client, grant).items()) == list(ctx.evaluate_group(client, grant).items())
+    if change == 0 and not wrong_secret:
+        # The twin was found, so the rows above were stamped, not evaluated.
+        assert ctx.twins()[twin] == (source, twin)
+        assert any(row.request.client == twin for row in stamped)
+
+
+def _tenant(ledger: str = "urn:acme:ledger", **extra: Any) -> Tenant:
+    clients = [{"client_id": f"m2m-{i}", "name": f"M2M {i}", "client_secrets": [f"s-{i}"], "app_type": "non_interactive"} for i in range(3)]
+    apis = [{"identifier": "https://api.example.com", "scopes": ["read", "write"]}, {"identifier": ledger, "scopes": ["read"]}]
+    grants = [{"client_id": c["client_id"], "audience": "https://api.example.com", "scope": ["read"]} for c in clients]
+    return Tenant.model_validate({"domain": "t.auth0.com", "apis": apis, "clients": clients, "client_grants": grants, **extra})
+
+
+def test_applications_that_differ_only_by_id_name_and_secret_are_twins_and_stamped_in_parallel_too() -> None:
+    ctx = TableContext(_tenant())
+    assert ctx.twins()["m2m-2"] == ("m2m-0", "m2m-1", "m2m-2")
+    rep = ctx.tenant.index.clients["m2m-0"]
+    assert ctx.witnessed(ctx.evaluate_group(rep, "client_credentials"), rep, "client_credentials", "m2m-1")
+    assert list(ctx.rows(jobs=2)) == naive_rows(ctx)
+
+
+def test_a_tenant_with_actions_has_no_twins_because_actions_can_read_the_client_id() -> None:
+    def action(event: Any, api: Any) -> None:
+        api.access_token.set_custom_claim("https://x/cid", event.client.client_id)
+
+    ctx = TableContext(_tenant(credentials_exchange_actions=[action]))
+    assert ctx.twins()["m2m-1"] == ("m2m-1",)
+    assert list(ctx.rows()) == naive_rows(ctx)
+
+
+def test_twins_whose_outcomes_hold_the_client_id_inside_other_text_are_evaluated_not_stamped() -> None:
+    # "urn:m2m-0:ledger" holds m2m-0's id: stamping m2m-0's rejection text for m2m-1 would
+    # rename the API in it too. The witness (the second twin, evaluated) catches that.
+    ctx = TableContext(_tenant("urn:m2m-0:ledger"))
+    rep = ctx.tenant.index.clients["m2m-0"]
+    template = ctx.evaluate_group(rep, "client_credentials")
+    assert not ctx.witnessed(template, rep, "client_credentials", "m2m-1")
+    assert list(ctx.rows()) == naive_rows(ctx)
+    m2m1 = ctx.tenant.index.clients["m2m-1"]
+    assert ctx.raw(m2m1, "client_credentials") == ctx.evaluate_group(m2m1, "client_credentials")
