@@ -52,6 +52,7 @@ from claimsengine.model import (
     DeviceAuthorized,
     DeviceCodeRequest,
     DeviceGrant,
+    GrantKey,
     Issued,
     LoggedOut,
     LogoutRequest,
@@ -699,6 +700,15 @@ def _revoke(req: RevokeRequest, t: Trace) -> Revoked | Rejected:
     if grant is None or grant.client_id != client.client_id or grant.family is None:
         # revoke.nothing (RFC 7009 section 2.2): an unknown token, or another client's, is not an error.
         return _revoked(t, None, Rule.REVOKE_NOTHING, "not a refresh token of this client that the server tracks")
+    if t.behaviour.revoke_refresh_token_grant:
+        # revoke.grant: the tenant's "Refresh Token Revocation Deletes Grant" toggle is on.
+        key = GrantKey(client_id=grant.client_id, user_id=grant.user_id, audience=grant.audience)
+        t.note(
+            Rule.REVOKE_GRANT,
+            f"every refresh token of {grant.user_id} for this application and audience",
+            "behaviour.revoke_refresh_token_grant",
+        )
+        return Revoked(family=grant.family, grant=key, trace=tuple(t.reasons))
     return _revoked(t, grant.family, Rule.REVOKE_FAMILY, "the token and every token rotated from the same one")
 
 

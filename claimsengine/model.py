@@ -51,6 +51,7 @@ __all__ = [
     "DefaultOrganization",
     "ErrorOverride",
     "Frozen",
+    "GrantKey",
     "GrantRef",
     "Issued",
     "JwtHeader",
@@ -292,6 +293,11 @@ class Behaviour(Frozen):
     delete_current_user_scope: bool = True
     # Inferred: a single-page application gets a refresh token only when its client rotates them.
     spa_refresh_requires_rotation: bool = True
+    # Issue 9: the tenant toggle "Refresh Token Revocation Deletes Grant" (Deploy CLI
+    # flags.revoke_refresh_token_grant). Off, Auth0's default for tenants created after
+    # 13 January 2021: POST /oauth/revoke revokes the token (and its rotation family). On: every
+    # refresh token of the same user, application and audience (specs/choices.md).
+    revoke_refresh_token_grant: bool = False
     # RFC 8628 device flow: device-code lifetime and polling interval (Auth0: 900 s and 5 s).
     device_code_lifetime: int = Field(default=900, ge=1)
     device_code_interval: int = Field(default=5, ge=1)
@@ -1327,12 +1333,24 @@ class DeviceApproved(Frozen):
     trace: tuple[Reason, ...]
 
 
+class GrantKey(Frozen):
+    """A user's grant to an application for an audience: every refresh token issued for the
+    same user, application and audience belongs to it (Auth0's "Refresh Token Revocation
+    Deletes Grant")."""
+
+    client_id: str
+    user_id: str
+    audience: str | None
+
+
 class Revoked(Frozen):
     """``POST /oauth/revoke`` succeeded (200, empty body): ``family`` is the refresh-token
-    family the server must revoke (``None``: nothing to revoke)."""
+    family the server must revoke (``None``: nothing to revoke); ``grant``, when set, the
+    grant whose every refresh-token family goes with it."""
 
     kind: Literal["revoked"] = "revoked"
     family: str | None = None
+    grant: GrantKey | None = None
     trace: tuple[Reason, ...]
 
 

@@ -189,6 +189,7 @@ class Rule(StrEnum):
 
     # --- revocation (POST /oauth/revoke) ---------------------------------------------
     REVOKE_FAMILY = "revoke.family"
+    REVOKE_GRANT = "revoke.grant"
     REVOKE_NOTHING = "revoke.nothing"
 
     # --- the resource owner password grant and its second factor ---------------------

@@ -129,6 +129,13 @@ def test_deploy_yaml_maps_onto_the_model(tmp_path: Path) -> None:
     assert f"organization 'acme': no id in the export; derived stable id {acme.id}" in loaded.notes
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_revocation_deletes_grant_toggle_of_an_export_sets_the_behaviour_switch(tmp_path: Path, flag: bool) -> None:
+    text = f"tenant:\n  flags:\n    revoke_refresh_token_grant: {str(flag).lower()}\n"
+    assert load_tenant(write(tmp_path, text), domain=DOMAIN).tenant.behaviour.revoke_refresh_token_grant is flag
+    assert load_tenant(write(tmp_path, "tenant:\n  flags: {}\n"), domain=DOMAIN).tenant.behaviour.revoke_refresh_token_grant is False
+
+
 def test_credentials_precedence_entry_overlay_derived(tmp_path: Path) -> None:
     loaded = load_deploy(tmp_path, credentials=OVERLAY)
     found = {c.name: c for c in loaded.credentials}

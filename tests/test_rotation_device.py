@@ -22,6 +22,7 @@ from claimsengine import (
     DeviceCodeRequest,
     DeviceGrant,
     DeviceState,
+    GrantKey,
     Issued,
     RefreshFamily,
     RefreshGrant,
@@ -367,6 +368,28 @@ def test_a_client_revokes_only_its_own_refresh_tokens(owner: str, caller: str) -
     decision = decide(request, TENANT, now=NOW)
     assert isinstance(decision, Revoked)
     assert (decision.family is not None) == (owner == caller)
+
+
+@given(
+    st.booleans(),
+    st.sampled_from(["auth0|alice", "auth0|bob"]),
+    st.sampled_from([ORDERS, None]),
+    st.sampled_from(["fam", "other"]),
+)
+def test_revocation_names_the_tokens_own_grant_exactly_when_revocation_deletes_grants(
+    deletes_grant: bool, user: str, audience: str | None, family: str
+) -> None:
+    tenant = _tenant("x", behaviour={"revoke_refresh_token_grant": deletes_grant})
+    grant = _grant(user_id=user, audience=audience, family=family)
+    decision = decide(RevokeRequest(client_id="nw-tv-0001", token=SecretStr("rt"), refresh_grant=grant), tenant, now=NOW)
+    assert isinstance(decision, Revoked)
+    assert decision.family == family
+    if deletes_grant:
+        assert decision.grant == GrantKey(client_id="nw-tv-0001", user_id=user, audience=audience)
+        assert decision.trace[-1].rule is Rule.REVOKE_GRANT
+    else:
+        assert decision.grant is None
+        assert decision.trace[-1].rule is Rule.REVOKE_FAMILY
 
 
 def test_revocation_on_an_unknown_domain_is_refused() -> None:

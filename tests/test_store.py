@@ -80,10 +80,13 @@ def test_redis_entries_carry_the_ttl_of_what_they_guard(redis_url: str) -> None:
     store.claim("code", "ttl", expires=NOW + 600, now=NOW)
     store.add("client_hour", "c", 1, expires=NOW + 3600, now=NOW)
     assert store.swap("family", "f", None, "{}", expires=NOW + 86400, now=NOW)
+    store.link("grant", "g", "f", expires=NOW + 7200, now=NOW)
+    store.link("grant", "g", "e", expires=NOW + 60, now=NOW)  # the index keeps its latest member's ttl
     ttls = sorted(int(store._redis.ttl(k)) for k in store._redis.keys("claimsengine:*"))
     assert 590 <= ttls[0] <= 600
     assert 3590 <= ttls[1] <= 3600
-    assert 86390 <= ttls[2] <= 86400
+    assert 7190 <= ttls[2] <= 7200
+    assert 86390 <= ttls[3] <= 86400
     # Keys are digests: the code itself is not stored.
     assert not any(b"ttl" in k for k in store._redis.keys("*"))
     store.close()
@@ -113,6 +116,35 @@ def test_a_record_changes_only_from_the_value_its_writer_read(store: Store) -> N
     if not isinstance(store, RedisStore):  # Redis expires in real seconds; see the TTL test
         assert store.load("family", "fam", now=NOW + 60) is None
         assert store.swap("family", "fam", None, '{"current":0}', expires=NOW + 120, now=NOW + 60)
+
+
+def test_several_records_change_together_or_not_at_all(store: Store) -> None:
+    assert store.swap_all("family", {"a": (None, "a0", NOW + 60), "b": (None, "b0", NOW + 60)}, now=NOW)
+    # One stale expectation and nothing is written, not even the records that matched.
+    assert not store.swap_all("family", {"a": ("a0", "a1", NOW + 60), "b": ("stale", "b1", NOW + 60)}, now=NOW)
+    assert (store.load("family", "a", now=NOW), store.load("family", "b", now=NOW)) == ("a0", "b0")
+    assert not store.swap_all("family", {"a": ("a0", "a1", NOW + 60), "c": ("c0", "c1", NOW + 60)}, now=NOW)  # c is absent
+    assert store.load("family", "a", now=NOW) == "a0"
+    assert store.swap_all("family", {"a": ("a0", "a1", NOW + 60), "b": ("b0", "b1", NOW + 60)}, now=NOW)
+    assert (store.load("family", "a", now=NOW), store.load("family", "b", now=NOW)) == ("a1", "b1")
+    assert store.swap_all("family", {}, now=NOW)
+    assert store.load("device", "a", now=NOW) is None  # kinds are separate
+
+
+def test_an_index_lists_its_members_until_each_expires(store: Store) -> None:
+    assert store.linked("grant", "alice", now=NOW) == []
+    store.link("grant", "alice", "f2", expires=NOW + 60, now=NOW)
+    store.link("grant", "alice", "f1", expires=NOW + 30, now=NOW)
+    store.link("grant", "alice", "f1", expires=NOW + 10, now=NOW)  # an earlier expiry does not shorten it
+    store.link("grant", "bob", "f3", expires=NOW + 60, now=NOW)
+    assert store.linked("grant", "alice", now=NOW) == ["f1", "f2"]
+    assert store.linked("grant", "bob", now=NOW) == ["f3"]
+    assert store.linked("other", "alice", now=NOW) == []  # kinds are separate
+    assert store.linked("grant", "alice", now=NOW + 30) == ["f2"]
+    store.link("grant", "alice", "f4", expires=NOW + 90, now=NOW + 40)
+    assert store.linked("grant", "alice", now=NOW + 40) == ["f2", "f4"]
+    if not isinstance(store, RedisStore):  # Redis forgets the whole index in real seconds
+        assert store.linked("grant", "alice", now=NOW + 90) == []
 
 
 def test_captured_requests_keep_the_last_few(store: Store) -> None:
@@ -145,6 +177,23 @@ def test_a_record_swap_raced_by_32_threads_succeeds_exactly_once(store: Store) -
     outcomes = race(lambda: store.swap("family", "raced", "0", f"1-{threading.get_ident()}", expires=NOW + 60, now=NOW))
     assert outcomes.count(True) == 1
     assert store.load("family", "raced", now=NOW) != "0"
+
+
+def test_all_or_nothing_swaps_raced_by_32_threads_leave_one_writer_on_every_record(store: Store) -> None:
+    keys = ("x", "y", "z")
+    assert store.swap_all("family", dict.fromkeys(keys, (None, "0", NOW + 60)), now=NOW)
+
+    def write() -> bool:
+        mine = str(threading.get_ident())
+        return store.swap_all("family", dict.fromkeys(keys, ("0", mine, NOW + 60)), now=NOW)
+
+    assert race(write).count(True) == 1
+    assert len({store.load("family", k, now=NOW) for k in keys}) == 1
+
+
+def test_links_raced_by_32_threads_keep_every_member(store: Store) -> None:
+    race(lambda: store.link("grant", "g", str(threading.get_ident()), expires=NOW + 60, now=NOW))
+    assert len(store.linked("grant", "g", now=NOW)) == 32
 
 
 def test_counters_raced_by_32_threads_count_every_add(store: Store) -> None:

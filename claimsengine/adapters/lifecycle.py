@@ -9,11 +9,15 @@ once and a device code issues once, whatever the number of workers.
 
 Nothing here decides: which state follows is in the decision (``Issued.refresh_family``),
 or in its rule (``refresh.reuse_detected`` revokes the family, ``device.expired`` with
-``expired_token`` is answered once).
+``expired_token`` is answered once, ``revoke.grant`` revokes every family of a user's grant).
+
+Every family is linked in the store under its grant (user, application, audience) when it
+starts, so revoking the grant revokes all of them in one all-or-nothing swap.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -25,6 +29,7 @@ from claimsengine import (
     DeviceGrant,
     DeviceState,
     ErrorCode,
+    GrantKey,
     Issued,
     RefreshFamily,
     RefreshGrant,
@@ -39,6 +44,7 @@ from claimsengine.adapters.store import Store
 __all__ = [
     "DEVICE",
     "FAMILY",
+    "GRANT_FAMILIES",
     "DeviceRecord",
     "Facts",
     "answer_device",
@@ -48,10 +54,14 @@ __all__ = [
     "normal_user_code",
     "record",
     "revoke_family",
+    "revoke_grant",
     "start_device",
+    "start_family",
 ]
 
 FAMILY = "refresh_family"
+# The index from a user's grant (user, application, audience) to its refresh-token families.
+GRANT_FAMILIES = "grant_families"
 DEVICE = "device_code"
 # A family that never expires is kept this long (ten years).
 FOREVER = 10 * 365 * 86400
@@ -151,12 +161,25 @@ def record(store: Store, req: TokenRequest, decision: Issued | Rejected, facts: 
 
 def _start_family(store: Store, decision: Issued, refresh: RefreshGrant, now: int) -> Issued:
     """A new refresh token starts a family: the server draws its id and records its state."""
-    family = decision.refresh_family or RefreshFamily(last_used=now)
+    family_id = start_family(store, refresh, decision.refresh_family or RefreshFamily(last_used=now), now)
+    return decision.model_copy(update={"refresh": refresh.model_copy(update={"family": family_id})})
+
+
+def start_family(store: Store, refresh: RefreshGrant, family: RefreshFamily, now: int) -> str:
+    """Record a new family in ``family``'s state under a fresh id, linked to ``refresh``'s grant; the id."""
     value = family.model_dump_json()
+    expires = _family_expiry(family, now)
     while True:
         family_id = secrets.token_urlsafe(18)
-        if store.swap(FAMILY, family_id, None, value, expires=_family_expiry(family, now), now=now):
-            return decision.model_copy(update={"refresh": refresh.model_copy(update={"family": family_id})})
+        if store.swap(FAMILY, family_id, None, value, expires=expires, now=now):
+            key = GrantKey(client_id=refresh.client_id, user_id=refresh.user_id, audience=refresh.audience)
+            store.link(GRANT_FAMILIES, grant_key(key), family_id, expires=expires, now=now)
+            return family_id
+
+
+def grant_key(grant: GrantKey) -> str:
+    """The store key of a user's grant: its user, application and audience."""
+    return json.dumps([grant.client_id, grant.user_id, grant.audience])
 
 
 def revoke_family(store: Store, family: str, now: int) -> None:
@@ -169,6 +192,24 @@ def revoke_family(store: Store, family: str, now: int) -> None:
         if store.swap(FAMILY, family, raw, after.model_dump_json(), expires=_family_expiry(after, now), now=now):
             return
     raise RuntimeError("the refresh-token family kept changing")
+
+
+def revoke_grant(store: Store, grant: GrantKey, now: int, family: str | None = None) -> int:
+    """Mark every refresh-token family of ``grant`` revoked (and ``family``, the one the
+    revoked token belongs to) in one all-or-nothing swap; how many were revoked by this call."""
+    for _ in range(MAX_SWAPS):
+        names = set(store.linked(GRANT_FAMILIES, grant_key(grant), now=now))
+        if family is not None:
+            names.add(family)
+        changes: dict[str, tuple[str | None, str, int]] = {}
+        for name in sorted(names):
+            raw, found = load_family(store, name, now)
+            if raw is not None and found is not None and not found.revoked:
+                after = found.model_copy(update={"revoked": True})
+                changes[name] = (raw, after.model_dump_json(), _family_expiry(after, now))
+        if store.swap_all(FAMILY, changes, now=now):
+            return len(changes)
+    raise RuntimeError("the grant's refresh-token families kept changing")
 
 
 # ---------------------------------------------------------------------------------------

@@ -779,6 +779,10 @@ def _tenant_settings(m: _Mapping, file: str, path: str, settings: Mapping[str, A
     legacy = settings.get("allow_api1_non_global_clients", _dig(settings, "flags", "allow_api1_non_global_clients"))
     if legacy is not None:
         data["allow_api1_non_global_clients"] = legacy
+    # The tenant toggle "Refresh Token Revocation Deletes Grant" (Tenant Settings > Advanced).
+    revokes_grant = _dig(settings, "flags", "revoke_refresh_token_grant")
+    if isinstance(revokes_grant, bool):
+        data["behaviour"] = {"revoke_refresh_token_grant": revokes_grant}
     quotas = settings.get("default_token_quota")
     if isinstance(quotas, Mapping):
         if _dig(quotas, "clients") is not None:

@@ -1013,7 +1013,7 @@ def _client_assertion(params: Mapping[str, Any], generation: Generation, now: in
 
 
 async def revoke(request: Request) -> Response:
-    """POST /oauth/revoke: revoke a refresh token and its family (200, empty body)."""
+    """POST /oauth/revoke: revoke a refresh token and its family, or its whole grant (200, empty body)."""
     fake = _fake(request)
     generation = fake.generation
     params = await _captured_parameters(request, fake)
@@ -1036,7 +1036,9 @@ async def revoke(request: Request) -> Response:
     cors_http.for_client(request, who)
     if isinstance(decision, Rejected):
         return _refusal(fake, REVOCATION_PATH, who, decision)
-    if decision.family is not None:
+    if decision.grant is not None:
+        lifecycle.revoke_grant(fake.store, decision.grant, now, decision.family)
+    elif decision.family is not None:
         lifecycle.revoke_family(fake.store, decision.family, now)
     return Response(status_code=200, headers={**NO_STORE, **fake.observe(REVOCATION_PATH, who, decision, 200)})
 

@@ -9,9 +9,11 @@ One small interface, three backends chosen by URL (``claimsengine serve --store 
 What is kept: single-use keys (authorization codes, assertion ``jti``\\ s), counters
 (tokens issued per hour and day, for quotas), records (small JSON facts changed by
 compare-and-set: refresh-token families for rotation, reuse detection and revocation;
-device codes' answers and polls) and a bounded log of captured requests. Every
-check-and-set is atomic in each backend: one SQLite statement or ``BEGIN IMMEDIATE``
-transaction, one Redis ``SET NX`` or Lua script. Every entry expires with the thing it
+device codes' answers and polls), links (an index from one key to several members, each
+until its own expiry: a user's grant to a client for an audience to its refresh-token
+families) and a bounded log of captured requests. Every check-and-set is atomic in each
+backend: one SQLite statement or ``BEGIN IMMEDIATE`` transaction, one Redis ``SET NX`` or Lua
+script; ``swap_all`` changes several records at once or none. Every entry expires with the thing it
 guards. Keys are stored as SHA-256 digests, so a store never holds a code or a token.
 
 Times are the fake tenant's clock (``--now`` may fix it); Redis expiries are the difference
@@ -26,7 +28,7 @@ import heapq
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -83,6 +85,20 @@ class Store(Protocol):
     def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
         """If the record under ``key`` is ``expected`` (``None``: absent or expired), store
         ``value`` until ``expires``; True only when it did (compare-and-set)."""
+        ...
+
+    def swap_all(self, kind: str, changes: Mapping[str, tuple[str | None, str, int]], *, now: int) -> bool:
+        """Compare-and-set several records at once: ``changes`` maps each key to (expected,
+        new value, expires). Either every record is ``expected`` and all are written, or
+        none is (True only when they were)."""
+        ...
+
+    def link(self, kind: str, key: str, member: str, *, expires: int, now: int) -> None:
+        """Add ``member`` to the index ``key`` until ``expires`` (a later expiry extends it)."""
+        ...
+
+    def linked(self, kind: str, key: str, *, now: int) -> list[str]:
+        """The members of the index ``key`` that have not expired, sorted."""
         ...
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
@@ -152,13 +168,15 @@ class MemoryStore:
         self._claims = _Expiring(max_entries)
         self._counters = _Expiring(max_entries)
         self._records = _Expiring(max_entries)
+        # An index's value: its members with their expiries; the index lives as long as its last.
+        self._links = _Expiring(max_entries)
         self._logs: dict[str, deque[str]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(entries={len(self)})"
 
     def __len__(self) -> int:
-        return len(self._claims.items) + len(self._counters.items) + len(self._records.items)
+        return len(self._claims.items) + len(self._counters.items) + len(self._records.items) + len(self._links.items)
 
     def claim(self, kind: str, key: str, *, expires: int, now: int) -> bool:
         k = digest(kind, key)
@@ -200,6 +218,27 @@ class MemoryStore:
             self._records.put(k, value, expires, now)
             return True
 
+    def swap_all(self, kind: str, changes: Mapping[str, tuple[str | None, str, int]], *, now: int) -> bool:
+        keyed = [(digest(kind, key), change) for key, change in changes.items()]
+        with self._lock:
+            if any(self._records.get(k, now) != expected for k, (expected, _, _) in keyed):
+                return False
+            for k, (_, value, expires) in keyed:
+                self._records.put(k, value, expires, now)
+            return True
+
+    def link(self, kind: str, key: str, member: str, *, expires: int, now: int) -> None:
+        k = digest(kind, key)
+        with self._lock:
+            members = {m: e for m, e in (self._links.get(k, now) or {}).items() if e > now}
+            members[member] = max(expires, members.get(member, expires))
+            self._links.put(k, members, max(members.values()), now)
+
+    def linked(self, kind: str, key: str, *, now: int) -> list[str]:
+        with self._lock:
+            members: dict[str, int] = self._links.get(digest(kind, key), now) or {}
+            return sorted(m for m, e in members.items() if e > now)
+
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         with self._lock:
             log = self._logs.setdefault(kind, deque(maxlen=limit))
@@ -221,6 +260,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links (
+  key TEXT NOT NULL, member TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (key, member)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS captured (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS captured_kind ON captured (kind, id);
 """
@@ -263,7 +305,7 @@ class SqliteStore:
                 yield db
                 self._writes += 1
                 if self._writes % _PRUNE_EVERY == 0:
-                    for table in ("claims", "counters", "records"):
+                    for table in ("claims", "counters", "records", "links"):
                         db.execute(f"DELETE FROM {table} WHERE expires <= ?", (now,))  # noqa: S608 (fixed names)
             except BaseException:
                 db.execute("ROLLBACK")
@@ -319,6 +361,32 @@ class SqliteStore:
             db.execute("INSERT OR REPLACE INTO records (key, value, expires) VALUES (?, ?, ?)", (k, value.encode("utf-8"), expires))
             return True
 
+    def swap_all(self, kind: str, changes: Mapping[str, tuple[str | None, str, int]], *, now: int) -> bool:
+        keyed = [(digest(kind, key), change) for key, change in changes.items()]
+        with self._immediate(now) as db:
+            for k, (expected, _, _) in keyed:
+                row = db.execute("SELECT value FROM records WHERE key = ? AND expires > ?", (k, now)).fetchone()
+                if (bytes(row[0]).decode("utf-8") if row is not None else None) != expected:
+                    return False
+            db.executemany(
+                "INSERT OR REPLACE INTO records (key, value, expires) VALUES (?, ?, ?)",
+                [(k, value.encode("utf-8"), expires) for k, (_, value, expires) in keyed],
+            )
+            return True
+
+    def link(self, kind: str, key: str, member: str, *, expires: int, now: int) -> None:
+        with self._immediate(now) as db:
+            db.execute(
+                "INSERT INTO links (key, member, expires) VALUES (?, ?, ?) ON CONFLICT (key, member) DO UPDATE SET "
+                "expires = CASE WHEN links.expires <= ? THEN excluded.expires ELSE max(links.expires, excluded.expires) END",
+                (digest(kind, key), member, expires, now),
+            )
+
+    def linked(self, kind: str, key: str, *, now: int) -> list[str]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT member FROM links WHERE key = ? AND expires > ? ORDER BY member", (digest(kind, key), now)).fetchall()
+        return [str(row[0]) for row in rows]
+
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         with self._immediate(0) as db:
             db.execute("INSERT INTO captured (kind, record) VALUES (?, ?)", (kind, record.encode("utf-8", "surrogatepass")))
@@ -358,6 +426,31 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 return 1
 """
 
+# KEYS: the records; ARGV: n, then per record whether one is expected, the expected value,
+# the new value and the ttl. Every record is compared before any is written.
+_SWAP_ALL = """
+for i = 1, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  local base = (i - 1) * 4
+  if ARGV[base + 1] == '1' then
+    if current ~= ARGV[base + 2] then return 0 end
+  elseif current then return 0 end
+end
+for i = 1, #KEYS do
+  local base = (i - 1) * 4
+  redis.call('SET', KEYS[i], ARGV[base + 3], 'EX', ARGV[base + 4])
+end
+return 1
+"""
+# KEYS[1] the index (a sorted set: member -> expiry on the tenant's clock); ARGV member,
+# expires, now, ttl. Expired members go; the set lives at least as long as its latest member.
+_LINK = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
 
 class RedisStore:
     """A store in a Redis database, for replicas on several machines."""
@@ -374,6 +467,8 @@ class RedisStore:
             raise StoreError(f"cannot reach the Redis store {shown_url(url)}: {type(exc).__name__}") from None
         self._add = self._redis.register_script(_ADD)
         self._swap = self._redis.register_script(_SWAP)
+        self._swap_all = self._redis.register_script(_SWAP_ALL)
+        self._link = self._redis.register_script(_LINK)
 
     def __repr__(self) -> str:
         return f"RedisStore({shown_url(self.url)!r})"
@@ -404,6 +499,20 @@ class RedisStore:
     def swap(self, kind: str, key: str, expected: str | None, value: str, *, expires: int, now: int) -> bool:
         args = ["0" if expected is None else "1", expected or "", value, _ttl(expires, now)]
         return bool(self._swap(keys=[self._key("record", kind, key)], args=args))
+
+    def swap_all(self, kind: str, changes: Mapping[str, tuple[str | None, str, int]], *, now: int) -> bool:
+        keys, args = [], []
+        for key, (expected, value, expires) in changes.items():
+            keys.append(self._key("record", kind, key))
+            args += ["0" if expected is None else "1", expected or "", value, _ttl(expires, now)]
+        return bool(self._swap_all(keys=keys, args=args))
+
+    def link(self, kind: str, key: str, member: str, *, expires: int, now: int) -> None:
+        self._link(keys=[self._key("link", kind, key)], args=[member, expires, now, _ttl(expires, now)])
+
+    def linked(self, kind: str, key: str, *, now: int) -> list[str]:
+        values: list[bytes] = self._redis.zrangebyscore(self._key("link", kind, key), f"({now}", "+inf")  # type: ignore[assignment]
+        return sorted(v.decode("utf-8") for v in values)
 
     def capture(self, kind: str, record: str, *, limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
         k = f"{self._prefix}captured:{kind}"
