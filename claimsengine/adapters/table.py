@@ -334,7 +334,10 @@ class TableContext:
             return " ".join(granted) or None
         if cls.scope == "offline":
             return " ".join(("openid", "offline_access", *granted))
-        api = self.tenant.index.apis.get(cls.audience)
+        return self._once(("not granted", cls.client, cls.grant, cls.audience), lambda: self._not_granted(granted, cls.audience))
+
+    def _not_granted(self, granted: tuple[str, ...], audience: str) -> str:
+        api = self.tenant.index.apis.get(audience)
         spare = [s for s in (api.scopes if api is not None else ()) if s not in granted]
         return spare[0] if spare else UNDEFINED_SCOPE
 
@@ -463,25 +466,29 @@ class TableContext:
     def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
         """Every class of one application and grant type and its outcome: evaluated, or stamped
         from a structurally identical application's (``twins``), which is the same dict."""
+        rep, template, _ = self.template(client, grant)
+        return stamp_group(template, rep, client.client_id)
+
+    def template(self, client: Client, grant: str) -> tuple[str, Mapping[RequestClass, Outcome], dict[Any, Any]]:
+        """What ``raw`` stamps ``client``'s group from: (the client id it was evaluated for, that
+        group, a memo that lives as long as the group is kept, for callers that compare groups)."""
         members = self.twins()[client.client_id]
         if len(members) == 1:
-            return self.evaluate_group(client, grant)
+            return client.client_id, self.evaluate_group(client, grant), {}
         rep = self.tenant.index.clients[members[0]]
         key = (rep.client_id, grant)
         entry = self._raw_templates.get(key)
         if entry is None:
             template = self.evaluate_group(rep, grant)
-            entry = self._raw_templates[key] = [template, self.witnessed(template, rep, grant, members[1]), len(members)]
-        template, exact, left = entry
+            entry = self._raw_templates[key] = [template, self.witnessed(template, rep, grant, members[1]), len(members), {}]
+        template, exact, left, memo = entry
         # Forget a template once each member has asked for it (a table asks once per member).
         entry[2] = left - 1
         if left <= 1:
             del self._raw_templates[key]
-        if client.client_id == rep.client_id:
-            return dict(template)
-        if not exact:
-            return self.evaluate_group(client, grant)
-        return {stamp_class(k, client.client_id): stamp_outcome(v, rep.client_id, client.client_id) for k, v in template.items()}
+        if not exact and client.client_id != rep.client_id:
+            return client.client_id, self.evaluate_group(client, grant), {}
+        return rep.client_id, template, memo
 
     def witnessed(self, template: Mapping[RequestClass, Outcome], rep: Client, grant: str, witness_id: str) -> bool:
         """Whether the group of ``witness_id``, evaluated, is ``template`` stamped with its id: the
@@ -652,6 +659,13 @@ def _references(value: Any, path: tuple[Any, ...], ids: frozenset[str], out: dic
         out[cid].append((where, _canonical(value, cid)))
     for k, item in value.items():
         _references(item, (*path, k), ids, out)
+
+
+def stamp_group(group: Mapping[RequestClass, Outcome], old: str, new: str) -> dict[RequestClass, Outcome]:
+    """The group of application ``old`` for its twin ``new``."""
+    if old == new:
+        return dict(group)
+    return {stamp_class(k, new): stamp_outcome(v, old, new) for k, v in group.items()}
 
 
 def stamp_class(cls: RequestClass, client_id: str) -> RequestClass:

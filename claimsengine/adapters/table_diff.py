@@ -8,7 +8,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .parallel import ordered_map
-from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows
+from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows, stamp_group
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,17 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
 
     def compare(index: int) -> list[Change]:
         client_id, grant = groups[index]
-        a = old.raw(old_clients[client_id], grant) if client_id in old_clients else {}
-        b = new.raw(new_clients[client_id], grant) if client_id in new_clients else {}
+        # Twins' groups are their first member's stamped (TableContext.template): when both
+        # tenants stamp from the same member's equal groups, the stamped groups are equal too.
+        ra, a, memo = old.template(old_clients[client_id], grant) if client_id in old_clients else (client_id, {}, {})
+        rb, b, _ = new.template(new_clients[client_id], grant) if client_id in new_clients else (client_id, {}, {})
+        if ra == rb:
+            seen = memo.get(("equal", rb))
+            if seen is None or seen[0] is not b:
+                seen = memo[("equal", rb)] = (b, a == b)
+            if seen[1]:
+                return []
+        a, b = stamp_group(a, ra, client_id), stamp_group(b, rb, client_id)
         if a == b:
             return []
         name = (new_clients.get(client_id) or old_clients[client_id]).name
