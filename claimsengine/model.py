@@ -22,6 +22,7 @@ from claimsengine.responses import ResponseMode
 from claimsengine.rules import ErrorCode, Rule
 
 if TYPE_CHECKING:
+    from claimsengine.grants.client_credentials import Plan
     from claimsengine.steps import ApiFacts, ClientFacts, GrantFacts, HostFacts
     from claimsengine.tokens import TokenFacts
 
@@ -89,6 +90,7 @@ __all__ = [
     "issuer",
     "new_reason",
     "trusted",
+    "trusted_fields",
 ]
 
 
@@ -834,6 +836,8 @@ class TenantIndex:
         self.host_facts: dict[str | None, HostFacts | None] = {}
         self.issuer_facts: dict[str, tuple[str, Reason]] = {}
         self.token_facts: dict[str, TokenFacts] = {}
+        # The client-credentials fast path's plans, per client (None: the general path decides).
+        self.cc_plans: dict[str, Plan | None] = {}
 
     def ref(self, item: object) -> str:
         """The tenant path of a configured value (``client_grants[3]``), for a trace entry."""
@@ -1414,6 +1418,18 @@ def trusted(cls: type[_F], **values: Any) -> _F:
     instance = _new_object(cls)
     _set_dict(instance, data)
     _set_fields_set(instance, set(values))
+    _set_extra(instance, None)
+    _set_private(instance, None)
+    return instance
+
+
+def trusted_fields(cls: type[_F], fields: dict[str, Any], fields_set: frozenset[str]) -> _F:
+    """:func:`trusted` for a hot path that writes every field of ``cls`` itself, in the model's
+    field order, and names the fields it counts as set (``fields_set``): no template to copy, no
+    keywords to gather. ``tests/test_fast_path.py`` compares its values with the general path's."""
+    instance = _new_object(cls)
+    _set_dict(instance, fields)
+    _set_fields_set(instance, set(fields_set))
     _set_extra(instance, None)
     _set_private(instance, None)
     return instance

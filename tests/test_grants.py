@@ -101,8 +101,9 @@ def test_a_missing_required_parameter_is_refused_before_the_handler_runs(grant_t
 
 
 def test_no_handler_is_dispatched_without_a_declaration() -> None:
-    # Every public function of a handler module of the package is some grant's handler.
-    declared = {g.handler for g in GRANTS.values()}
+    # Every public function of a handler module of the package is some grant's handler (or its
+    # fast path, which the table declares with it).
+    declared = {g.handler for g in GRANTS.values()} | {g.fast for g in GRANTS.values() if g.fast is not None}
     modules = [p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
     handlers: set[Callable[..., Any]] = set()
     for stem in modules:
@@ -210,7 +211,9 @@ def test_a_new_grant_needs_only_its_module_and_its_table_entry(tmp_path: Path) -
     table_file = root / "claimsengine/grants/__init__.py"
     text = table_file.read_text()
     text = _insert_after(
-        text, "from claimsengine.grants.client_credentials import client_credentials\n", "from claimsengine.grants.dummy import dummy\n"
+        text,
+        "from claimsengine.grants.client_credentials import client_credentials, client_credentials_fast\n",
+        "from claimsengine.grants.dummy import dummy\n",
     )
     text = _insert_after(text, '    REFRESH_TOKEN = "refresh_token"\n', '    DUMMY = "urn:example:dummy"\n')
     text = text.replace(

@@ -25,20 +25,22 @@ from types import MappingProxyType
 from typing import Literal, assert_never
 
 from claimsengine.grants.authorization_code import authorization_code
-from claimsengine.grants.client_credentials import client_credentials
+from claimsengine.grants.client_credentials import client_credentials, client_credentials_fast
 from claimsengine.grants.device_code import device_code
 from claimsengine.grants.mfa import mfa_oob, mfa_otp, mfa_recovery_code
 from claimsengine.grants.password import password, password_realm
 from claimsengine.grants.refresh_token import refresh_token
-from claimsengine.model import Client, Issued, Rejected, SubjectType, TokenRequest
+from claimsengine.model import Client, Issued, Rejected, SubjectType, Tenant, TokenRequest
 from claimsengine.steps import Trace
 
 __all__ = [
     "BY_WIRE",
     "CLIENT_AUTHENTICATION_PARAMETERS",
+    "FAST_PATHS",
     "GRANTS",
     "TOKEN_ENDPOINT",
     "TOKEN_PARAMETERS",
+    "FastPath",
     "Grant",
     "GrantType",
     "Handler",
@@ -55,6 +57,11 @@ PASSWORD_PARAMETERS = ("username", "password", "audience", "resource", "scope", 
 
 Handler = Callable[[TokenRequest, Client, str, Trace], Issued | Rejected]
 """A grant's flow: the request, the authenticated client, the issuing domain, the trace."""
+
+FastPath = Callable[[TokenRequest, Tenant, int], Issued | None]
+"""A grant's fast path: the whole decision of a request of its common shape that succeeds
+(the same ``Issued``, trace entry for entry, as the common steps and the handler reach), or
+``None`` for any other request, which the general path then decides."""
 
 
 class GrantType(StrEnum):
@@ -83,7 +90,8 @@ class Grant:
     R24, and what "associated organization" means). ``table`` is how the
     decision table builds a request of this grant: one token request (``"token"``), a
     successful ``/authorize`` then the exchange (``"authorize"``), or not at all (``None``:
-    it needs a token issued earlier).
+    it needs a token issued earlier). ``fast`` is the grant's :data:`FastPath`, if it has one:
+    ``decide`` tries it first, with the request as it came (the grant's exact wire identifier).
     """
 
     grant_type: GrantType
@@ -95,6 +103,7 @@ class Grant:
     subject: SubjectType
     table: Literal["token", "authorize"] | None
     endpoint: str = TOKEN_ENDPOINT
+    fast: FastPath | None = None
 
 
 def declaration(grant_type: GrantType) -> Grant:
@@ -110,6 +119,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 client_authentication=True,
                 subject=SubjectType.CLIENT,
                 table="token",
+                fast=client_credentials_fast,
             )
         case GrantType.AUTHORIZATION_CODE:
             return Grant(
@@ -207,6 +217,8 @@ GRANTS: Mapping[GrantType, Grant] = MappingProxyType({grant_type: declaration(gr
 """Every grant type's declaration."""
 BY_WIRE: Mapping[str, Grant] = MappingProxyType({grant.grant_type.value: grant for grant in GRANTS.values()})
 """The declarations by wire identifier, for dispatch."""
+FAST_PATHS: Mapping[str, FastPath] = {grant.grant_type.value: grant.fast for grant in GRANTS.values() if grant.fast is not None}
+"""The fast paths by exact wire identifier (a plain dict: read on every token request)."""
 TOKEN_PARAMETERS: tuple[str, ...] = tuple(
     dict.fromkeys(("grant_type", *CLIENT_AUTHENTICATION_PARAMETERS, *(p for g in GRANTS.values() for p in g.parameters)))
 )

@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hmac import compare_digest
+from typing import Literal
 
 from pydantic import JsonValue
 
 from claimsengine.actions import DENY_STATUS, ActionApi, CredentialsExchangeEvent
 from claimsengine.model import (
     Api,
+    AuthMethod,
     Client,
     Issued,
+    JwtHeader,
     Organization,
     OrganizationUsage,
+    Reason,
     Rejected,
     SubjectType,
+    Tenant,
+    TokenFormat,
     TokenQuota,
     TokenRequest,
+    trusted_fields,
 )
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import (
     GrantFacts,
     NoAudience,
     Trace,
+    api_facts,
     api_for,
     clean,
+    client_facts,
     client_info,
+    compiled_reason,
     filter_claims,
     find_grant,
     grant_facts,
@@ -36,9 +48,9 @@ from claimsengine.steps import (
     run_actions,
     split_scope,
 )
-from claimsengine.tokens import NO_CLAIMS, Draft, issue, issue_api_v1
+from claimsengine.tokens import NO_CLAIMS, Draft, issue, issue_api_v1, token_facts
 
-__all__ = ["client_credentials"]
+__all__ = ["client_credentials", "client_credentials_fast"]
 
 
 # Enum members read on every request, as module constants (a class lookup costs a call in 3.11).
@@ -264,3 +276,217 @@ def _credentials_exchange(
         # action.target_scopes (R81): the target set, limited to the grant.
         t.note(Rule.ACTION_TARGET_SCOPES, " ".join(final) or "(none)")
     return final, custom
+
+
+# --- the fast path: the common successful request, from facts compiled per client and API --
+
+_POST, _BASIC = AuthMethod.CLIENT_SECRET_POST, AuthMethod.CLIENT_SECRET_BASIC
+_JWT, _GRANT_TYPE, _GTY = TokenFormat.JWT, "client_credentials", "client-credentials"
+_SCOPES_REF = "behaviour.client_credentials_scopes"
+_SUBSET_IGNORED = compiled_reason(Rule.SCOPE_REQUESTED_SUBSET_IGNORED, "client credentials returns every granted scope", _SCOPES_REF)
+_NOT_COUNTED = "Auth0 API audiences do not count toward the quota"
+# The fields the general path passes to ``trusted`` for a JWT (tokens._jwt): the same are "set".
+_ISSUED_SET = frozenset(
+    {
+        *("format", "issuer", "audience", "scope", "claims", "header", "signing_key", "needs_jti", "expires_in"),
+        *("client_id", "api", "refresh", "id_token", "headers", "trace"),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A client whose requests the fast path may decide: its secrets, the trace entries of its
+    authentication (R3, R13), the tenant's scope behaviour and its routes, one per API it
+    named, filled on first use (``None``: the general path decides requests for that API)."""
+
+    client_id: str
+    secrets: tuple[bytes, ...] = field(repr=False)
+    head: tuple[Reason, ...]
+    honour_requested: bool
+    routes: dict[str, Route | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What every token the fast path issues to one client for one API shares: the trace
+    entries before the scopes (R15 to R29), between the scopes and ``iss`` (R34, R43 to R46),
+    and after ``iss`` (R61, R53, R64), and the token's constant parts."""
+
+    granted: tuple[str, ...]
+    held: frozenset[str]
+    scope: str
+    head: tuple[Reason, ...]
+    middle: tuple[Reason, ...]
+    tail: tuple[Reason, ...]
+    audience: str
+    lifetime: int
+    sub: str
+    gty: bool
+    client_claim: str
+    honoured: dict[str, Reason]
+    header: JwtHeader
+    signing_key: Literal["tenant", "api_secret"]
+    needs_jti: bool
+
+
+def client_credentials_fast(req: TokenRequest, tenant: Tenant, now: int) -> Issued | None:
+    """The decision of a client credentials request of the common shape that succeeds, as the
+    general path (the common steps, then :func:`client_credentials`) reaches it: the same
+    ``Issued``, claims and trace entry for entry, from facts compiled once per client and API.
+
+    The common shape: a Host header already resolved, no repeated or malformed parameter, a
+    secret in the body of a confidential ``client_secret_post`` client, an ``audience`` that is
+    an API with a client grant, no organization, no Origin, no quota, no credentials-exchange
+    Action, an Auth0-profile or RFC 9068 dialect without permissions, and at least one scope.
+    Anything else, and any request that would be refused, returns ``None``: then the general
+    path decides it (and says why). ``tests/test_fast_path.py`` and ``bench/differential.py``
+    check that both paths decide alike."""
+    if req.repeated or req.malformed or req.assertion is not None or req.basic_client_id is not None:
+        return None
+    if req.client_assertion_type is not None or req.origin is not None or req.organization is not None:
+        return None
+    index = tenant.index
+    host = index.host_facts.get(req.domain)
+    if host is None:
+        return None
+    issuer = index.issuer_facts.get(host.served)
+    secret = req.client_secret
+    if issuer is None or secret is None:
+        return None
+    plan = index.cc_plans.get(req.client_id or "") or _plan(req.client_id, tenant)
+    if plan is None:
+        return None
+    route = plan.routes.get(req.audience or "") or _route(plan, req.audience, tenant)
+    if route is None:
+        return None
+    # client.secret_valid (R3): constant-time, every registered secret, as authenticate does.
+    given = secret.get_secret_value().encode("utf-8", "surrogatepass")
+    if not given:
+        return None
+    for stored in plan.secrets:
+        if compare_digest(given, stored):
+            break
+    else:
+        return None
+    # The scopes as client_credentials decides them (R29 to R33); repeats do not matter here.
+    requested = (req.scope or "").split()
+    scope = route.scope
+    trace: tuple[Reason, ...]
+    if requested:
+        held = route.held
+        for name in requested:
+            if name not in held:
+                return None
+        if plan.honour_requested:
+            scope = " ".join([s for s in route.granted if s in requested])
+            note = route.honoured.get(scope) or _honoured(route, scope)
+            trace = (host.reason, *route.head, note, *route.middle, issuer[1], *route.tail)
+        elif held != set(requested):
+            trace = (host.reason, *route.head, _SUBSET_IGNORED, *route.middle, issuer[1], *route.tail)
+        else:
+            trace = (host.reason, *route.head, *route.middle, issuer[1], *route.tail)
+    else:
+        trace = (host.reason, *route.head, *route.middle, issuer[1], *route.tail)
+    iss = issuer[0]
+    audience = route.audience
+    lifetime = route.lifetime
+    claims: dict[str, JsonValue] = {"iss": iss, "sub": route.sub, "aud": audience, "iat": now, "exp": now + lifetime, "scope": scope}
+    if route.gty:
+        claims["gty"] = _GTY
+    claims[route.client_claim] = plan.client_id
+    fields = {
+        "kind": "issued",
+        "format": _JWT,
+        "issuer": iss,
+        "audience": audience,
+        "scope": scope,
+        "claims": claims,
+        "header": route.header,
+        "signing_key": route.signing_key,
+        "needs_jti": route.needs_jti,
+        "expires_in": lifetime,
+        "token_type": "Bearer",
+        "client_id": plan.client_id,
+        "api": audience,
+        "refresh": None,
+        "refresh_family": None,
+        "id_token": None,
+        "headers": (),
+        "trace": trace,
+    }
+    return trusted_fields(Issued, fields, _ISSUED_SET)
+
+
+# scope.requested_subset_honoured entries remembered per route: the subsets its client asks for.
+HONOURED_CACHE_LIMIT = 64
+
+
+def _honoured(route: Route, scope: str) -> Reason:
+    """The trace entry of R30 for the honoured subset ``scope`` (the scopes joined)."""
+    note = compiled_reason(_HONOURED, scope, _SCOPES_REF)
+    if len(route.honoured) < HONOURED_CACHE_LIMIT:
+        route.honoured[scope] = note
+    return note
+
+
+def _plan(client_id: str | None, tenant: Tenant) -> Plan | None:
+    """Compile (once) the :class:`Plan` of the client a request names, if the fast path may
+    decide its requests; an unknown client is not remembered (the caller chose the name)."""
+    index = tenant.index
+    client = index.clients.get(client_id) if client_id is not None else None
+    if client is None or client.client_id in index.cc_plans:
+        return None
+    facts = client_facts(client, Trace(tenant, 0))
+    method = facts.method
+    plan = None
+    if (
+        clean(client.client_id) == client.client_id
+        and (method is _POST or (method is _BASIC and not tenant.behaviour.strict_auth_method))
+        and _GRANT_TYPE in facts.grant_type_allowed
+        and not tenant.credentials_exchange_actions
+    ):
+        head = (facts.secret_valid[_POST], facts.grant_type_allowed[_GRANT_TYPE])
+        plan = Plan(client.client_id, facts.secrets, head, tenant.behaviour.client_credentials_scopes == "requested", {})
+    index.cc_plans[client.client_id] = plan
+    return plan
+
+
+def _route(plan: Plan, audience: str | None, tenant: Tenant) -> Route | None:
+    """Compile (once) the :class:`Route` of ``plan``'s client to the API ``audience`` names, if
+    the fast path may issue its tokens; an audience that is no API is not remembered."""
+    index = tenant.index
+    api = index.apis.get(audience) if audience is not None else None
+    if api is None or api.identifier in plan.routes or clean(api.identifier) != api.identifier:
+        return None
+    t = Trace(tenant, 0)
+    client = index.clients[plan.client_id]
+    reachable = api.client_policy != "deny_all" and (client.is_first_party or not api.is_system)
+    grant = index.grant_for(client, api.identifier, _CLIENT) if reachable else None
+    tokens = token_facts(api, t)
+    kind = tokens.kind
+    route = None
+    quota_free = api.is_system or (client.token_quota or tenant.default_token_quota) is None
+    scopes = grant_facts(grant, api, t) if grant is not None and grant.organization_usage is not _REQUIRE else None
+    if scopes is not None and scopes.scopes and quota_free and not kind.permissions:
+        found = api_facts(api, t)
+        quota = (compiled_reason(Rule.QUOTA_NOT_COUNTED, _NOT_COUNTED, index.ref(api)),) if api.is_system else ()
+        route = Route(
+            granted=scopes.scopes,
+            held=scopes.scope_set,
+            scope=" ".join(scopes.scopes),
+            head=(*plan.head, found.explicit, found.found, scopes.found, scopes.scope_note),
+            middle=(scopes.org_none, *quota, tokens.format_jwt, tokens.aud_string),
+            tail=(tokens.lifetime, tokens.claims_m2m, tokens.signing),
+            audience=api.identifier,
+            lifetime=api.token_lifetime,
+            sub=f"{client.client_id}@clients",
+            gty=kind.gty,
+            client_claim=kind.client_claim,
+            honoured={},
+            header=tokens.header,
+            signing_key=tokens.signing_key,
+            needs_jti=kind.jti,
+        )
+    plan.routes[api.identifier] = route
+    return route
