@@ -45,6 +45,18 @@ import claimsengine
 from claimsengine import AuthorizeRequest, Tenant, TokenRequest, decide
 assert claimsengine.__file__.startswith(root), (claimsengine.__file__, root)
 KINDS = {"token": TokenRequest, "authorize": AuthorizeRequest}
+# Count the decisions a grant's fast path made (engines that have FAST_PATHS), in place.
+import claimsengine.grants
+FAST_PATHS = getattr(claimsengine.grants, "FAST_PATHS", {})
+taken = [0]
+def counted(fast):
+    def run(*args):
+        decision = fast(*args)
+        taken[0] += decision is not None
+        return decision
+    return run
+for name, fast in list(FAST_PATHS.items()):
+    FAST_PATHS[name] = counted(fast)
 with open(cases_path, "rb") as handle:
     cases = pickle.load(handle)
 results = []
@@ -61,7 +73,7 @@ for tenant_data, requests in cases:
         except Exception as exc:  # noqa: BLE001 - reported as a mismatch, not a crash
             results.append({"raised": f"{type(exc).__name__}: {exc}"})
 with open(out_path, "wb") as handle:
-    pickle.dump(results, handle)
+    pickle.dump((results, taken[0]), handle)
 """.replace("NOW", str(NOW))
 
 
@@ -91,10 +103,11 @@ def draw_cases(n_tenants: int, per_tenant: int, seed: int) -> list[tuple[dict[st
     return cases
 
 
-def run_worker(root: str, cases_path: str, out_path: str) -> list[dict[str, Any]]:
+def run_worker(root: str, cases_path: str, out_path: str) -> tuple[list[dict[str, Any]], int]:
+    """Every decision of the engine under ``root``, and how many of them a fast path made."""
     subprocess.run([sys.executable, "-c", WORKER, root, cases_path, out_path], check=True)
     with open(out_path, "rb") as handle:
-        results: list[dict[str, Any]] = pickle.load(handle)  # noqa: S301 - our own worker's file
+        results: tuple[list[dict[str, Any]], int] = pickle.load(handle)  # noqa: S301 - our own worker's file
     return results
 
 
@@ -138,13 +151,13 @@ def main() -> int:
         cases_path = os.path.join(tmp, "cases.pickle")
         with open(cases_path, "wb") as handle:
             pickle.dump(cases, handle)
-        old = run_worker(tmp, cases_path, os.path.join(tmp, "old.pickle"))
+        old, old_fast = run_worker(tmp, cases_path, os.path.join(tmp, "old.pickle"))
         new_root = ROOT
         if args.new:
             new_root = os.path.join(tmp, "new")
             os.mkdir(new_root)
             export(args.new, new_root)
-        new = run_worker(new_root, cases_path, os.path.join(tmp, "new.pickle"))
+        new, new_fast = run_worker(new_root, cases_path, os.path.join(tmp, "new.pickle"))
     assert len(old) == len(new) == total, (len(old), len(new), total)
     kinds = Counter(d.get("kind", "raised") for d in new)
     rules = len({r["rule"] for d in new for r in d.get("trace", ())})
@@ -154,6 +167,7 @@ def main() -> int:
         f"differential: {args.commit} vs {args.new or 'working tree'}: {total} decisions ({dict(sorted(kinds.items()))}), "
         f"{entries} trace entries, {rules} distinct rules"
     )
+    print(f"decided by a grant's fast path: {old_fast} by {args.commit}, {new_fast} by {args.new or 'the working tree'}")
     print(f"mismatches: {len(mismatches)}")
     for i in mismatches[: args.show]:
         print(f"  case {i}: {first_difference(old[i], new[i])}")
