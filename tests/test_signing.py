@@ -726,6 +726,28 @@ def test_a_jwt_is_byte_for_byte_what_joserfc_serializes(minter: Minter, keys: Ke
     assert token == jws.serialize_compact(header, payload, key, algorithms=[alg])
 
 
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=12
+)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=8))
+def test_claims_are_encoded_as_compact_json_writes_them(claims: dict[str, Any]) -> None:
+    from collections import OrderedDict
+
+    from claimsengine.adapters.signing import _json_bytes
+
+    try:
+        expected = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, either way
+        with pytest.raises(UnicodeEncodeError):
+            _json_bytes(claims)
+        return
+    assert _json_bytes(claims) == expected
+    assert _json_bytes(OrderedDict(claims)) == expected  # not a plain dict: the encoder's own path
+
+
 def test_a_ps256_jwt_verifies_with_joserfc(minter: Minter, keys: KeySet) -> None:
     from joserfc import jws
 

@@ -94,3 +94,4 @@ def test_a_wire_token_request_is_the_one_the_validating_constructor_builds(param
     validated = TokenRequest(**{name: getattr(built, name) for name in built.model_fields_set})
     assert built == validated, "every field already has the type the validating constructor gives it"
     assert built.model_fields_set == validated.model_fields_set
+    assert list(built.__dict__) == list(validated.__dict__) == list(TokenRequest.model_fields)

@@ -337,14 +337,29 @@ GCM_TAG_BYTES: Final = 16
 
 # json.dumps builds a new encoder for any non-default argument: build this one once.
 _COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# JSONEncoder.encode builds its C encoder again on every call; this is that encoder, built once,
+# with the same settings (compact, UTF-8 text, NaN allowed, keys in order). No circularity check:
+# claims are JSON values the engine built, never a structure that contains itself.
+_C_ENCODER: Final = (
+    json.encoder.c_make_encoder(None, _COMPACT_JSON.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)  # type: ignore[attr-defined]
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else None
+)
 
 
 def _json_bytes(value: Mapping[str, Any]) -> bytes:
+    """``value`` as compact JSON in UTF-8, exactly as ``_COMPACT_JSON.encode`` writes it."""
+    if _C_ENCODER is not None and type(value) is dict:
+        return "".join(_C_ENCODER(value, 0)).encode("utf-8")
     return _COMPACT_JSON.encode(value).encode("utf-8")
 
 
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64_bytes(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """base64url without padding (``base64.urlsafe_b64encode``, inlined)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _header_segment(header: Mapping[str, Any]) -> bytes:
@@ -415,25 +430,26 @@ class Minter:
 
     def access_token(self, issued: Issued) -> str:
         """The access token for ``issued``: a signed JWT, or an opaque sealed token (R48)."""
-        if issued.format == TokenFormat.OPAQUE:
+        if issued.format == _OPAQUE:
             return self._seal(self._segment("dir", "A256GCM", "iss", issued.issuer), _json_bytes(issued.claims))
-        if issued.header is None or issued.signing_key is None:
+        header = issued.header
+        if header is None or issued.signing_key is None:
             raise ValueError("a JWT access token needs a header and a signing key")
-        alg = SigningAlg(issued.header.alg).value
+        alg = _ALG_VALUES.get(header.alg) or SigningAlg(header.alg).value
         claims = issued.claims
         if issued.needs_jti:
             claims = {**claims, "jti": self._random_bytes(16).hex()}
         if issued.signing_key == "api_secret":
-            if alg != SigningAlg.HS256.value:
+            if alg != _HS256:
                 raise ValueError(f"the API secret signs HS256 only, not {alg}")
             key = self._hmac.get(issued.api or "")
             if key is None:
                 raise ValueError(f"API {issued.api!r} has no signing secret")
-            return _sign(self._segment(alg, issued.header.typ), claims, alg, key.get_op_key("sign"))
-        if alg == SigningAlg.HS256.value:
+            return _sign(self._segment(alg, header.typ), claims, alg, key.get_op_key("sign"))
+        if alg == _HS256:
             raise ValueError("the tenant key signs RS256 or PS256, not HS256")
         signer = self._keys._signer()
-        return _sign(self._segment(alg, issued.header.typ, signer.kid), claims, alg, signer.private)
+        return _sign(self._segment(alg, header.typ, signer.kid), claims, alg, signer.private)
 
     def id_token(self, claims: Mapping[str, Any], *, at_hash_of: str | None = None, c_hash_of: str | None = None) -> str:
         """An ID token: RS256 with the tenant's current key. ``at_hash_of`` / ``c_hash_of``
@@ -581,6 +597,12 @@ MAX_HEADER_SEGMENTS: Final = 1024
 
 # joserfc's algorithm objects: their padding and hash are what serialize_compact signs with.
 _ALGORITHMS: Final[dict[str, Any]] = {alg: _SIGN_REGISTRY.get_alg(alg) for alg in _ACCESS_ALGS}
+# Their hash objects, built once (stateless descriptions of the hash: one serves every signature).
+_HASHES: Final[dict[str, Any]] = {alg: model.hash_alg() for alg, model in _ALGORITHMS.items() if alg != "HS256"}
+# Read per token: each algorithm's wire name by member (or name), and the enum members used.
+_ALG_VALUES: Final[dict[str, str]] = {alg.value: alg.value for alg in SigningAlg}
+_HS256: Final = SigningAlg.HS256.value
+_OPAQUE: Final = TokenFormat.OPAQUE
 
 
 def _sign(segment: bytes, claims: Mapping[str, Any], alg: str, key: rsa.RSAPrivateKey | bytes) -> str:
@@ -592,7 +614,7 @@ def _sign(segment: bytes, claims: Mapping[str, Any], alg: str, key: rsa.RSAPriva
     if isinstance(key, bytes):
         signature = hmac.new(key, signing_input, model.hash_alg).digest()
     else:
-        signature = key.sign(signing_input, model.padding, model.hash_alg())
+        signature = key.sign(signing_input, model.padding, _HASHES[alg])
     return (signing_input + b"." + _b64_bytes(signature)).decode("ascii")
 
 

@@ -35,7 +35,7 @@ from claimsengine.model import (
     Rejected,
     RevokeRequest,
     TokenRequest,
-    trusted,
+    trusted_fields,
 )
 
 # Parameters of POST /oauth/token that the core reads: derived from the grant table.
@@ -43,6 +43,9 @@ TOKEN_PARAMETERS = GRANT_PARAMETERS
 # Those that are fields of TokenRequest; a grant's other parameters go into its ``parameters``.
 _NAMED = frozenset(TokenRequest.model_fields)
 _NAMED_SECRETS = ("client_secret", "code", "refresh_token", "device_code")
+# The parameters whose repetition is reported, and the fields token_request counts as set.
+_TOKEN_REPEATABLE = (*TOKEN_PARAMETERS, "client_assertion")
+_TOKEN_REQUEST_SET = frozenset(TokenRequest.model_fields) - {"refresh_family", "device_state"}
 # Parameters whose values are secrets wherever they appear, even in a URL where they do not belong.
 SECRET_PARAMETERS = frozenset(
     {
@@ -123,7 +126,7 @@ def json_parameters(text: str) -> Parameters:
 
 def _repeated(params: Mapping[str, Any], names: Iterable[str]) -> tuple[str, ...]:
     repeated = params.repeated if isinstance(params, Parameters) else ()
-    return tuple(name for name in repeated if name in names)
+    return tuple(name for name in repeated if name in names) if repeated else ()
 
 
 def _strings(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
@@ -218,45 +221,49 @@ def token_request(
     """
     values, malformed = _strings(params, TOKEN_PARAMETERS)
     basic_id, basic_secret = basic_credentials(authorization)
-    repeated = _repeated(params, (*TOKEN_PARAMETERS, "client_assertion"))
+    repeated = _repeated(params, _TOKEN_REPEATABLE)
     secret = {name: SecretStr(values.pop(name)) for name in _NAMED_SECRETS if name in values}
-    others = {name: SecretStr(values.pop(name)) for name in [n for n in values if n not in _NAMED]}
+    others = {} if values.keys() <= _NAMED else {name: SecretStr(values.pop(name)) for name in [n for n in values if n not in _NAMED]}
     # This is the boundary's validation: _strings let through only strings (and None), and the
     # keyword arguments are the server's own typed values, so every field already has its type;
-    # pydantic checking the 28 fields again would only cost time (issue 13).
-    return trusted(
-        TokenRequest,
-        domain=domain,
-        grant_type=values.get("grant_type"),
-        client_id=values.get("client_id"),
-        client_secret=secret.get("client_secret"),
-        basic_client_id=basic_id,
-        basic_client_secret=basic_secret,
-        client_assertion_type=values.get("client_assertion_type"),
-        assertion=assertion,
-        audience=values.get("audience"),
-        resource=values.get("resource"),
-        scope=values.get("scope"),
-        organization=values.get("organization"),
-        code=secret.get("code"),
-        code_verifier=values.get("code_verifier"),
-        redirect_uri=values.get("redirect_uri"),
-        code_grant=code_grant,
-        refresh_token=secret.get("refresh_token"),
-        refresh_grant=refresh_grant,
-        device_code=secret.get("device_code"),
-        device_grant=device_grant,
-        quota_usage=quota_usage or NO_USAGE,
-        password_valid_for=password_valid_for,
-        mfa_grant=mfa_grant,
-        mfa_code_reused=mfa_code_reused,
-        oob_grant=oob_grant,
-        oob_state=oob_state,
-        parameters=others,
-        malformed=tuple(malformed),
-        repeated=repeated,
-        origin=origin,
-    )
+    # pydantic checking the 32 fields again would only cost time (issue 13). Every field is
+    # written here, in the model's order (tests/test_wire.py compares with the validating
+    # constructor); all but refresh_family and device_state count as set.
+    fields = {
+        "domain": domain,
+        "grant_type": values.get("grant_type"),
+        "client_id": values.get("client_id"),
+        "client_secret": secret.get("client_secret"),
+        "basic_client_id": basic_id,
+        "basic_client_secret": basic_secret,
+        "client_assertion_type": values.get("client_assertion_type"),
+        "assertion": assertion,
+        "audience": values.get("audience"),
+        "resource": values.get("resource"),
+        "scope": values.get("scope"),
+        "organization": values.get("organization"),
+        "code": secret.get("code"),
+        "code_verifier": values.get("code_verifier"),
+        "redirect_uri": values.get("redirect_uri"),
+        "code_grant": code_grant,
+        "refresh_token": secret.get("refresh_token"),
+        "refresh_grant": refresh_grant,
+        "refresh_family": None,
+        "device_code": secret.get("device_code"),
+        "device_grant": device_grant,
+        "device_state": None,
+        "quota_usage": quota_usage or NO_USAGE,
+        "password_valid_for": password_valid_for,
+        "mfa_grant": mfa_grant,
+        "mfa_code_reused": mfa_code_reused,
+        "oob_grant": oob_grant,
+        "oob_state": oob_state,
+        "parameters": others,
+        "malformed": tuple(malformed),
+        "repeated": repeated,
+        "origin": origin,
+    }
+    return trusted_fields(TokenRequest, fields, _TOKEN_REQUEST_SET)
 
 
 def device_code_request(params: Mapping[str, Any], *, domain: str | None = None, credentials: bool = False) -> DeviceCodeRequest:
