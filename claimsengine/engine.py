@@ -30,9 +30,9 @@ consent (R70) and post-login Actions, and yields the grant a code stands for.
 from __future__ import annotations
 
 from typing import Any, Literal, overload
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from pydantic import JsonValue
+from pydantic import JsonValue, SecretStr
 
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
 from claimsengine.cors import origin_refusal, web_message_refusal
@@ -56,8 +56,11 @@ from claimsengine.model import (
     Issued,
     LoggedOut,
     LogoutRequest,
+    MfaAssociated,
+    MfaAssociateRequest,
     MfaChallenged,
     MfaChallengeRequest,
+    MfaEnrollment,
     OobGrant,
     Organization,
     PresentedToken,
@@ -122,7 +125,16 @@ __all__ = [
 ]
 
 
-Request = TokenRequest | AuthorizeRequest | DeviceCodeRequest | DeviceApprovalRequest | RevokeRequest | LogoutRequest | MfaChallengeRequest
+Request = (
+    TokenRequest
+    | AuthorizeRequest
+    | DeviceCodeRequest
+    | DeviceApprovalRequest
+    | RevokeRequest
+    | LogoutRequest
+    | MfaChallengeRequest
+    | MfaAssociateRequest
+)
 """Every request ``decide`` takes."""
 
 
@@ -141,19 +153,22 @@ def decide(request: LogoutRequest, tenant: Tenant, *, now: int) -> LoggedOut | R
 @overload
 def decide(request: MfaChallengeRequest, tenant: Tenant, *, now: int) -> MfaChallenged | Rejected: ...
 @overload
+def decide(request: MfaAssociateRequest, tenant: Tenant, *, now: int) -> MfaAssociated | Rejected: ...
+@overload
 def decide(
     request: Request, tenant: Tenant, *, now: int
-) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged: ...
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged | MfaAssociated: ...
 def decide(
     request: Request, tenant: Tenant, *, now: int
-) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged:
+) -> Issued | Rejected | Authorized | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged | MfaAssociated:
     """Decide what ``tenant`` answers to ``request`` at Unix time ``now``.
 
     Pure and total: equal inputs give an equal decision, and no valid request makes it
     raise. A ``TokenRequest`` yields ``Issued`` or ``Rejected``; an ``AuthorizeRequest``
     ``Authorized`` or ``Rejected``; a ``DeviceCodeRequest`` ``DeviceAuthorized``; a
     ``DeviceApprovalRequest`` ``DeviceApproved``; a ``RevokeRequest`` ``Revoked``; a
-    ``LogoutRequest`` ``LoggedOut``; a ``MfaChallengeRequest`` ``MfaChallenged`` (or ``Rejected``).
+    ``LogoutRequest`` ``LoggedOut``; a ``MfaChallengeRequest`` ``MfaChallenged``; a
+    ``MfaAssociateRequest`` ``MfaAssociated`` (or ``Rejected``).
     """
     if isinstance(request, TokenRequest):
         # A grant's fast path decides the common successful request from compiled facts; any
@@ -175,6 +190,8 @@ def decide(
         return logout(request, trace)
     if isinstance(request, MfaChallengeRequest):
         return _mfa_challenge(request, trace)
+    if isinstance(request, MfaAssociateRequest):
+        return _mfa_associate(request, trace)
     return _revoke(request, trace)
 
 
@@ -674,7 +691,9 @@ def _device_approval(req: DeviceApprovalRequest, t: Trace) -> DeviceApproved | R
 # ---------------------------------------------------------------------------------------
 
 
-def _client_of(req: RevokeRequest | MfaChallengeRequest, endpoint: str, t: Trace) -> tuple[str, TokenRequest, Client] | Rejected:
+def _client_of(
+    req: RevokeRequest | MfaChallengeRequest | MfaAssociateRequest, endpoint: str, t: Trace
+) -> tuple[str, TokenRequest, Client] | Rejected:
     """Domain, parameter types and client authentication as at the token endpoint, for the
     endpoints beside it: the domain, the credentials (as a token request) and the client."""
     domain = resolve_domain(req.domain, t)
@@ -683,9 +702,9 @@ def _client_of(req: RevokeRequest | MfaChallengeRequest, endpoint: str, t: Trace
     malformed = _malformed(req.malformed, t)
     if malformed is not None:
         return malformed
+    mfa = (None, None) if isinstance(req, RevokeRequest) else (req.mfa_grant, req.mfa_enrollment)
     credentials = TokenRequest(
-        **{name: getattr(req, name) for name in ClientAuthentication.model_fields},
-        mfa_grant=req.mfa_grant if isinstance(req, MfaChallengeRequest) else None,
+        **{name: getattr(req, name) for name in ClientAuthentication.model_fields}, mfa_grant=mfa[0], mfa_enrollment=mfa[1]
     )
     client = authenticate(credentials, endpoint, False, t)
     if isinstance(client, Rejected):
@@ -767,6 +786,78 @@ def _challenge(req: TokenRequest, challenge_type: str | None, client: Client, t:
     oob = OobGrant(client_id=client.client_id, user_id=grant.user_id, channel=channel, issued_at=t.now)
     t.note(Rule.MFA_CHALLENGED, f"oob by {channel}", t.index.ref(user))
     return MfaChallenged(challenge_type="oob", oob=oob, binding_method="prompt" if channel == "sms" else None, trace=tuple(t.reasons))
+
+
+# ---------------------------------------------------------------------------------------
+# POST /mfa/associate
+# ---------------------------------------------------------------------------------------
+
+# The channels an out-of-band authenticator is enrolled with, and the OobGrant channel of each:
+# "auth0" is Guardian push. voice and email are not modelled.
+MFA_ASSOCIATE_CHANNELS: dict[str, Literal["sms", "push"]] = {"sms": "sms", "auth0": "push"}
+ALREADY_ENROLLED_TEXT = "User is already enrolled."
+
+
+def _mfa_associate(req: MfaAssociateRequest, t: Trace) -> MfaAssociated | Rejected:
+    """Add an authenticator for the login behind an ``mfa_token`` (the Add an Authenticator
+    page): client authentication as at the token endpoint, the mfa_token, the parameters, then
+    the user's enrolment. The new authenticator is unconfirmed until an MFA grant uses it."""
+    found = _client_of(req, "mfa_associate", t)
+    if isinstance(found, Rejected):
+        return found
+    _, credentials, client = found
+    login = mfa_login(credentials, client, t)
+    if isinstance(login, Rejected):
+        return login
+    _, user = login
+    kinds = tuple(name for name in req.authenticator_types or () if clean(name) is not None)
+    channels = tuple(name for name in req.oob_channels or () if clean(name) is not None)
+    if not kinds:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: authenticator_types")
+    oob = kinds == ("oob",)
+    if oob and not channels:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: oob_channels")
+    if not (kinds == ("otp",) or (oob and len(channels) == 1 and channels[0] in MFA_ASSOCIATE_CHANNELS)):
+        # mfa.authenticator_type_unsupported: one otp, or one oob with channel sms or auth0.
+        detail = f"authenticator_types {' '.join(kinds)}; oob_channels {' '.join(channels) or '(none)'}"
+        return t.reject(Rule.MFA_AUTHENTICATOR_UNSUPPORTED, ErrorCode.INVALID_REQUEST, "Unsupported authenticator type.", detail=detail)
+    if oob and channels == ("sms",) and clean(req.phone_number) is None:
+        return t.reject(Rule.PARAMETER_MISSING, ErrorCode.INVALID_REQUEST, "Missing required parameter: phone_number")
+    enrolled = user.mfa
+    if enrolled is not None and enrolled.confirmed and (enrolled.totp_secret is not None or enrolled.oob_channel is not None):
+        # mfa.already_enrolled: an mfa_token adds only the first authenticator.
+        return t.reject(Rule.MFA_ALREADY_ENROLLED, ErrorCode.ACCESS_DENIED, ALREADY_ENROLLED_TEXT, ref=t.index.ref(user))
+    # The first enrolment brings a recovery code, shown once; a later one keeps the user's.
+    kept = enrolled.recovery_code if enrolled is not None else None
+    recovery = req.new_recovery_code if kept is None else kept
+    shown = req.new_recovery_code if kept is None else None
+    with_code = ", with a recovery code" if kept is None else ""
+    if not oob:
+        issuer = t.tenant.domain.split(".")[0]
+        label = quote(f"{issuer}:{user.email or user.user_id}", safe="")
+        uri = f"otpauth://totp/{label}?secret={req.new_secret.get_secret_value()}&issuer={quote(issuer, safe='')}"
+        t.note(Rule.MFA_ASSOCIATED, f"otp: an authenticator app{with_code}", t.index.ref(user))
+        return MfaAssociated(
+            authenticator_type="otp",
+            user_id=user.user_id,
+            secret=req.new_secret,
+            barcode_uri=SecretStr(f"{uri}&algorithm=SHA1&digits=6&period=30"),
+            recovery_code=shown,
+            enrollment=MfaEnrollment(totp_secret=req.new_secret, recovery_code=recovery, confirmed=False),
+            trace=tuple(t.reasons),
+        )
+    channel = MFA_ASSOCIATE_CHANNELS[channels[0]]
+    t.note(Rule.MFA_ASSOCIATED, f"oob by {channel}{with_code}", t.index.ref(user))
+    return MfaAssociated(
+        authenticator_type="oob",
+        user_id=user.user_id,
+        oob_channel="sms" if channel == "sms" else "auth0",
+        oob=OobGrant(client_id=client.client_id, user_id=user.user_id, channel=channel, issued_at=t.now),
+        binding_method="prompt" if channel == "sms" else None,
+        recovery_code=shown,
+        enrollment=MfaEnrollment(oob_channel=channel, recovery_code=recovery, confirmed=False),
+        trace=tuple(t.reasons),
+    )
 
 
 def _revoked(t: Trace, family: str | None, rule: Rule, detail: str) -> Revoked:

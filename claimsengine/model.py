@@ -58,6 +58,8 @@ __all__ = [
     "JwtHeader",
     "LoggedOut",
     "LogoutRequest",
+    "MfaAssociateRequest",
+    "MfaAssociated",
     "MfaChallengeRequest",
     "MfaChallenged",
     "OobGrant",
@@ -587,16 +589,23 @@ class MfaEnrollment(Frozen):
     # An out-of-band authenticator: Guardian push (approved on the phone) or SMS (a binding code
     # the user types). Tests approve or read it through the server's admin route.
     oob_channel: Literal["push", "sms"] | None = None
+    # False for an authenticator added with POST /mfa/associate and not yet verified (the server
+    # keeps such enrolments in its store); an enrolment in the tenant is a confirmed one.
+    confirmed: bool = True
 
     @model_validator(mode="after")
     def _base32(self) -> MfaEnrollment:
         if self.totp_secret is not None:
-            compact = self.totp_secret.get_secret_value().replace(" ", "").upper()
-            try:
-                base64.b32decode(compact + "=" * (-len(compact) % 8))
-            except ValueError:
-                raise ValueError("totp_secret must be base32 (RFC 4648), as authenticator apps take it") from None
+            _check_base32(self.totp_secret, "totp_secret")
         return self
+
+
+def _check_base32(secret: SecretStr, name: str) -> None:
+    compact = secret.get_secret_value().replace(" ", "").upper()
+    try:
+        base64.b32decode(compact + "=" * (-len(compact) % 8))
+    except ValueError:
+        raise ValueError(f"{name} must be base32 (RFC 4648), as authenticator apps take it") from None
 
 
 class User(Frozen):
@@ -1059,6 +1068,9 @@ class TokenRequest(Frozen):
     )
     mfa_grant: MfaGrant | None = Field(default=None, description="the grant behind mfa_token (None: unknown or tampered)")
     mfa_code_reused: bool = Field(default=False, description="the one-time password or recovery code was used before")
+    mfa_enrollment: MfaEnrollment | None = Field(
+        default=None, description="the store's enrolment of mfa_grant's user (POST /mfa/associate); None: the tenant's"
+    )
     oob_grant: OobGrant | None = Field(default=None, description="the challenge behind oob_code (None: unknown or tampered)")
     oob_state: OobState | None = Field(default=None, description="the store's facts about oob_grant's challenge")
     parameters: dict[str, SecretStr] = Field(
@@ -1173,6 +1185,31 @@ class MfaChallengeRequest(ClientAuthentication):
     challenge_type: str | None = None
     authenticator_id: str | None = None
     malformed: tuple[str, ...] = Field(default=(), description="parameters sent with a non-string JSON type")
+    mfa_enrollment: MfaEnrollment | None = Field(default=None, description="the store's enrolment of mfa_grant's user; None: the tenant's")
+
+
+class MfaAssociateRequest(ClientAuthentication):
+    """A ``POST /mfa/associate`` request: client authentication, the ``mfa_token`` sent as the
+    bearer token (resolved by the adapter into ``mfa_grant``), the authenticator to add, and
+    the store's enrolment of the user (``None``: the tenant's).
+
+    ``new_secret`` and ``new_recovery_code`` are the randomness the adapter drew for this
+    request (a base32 TOTP secret, a recovery code); the core decides whether they are used.
+    """
+
+    mfa_grant: MfaGrant | None = None
+    authenticator_types: tuple[str, ...] | None = None
+    oob_channels: tuple[str, ...] | None = None
+    phone_number: str | None = None
+    mfa_enrollment: MfaEnrollment | None = None
+    new_secret: SecretStr = Field(repr=False)
+    new_recovery_code: SecretStr = Field(repr=False)
+    malformed: tuple[str, ...] = Field(default=(), description="parameters sent with another JSON type")
+
+    @model_validator(mode="after")
+    def _base32(self) -> MfaAssociateRequest:
+        _check_base32(self.new_secret, "new_secret")
+        return self
 
 
 class RevokeRequest(ClientAuthentication):
@@ -1369,14 +1406,34 @@ class MfaChallenged(Frozen):
     trace: tuple[Reason, ...]
 
 
+class MfaAssociated(Frozen):
+    """``POST /mfa/associate`` succeeded: the authenticator added (not yet verified) and what
+    the answer carries: for ``otp`` the secret and its ``otpauth://`` URI, for ``oob`` the
+    challenge the adapter seals into an ``oob_code`` (``binding_method`` prompt for SMS);
+    ``recovery_code`` only on the user's first enrolment. ``enrollment`` is the user's
+    enrolment to record, verified by the first MFA grant that uses it."""
+
+    kind: Literal["mfa_associated"] = "mfa_associated"
+    authenticator_type: Literal["otp", "oob"]
+    user_id: str
+    secret: SecretStr | None = Field(default=None, repr=False)
+    barcode_uri: SecretStr | None = Field(default=None, repr=False)
+    oob_channel: Literal["sms", "auth0"] | None = None
+    oob: OobGrant | None = None
+    binding_method: Literal["prompt"] | None = None
+    recovery_code: SecretStr | None = Field(default=None, repr=False)
+    enrollment: MfaEnrollment
+    trace: tuple[Reason, ...]
+
+
 Decision = Annotated[
-    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged,
+    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged | MfaAssociated,
     Field(discriminator="kind"),
 ]
 """Every decision the core makes: ``decide`` gives all but ``Accepted``, ``validate_access_token``
 ``Accepted`` or ``Rejected``."""
 DECISION: TypeAdapter[
-    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged
+    Issued | Rejected | Authorized | Accepted | DeviceAuthorized | DeviceApproved | Revoked | LoggedOut | MfaChallenged | MfaAssociated
 ] = TypeAdapter(Decision, config=ConfigDict(defer_build=True))
 
 

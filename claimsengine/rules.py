@@ -217,6 +217,10 @@ class Rule(StrEnum):
     MFA_OOB_PENDING = "mfa.oob_pending"
     MFA_OOB_REJECTED = "mfa.oob_rejected"
     MFA_BINDING_CODE_INVALID = "mfa.binding_code_invalid"
+    MFA_ASSOCIATED = "mfa.associated"
+    MFA_ALREADY_ENROLLED = "mfa.already_enrolled"
+    MFA_AUTHENTICATOR_UNSUPPORTED = "mfa.authenticator_type_unsupported"
+    MFA_ENROLLMENT_CONFIRMED = "mfa.enrollment_confirmed"
 
     # --- browser applications: CORS (issue 10, item 4) --------------------------------
     CORS_NO_ORIGIN = "cors.no_origin"

@@ -944,7 +944,8 @@ def post_login(
 
 def mfa_login(req: TokenRequest, client: Client, t: Trace) -> tuple[MfaGrant, User] | Rejected:
     """The login an mfa_token stands for (``req.mfa_grant``), if it is still good for this
-    client: shared by the MFA grants and ``POST /mfa/challenge``."""
+    client, and its user with the enrolment the store knows (``req.mfa_enrollment``): shared by
+    the MFA grants, ``POST /mfa/challenge`` and ``POST /mfa/associate``."""
     grant = req.mfa_grant
     user = t.index.users.get(grant.user_id) if grant is not None else None
     if grant is None or user is None:
@@ -957,4 +958,7 @@ def mfa_login(req: TokenRequest, client: Client, t: Trace) -> tuple[MfaGrant, Us
         return t.reject(Rule.MFA_TOKEN_EXPIRED, ErrorCode.EXPIRED_TOKEN, "mfa_token is expired", status=401)
     if user.blocked:
         return t.reject(Rule.PASSWORD_USER_BLOCKED, ErrorCode.INVALID_GRANT, "user is blocked", ref=t.index.ref(user))
+    if req.mfa_enrollment is not None:
+        # What POST /mfa/associate enrolled, as the server's store knows it, replaces the tenant's.
+        user = user.model_copy(update={"mfa": req.mfa_enrollment})
     return grant, user

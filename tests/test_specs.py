@@ -23,6 +23,7 @@ from claimsengine import (
     DeviceApprovalRequest,
     DeviceCodeRequest,
     LogoutRequest,
+    MfaAssociateRequest,
     MfaChallengeRequest,
     PresentedToken,
     RevokeRequest,
@@ -126,6 +127,8 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide(LogoutRequest.model_validate(request), tenant, now=now)
     elif kind == "mfa_challenge":
         decision = decide(MfaChallengeRequest.model_validate(request), tenant, now=now)
+    elif kind == "mfa_associate":
+        decision = decide(MfaAssociateRequest.model_validate(request), tenant, now=now)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
     dumped: dict[str, Any] = decision.model_dump(mode="json")
@@ -270,7 +273,16 @@ def _tenant_secrets(data: dict[str, Any]) -> set[str]:
 def test_decisions_never_contain_secrets(case: SpecCase) -> None:
     secrets = _tenant_secrets(tenant_data(case))
     request = case.data["request"]
-    for field in ("client_secret", "basic_client_secret", "code", "refresh_token", "device_code", "token"):
+    for field in (
+        "client_secret",
+        "basic_client_secret",
+        "code",
+        "refresh_token",
+        "device_code",
+        "token",
+        "new_secret",
+        "new_recovery_code",
+    ):
         if isinstance(request.get(field), str) and request[field]:
             secrets.add(request[field])
     assert secrets, "the spec tenant should have secrets to look for"

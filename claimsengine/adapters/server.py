@@ -61,7 +61,7 @@ from claimsengine import (
     userinfo_claims,
     validate_access_token,
 )
-from claimsengine.adapters import control, cors_http, home, lifecycle, login, mfa_oob, processes, users, wire
+from claimsengine.adapters import control, cors_http, home, lifecycle, login, mfa_enrollment, mfa_oob, processes, users, wire
 from claimsengine.adapters.signing import AssertionVerifier, KeySet, Minter, replay_key
 from claimsengine.adapters.store import MemoryStore, Store, StoreError, open_store, shown_url
 from claimsengine.auth0 import OIDC_SCOPE_CLAIMS
@@ -655,6 +655,7 @@ async def token(request: Request) -> Response:
     oob_grant, oob_state = None, None
     if (oob_code := _text(params.get("oob_code"))) is not None:
         oob_grant, oob_state = mfa_oob.read(fake.store, generation.minter, oob_code, now)
+    enrolled = mfa_enrollment.load(fake.store, mfa_grant.user_id, now)[1] if mfa_grant is not None else None
     authorization = request.headers.get("authorization")
     usage = (
         fake.quota_usage(client_id or wire.basic_credentials(authorization)[0], _organization_key(generation.tenant, params), now)
@@ -676,10 +677,13 @@ async def token(request: Request) -> Response:
         origin=request.headers.get("origin"),
         oob_grant=oob_grant,
         oob_state=oob_state,
+        mfa_enrollment=enrolled,
     )
     req, facts = lifecycle.read_facts(fake.store, req, now)
     decision = _single_use(fake, generation.tenant, req, _decide_token(req, generation.tenant, now), jti, now, mfa_code, generation.quotas)
     decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
+    if req.mfa_grant is not None and any(reason.rule is Rule.MFA_ENROLLMENT_CONFIRMED for reason in decision.trace):
+        mfa_enrollment.confirm(fake.store, req.mfa_grant.user_id, now)
     who = req.client_id or req.basic_client_id
     cors_http.for_client(request, who)
     if isinstance(decision, Rejected):
@@ -1012,15 +1016,27 @@ def _client_assertion(params: Mapping[str, Any], generation: Generation, now: in
     return generation.verifier.verify(compact, client_id_hint=_text(params.get("client_id")), now=now)
 
 
-async def revoke(request: Request) -> Response:
-    """POST /oauth/revoke: revoke a refresh token and its family, or its whole grant (200, empty body)."""
+async def _client_call(
+    request: Request,
+) -> tuple[FakeTenant, Generation, dict[str, Any], int, ClientAssertion | None] | Response:
+    """What an endpoint beside the token endpoint starts from: the fake tenant, this request's
+    configuration, the captured parameters, the time and the verified client assertion (or the
+    answer to a body that cannot be read)."""
     fake = _fake(request)
     generation = fake.generation
     params = await _captured_parameters(request, fake)
     if isinstance(params, Response):
         return params
     now = fake.now()
-    assertion = _client_assertion(params, generation, now)
+    return fake, generation, params, now, _client_assertion(params, generation, now)
+
+
+async def revoke(request: Request) -> Response:
+    """POST /oauth/revoke: revoke a refresh token and its family, or its whole grant (200, empty body)."""
+    call = await _client_call(request)
+    if isinstance(call, Response):
+        return call
+    fake, generation, params, now, assertion = call
     token_value = _text(params.get("token"))
     grant = generation.minter.read_refresh_token(token_value) if token_value is not None else None
     req = wire.revoke_request(
@@ -1049,20 +1065,19 @@ MFA_CHALLENGE_PATH = "/mfa/challenge"
 async def mfa_challenge(request: Request) -> Response:
     """POST /mfa/challenge: the challenge for an ``mfa_required`` login (an ``oob_code`` for an
     out-of-band authenticator, recorded in the store as pending)."""
-    fake = _fake(request)
-    generation = fake.generation
-    params = await _captured_parameters(request, fake)
-    if isinstance(params, Response):
-        return params
-    now = fake.now()
-    assertion = _client_assertion(params, generation, now)
+    call = await _client_call(request)
+    if isinstance(call, Response):
+        return call
+    fake, generation, params, now, assertion = call
     mfa_token = _text(params.get("mfa_token"))
+    grant = generation.minter.read_mfa_token(mfa_token) if mfa_token is not None else None
     req = wire.mfa_challenge_request(
         params,
         domain=request.headers.get("host"),
         authorization=request.headers.get("authorization"),
         assertion=assertion,
-        mfa_grant=generation.minter.read_mfa_token(mfa_token) if mfa_token is not None else None,
+        mfa_grant=grant,
+        mfa_enrollment=mfa_enrollment.load(fake.store, grant.user_id, now)[1] if grant is not None else None,
     )
     decision = decide(req, generation.tenant, now=now)
     who = req.client_id or req.basic_client_id
@@ -1074,6 +1089,46 @@ async def mfa_challenge(request: Request) -> Response:
     if decision.binding_method is not None:
         body["binding_method"] = decision.binding_method
     return JSONResponse(body, headers={**NO_STORE, **fake.observe(MFA_CHALLENGE_PATH, who, decision, 200)})
+
+
+MFA_ASSOCIATE_PATH = "/mfa/associate"
+
+
+async def mfa_associate(request: Request) -> Response:
+    """POST /mfa/associate: add the first authenticator of the user behind the ``mfa_token``
+    sent as the bearer token (otp: a secret for an authenticator app; oob: a challenge, as
+    ``/mfa/challenge`` starts), recorded in the store until an MFA grant verifies it."""
+    call = await _client_call(request)
+    if isinstance(call, Response):
+        return call
+    fake, generation, params, now, assertion = call
+    bearer = wire.bearer_token(request.headers.get("authorization"))
+    grant = generation.minter.read_mfa_token(bearer) if bearer is not None else None
+    drawn = {"new_secret": mfa_enrollment.new_secret(), "new_recovery_code": mfa_enrollment.new_recovery_code()}
+    for _ in range(lifecycle.MAX_SWAPS):
+        raw, enrolled = mfa_enrollment.load(fake.store, grant.user_id, now) if grant is not None else (None, None)
+        req = wire.mfa_associate_request(
+            params, **drawn, domain=request.headers.get("host"), assertion=assertion, mfa_grant=grant, mfa_enrollment=enrolled
+        )
+        decision = decide(req, generation.tenant, now=now)
+        # The enrolment changes only from the record the decision was made on; else decide again.
+        if isinstance(decision, Rejected) or mfa_enrollment.record(fake.store, decision.user_id, raw, decision.enrollment, now):
+            break
+    else:
+        raise RuntimeError("the user's enrolment kept changing")
+    if isinstance(decision, Rejected):
+        return _refusal(fake, MFA_ASSOCIATE_PATH, req.client_id, decision)
+    body: dict[str, Any] = {"authenticator_type": decision.authenticator_type}
+    if decision.secret is not None and decision.barcode_uri is not None:
+        body["secret"], body["barcode_uri"] = decision.secret.get_secret_value(), decision.barcode_uri.get_secret_value()
+    if decision.oob is not None:
+        body["oob_channel"] = decision.oob_channel
+        body["oob_code"], _ = mfa_oob.start(fake.store, generation.minter, decision.oob, now)
+    if decision.binding_method is not None:
+        body["binding_method"] = decision.binding_method
+    if decision.recovery_code is not None:
+        body["recovery_codes"] = [decision.recovery_code.get_secret_value()]
+    return JSONResponse(body, headers={**NO_STORE, **fake.observe(MFA_ASSOCIATE_PATH, req.client_id, decision, 200)})
 
 
 async def admin_mfa(request: Request) -> Response:
@@ -1276,6 +1331,7 @@ def create_app(
         Route(DEVICE_AUTHORIZATION_PATH, device_authorization, methods=["POST"]),
         Route(REVOCATION_PATH, revoke, methods=["POST"]),
         Route(MFA_CHALLENGE_PATH, mfa_challenge, methods=["POST"]),
+        Route(MFA_ASSOCIATE_PATH, mfa_associate, methods=["POST"]),
         Route("/authorize", authorize, methods=["GET"]),
         Route("/userinfo", userinfo, methods=["GET"]),
         Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),

@@ -26,7 +26,9 @@ from claimsengine.model import (
     DeviceCodeRequest,
     DeviceGrant,
     Issued,
+    MfaAssociateRequest,
     MfaChallengeRequest,
+    MfaEnrollment,
     MfaGrant,
     OobGrant,
     OobState,
@@ -213,6 +215,7 @@ def token_request(
     origin: str | None = None,
     oob_grant: OobGrant | None = None,
     oob_state: OobState | None = None,
+    mfa_enrollment: MfaEnrollment | None = None,
 ) -> TokenRequest:
     """Build a ``TokenRequest`` from the token endpoint's parameters and headers.
 
@@ -256,6 +259,7 @@ def token_request(
         "password_valid_for": password_valid_for,
         "mfa_grant": mfa_grant,
         "mfa_code_reused": mfa_code_reused,
+        "mfa_enrollment": mfa_enrollment,
         "oob_grant": oob_grant,
         "oob_state": oob_state,
         "parameters": others,
@@ -294,6 +298,7 @@ def mfa_challenge_request(
     authorization: str | None = None,
     assertion: ClientAssertion | None = None,
     mfa_grant: MfaGrant | None = None,
+    mfa_enrollment: MfaEnrollment | None = None,
 ) -> MfaChallengeRequest:
     """Build a ``MfaChallengeRequest`` from ``POST /mfa/challenge`` parameters and headers."""
     names = ("client_id", "client_secret", "client_assertion_type", "mfa_token", "challenge_type", "authenticator_id")
@@ -304,6 +309,53 @@ def mfa_challenge_request(
         mfa_grant=mfa_grant,
         challenge_type=values.get("challenge_type"),
         authenticator_id=values.get("authenticator_id"),
+        malformed=tuple(malformed),
+        mfa_enrollment=mfa_enrollment,
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (any case of the scheme), or None."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _string_list(value: Any) -> tuple[str, ...] | None:
+    """A JSON array of strings as it is, a form string split on spaces and commas; None for
+    anything else (absent, or of another type)."""
+    if isinstance(value, str):
+        return tuple(value.replace(",", " ").split())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def mfa_associate_request(
+    params: Mapping[str, Any],
+    *,
+    new_secret: str,
+    new_recovery_code: str,
+    domain: str | None = None,
+    assertion: ClientAssertion | None = None,
+    mfa_grant: MfaGrant | None = None,
+    mfa_enrollment: MfaEnrollment | None = None,
+) -> MfaAssociateRequest:
+    """Build a ``MfaAssociateRequest`` from ``POST /mfa/associate`` parameters (the bearer
+    ``mfa_token`` resolved by the caller into ``mfa_grant``; the Authorization header carries it,
+    so there is no Basic client authentication here) and the randomness the server drew."""
+    values, malformed = _strings(params, ("client_id", "client_secret", "client_assertion_type", "phone_number"))
+    lists = {name: _string_list(params.get(name)) for name in ("authenticator_types", "oob_channels")}
+    malformed += [name for name, value in lists.items() if value is None and params.get(name) is not None]
+    return MfaAssociateRequest(
+        domain=domain,
+        **_client_authentication(values, None, assertion),
+        mfa_grant=mfa_grant,
+        authenticator_types=lists["authenticator_types"],
+        oob_channels=lists["oob_channels"],
+        phone_number=values.get("phone_number"),
+        mfa_enrollment=mfa_enrollment,
+        new_secret=SecretStr(new_secret),
+        new_recovery_code=SecretStr(new_recovery_code),
         malformed=tuple(malformed),
     )
 

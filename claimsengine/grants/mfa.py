@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Callable
 
 from claimsengine.auth0 import MFA_API_LIFETIME
-from claimsengine.model import Client, Issued, Rejected, TokenRequest, User
+from claimsengine.model import Client, Issued, MfaGrant, Rejected, TokenRequest, User
 from claimsengine.rules import ErrorCode, Rule
 from claimsengine.steps import Trace, mfa_login, parameter
 from claimsengine.tokens import issue, stored_draft
@@ -65,7 +65,15 @@ def _complete(
     matches = verify(user)
     if not matches or req.mfa_code_reused:
         return refused(user, matches)
+    return _verified(grant, user, client, domain, factor, t)
+
+
+def _verified(grant: MfaGrant, user: User, client: Client, domain: str, factor: str, t: Trace) -> Issued | Rejected:
+    """The second factor checked out: issue what the login withheld. An authenticator added
+    with ``POST /mfa/associate`` is confirmed by its first use (the server records it)."""
     t.note(Rule.MFA_VERIFIED, factor, t.index.ref(user))
+    if user.mfa is not None and not user.mfa.confirmed:
+        t.note(Rule.MFA_ENROLLMENT_CONFIRMED, "the authenticator added with /mfa/associate is now active", t.index.ref(user))
     return issue(stored_draft(grant, client, domain, user, t, gty="password"), t)
 
 
@@ -134,5 +142,4 @@ def mfa_oob(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued 
         return t.reject(Rule.MFA_OOB_REJECTED, ErrorCode.INVALID_GRANT, OOB_REJECTED_TEXT, ref=t.index.ref(user))
     elif state.status == "pending":
         return t.reject(Rule.MFA_OOB_PENDING, ErrorCode.AUTHORIZATION_PENDING, OOB_PENDING_TEXT, ref=t.index.ref(user))
-    t.note(Rule.MFA_VERIFIED, f"out-of-band ({oob.channel})", t.index.ref(user))
-    return issue(stored_draft(grant, client, domain, user, t, gty="password"), t)
+    return _verified(grant, user, client, domain, f"out-of-band ({oob.channel})", t)
