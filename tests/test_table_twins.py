@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claimsengine import Tenant
-from claimsengine.adapters.table import Row, TableContext
+from claimsengine.adapters import table_diff
+from claimsengine.adapters.table import Outcome, Row, TableContext, twin_map
 from claimsengine.testing import secret_for, tenants
 
 
@@ -72,7 +73,19 @@ def naive_rows(ctx: TableContext) -> list[Row]:
     return [row for client, grant in ctx.groups() for row in ctx.group_rows(client, grant)]
 
 
-@settings(max_examples=12)
+def naive_diff(old: TableContext, new: TableContext) -> list[table_diff.Change]:
+    """Every group of both tenants evaluated, none stamped (both have the same applications)."""
+    clients = new.tenant.index.clients
+    return [
+        change
+        for client, grant in old.groups()
+        for change in table_diff._changes(
+            old.evaluate_group(client, grant), new.evaluate_group(clients[client.client_id], grant), clients[client.client_id].name
+        )
+    ]
+
+
+@settings(max_examples=8)
 @given(tenant=tenants(), data=st.data())
 def test_a_table_that_stamps_structurally_identical_applications_equals_the_evaluated_table(tenant: Tenant, data: st.DataObject) -> None:
     source = data.draw(st.sampled_from([c.client_id for c in tenant.clients]))
@@ -85,6 +98,12 @@ def test_a_table_that_stamps_structurally_identical_applications_equals_the_eval
     assert stamped == naive_rows(ctx)
     for client, grant in ctx.groups():
         assert list(ctx.raw(client, grant).items()) == list(ctx.evaluate_group(client, grant).items())
+    # A diff against an edit that changes many outcomes, stamped too, equals the evaluated diff.
+    edited = twinned.model_dump()
+    edited["behaviour"]["client_credentials_scopes"] = "grant" if twinned.behaviour.client_credentials_scopes != "grant" else "requested"
+    edited["clients"][0]["is_first_party"] = not edited["clients"][0]["is_first_party"]
+    other = TableContext(Tenant.model_validate(edited), ctx.secrets)
+    assert list(table_diff.diff_tables(ctx, other)) == naive_diff(ctx, other)
     if change == 0 and not wrong_secret:
         # The twin was found, so the rows above were stamped, not evaluated.
         assert ctx.twins()[twin] == (source, twin)
@@ -125,3 +144,20 @@ def test_twins_whose_outcomes_hold_the_client_id_inside_other_text_are_evaluated
     assert list(ctx.rows()) == naive_rows(ctx)
     m2m1 = ctx.tenant.index.clients["m2m-1"]
     assert ctx.raw(m2m1, "client_credentials") == ctx.evaluate_group(m2m1, "client_credentials")
+
+
+def test_a_twin_whose_stamped_outcomes_would_coincide_is_evaluated_not_stamped() -> None:
+    # Two outcomes of app-a that differ only where one names app-a and the other app-b would be
+    # one outcome for app-b once stamped: its own table could merge them, so it is evaluated.
+    one = Outcome("/oauth/token", "rejected", description="app-a")
+    two = Outcome("/oauth/token", "rejected", description="app-b")
+    evaluated: list[int] = []
+
+    def evaluate(i: int) -> tuple[list[str], bool, frozenset[Outcome]]:
+        evaluated.append(i)
+        return [f"group {i}"], True, frozenset({one, two})
+
+    groups = [("app-a", "g"), ("app-b", "g"), ("app-c", "g")]
+    out = list(twin_map(groups, lambda _: "app-a", evaluate, lambda rows, old, new: [r + " for " + new for r in rows], 1))
+    assert out == [["group 0"], ["group 1"], ["group 0 for app-c"]]
+    assert evaluated == [0, 1]

@@ -466,29 +466,23 @@ class TableContext:
     def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
         """Every class of one application and grant type and its outcome: evaluated, or stamped
         from a structurally identical application's (``twins``), which is the same dict."""
-        rep, template, _ = self.template(client, grant)
-        return stamp_group(template, rep, client.client_id)
-
-    def template(self, client: Client, grant: str) -> tuple[str, Mapping[RequestClass, Outcome], dict[Any, Any]]:
-        """What ``raw`` stamps ``client``'s group from: (the client id it was evaluated for, that
-        group, a memo that lives as long as the group is kept, for callers that compare groups)."""
         members = self.twins()[client.client_id]
         if len(members) == 1:
-            return client.client_id, self.evaluate_group(client, grant), {}
+            return self.evaluate_group(client, grant)
         rep = self.tenant.index.clients[members[0]]
         key = (rep.client_id, grant)
         entry = self._raw_templates.get(key)
         if entry is None:
             template = self.evaluate_group(rep, grant)
-            entry = self._raw_templates[key] = [template, self.witnessed(template, rep, grant, members[1]), len(members), {}]
-        template, exact, left, memo = entry
+            entry = self._raw_templates[key] = [template, self.witnessed(template, rep, grant, members[1]), len(members)]
+        template, exact, left = entry
         # Forget a template once each member has asked for it (a table asks once per member).
         entry[2] = left - 1
         if left <= 1:
             del self._raw_templates[key]
         if not exact and client.client_id != rep.client_id:
-            return client.client_id, self.evaluate_group(client, grant), {}
-        return rep.client_id, template, memo
+            return self.evaluate_group(client, grant)
+        return stamp_group(template, rep.client_id, client.client_id)
 
     def witnessed(self, template: Mapping[RequestClass, Outcome], rep: Client, grant: str, witness_id: str) -> bool:
         """Whether the group of ``witness_id``, evaluated, is ``template`` stamped with its id: the
@@ -518,40 +512,30 @@ class TableContext:
 
         Only the first of each set of structurally identical applications (``twins``) is
         evaluated, by up to ``jobs`` processes; the groups of the others are its rows with their
-        client id stamped in, unless evaluating the second member showed that they differ.
+        client id stamped in (``twin_map``).
         """
-        groups = self.groups()
+        groups = [(client.client_id, grant) for client, grant in self.groups()]
         twins = self.twins()
-        evaluated = [(client, grant) for client, grant in groups if twins[client.client_id][0] == client.client_id]
+        clients = self.tenant.index.clients
 
-        def work(i: int) -> tuple[list[tuple[RequestClass, Outcome]], bool]:
-            client, grant = evaluated[i]
-            raw = self.evaluate_group(client, grant)
-            members = twins[client.client_id]
-            exact = len(members) == 1 or self.witnessed(raw, client, grant, members[1])
-            return (merge_rows(raw) if merge else list(raw.items())), exact
+        def rep_of(client_id: str) -> str | None:
+            members = twins[client_id]
+            return members[0] if len(members) > 1 else None
 
-        results = ordered_map(work, len(evaluated), jobs)
-        templates: dict[tuple[str, str], list[Any]] = {}
-        for client, grant in groups:
-            members = twins[client.client_id]
-            rep = members[0]
-            if rep == client.client_id:
-                pairs, exact = next(results)
-                if len(members) > 1:
-                    templates[(rep, grant)] = [pairs, exact, len(members) - 1]
-                yield from (Row(k, v, client.name) for k, v in pairs)
-            else:
-                entry = templates[(rep, grant)]
-                entry[2] -= 1
-                if entry[2] == 0:
-                    del templates[(rep, grant)]
-                if entry[1]:
-                    yield from (
-                        Row(stamp_class(k, client.client_id), stamp_outcome(v, rep, client.client_id), client.name) for k, v in entry[0]
-                    )
-                else:
-                    yield from self.group_rows(client, grant, merge=merge)
+        def evaluate(i: int) -> tuple[list[Row], bool, frozenset[Outcome]]:
+            client_id, grant = groups[i]
+            raw = self.evaluate_group(clients[client_id], grant)
+            rows = [Row(k, v, clients[client_id].name) for k, v in (merge_rows(raw) if merge else raw.items())]
+            if rep_of(client_id) != client_id:
+                return rows, True, frozenset()
+            return rows, self.witnessed(raw, clients[client_id], grant, twins[client_id][1]), frozenset(raw.values())
+
+        def stamp(rows: list[Row], old: str, new: str) -> list[Row]:
+            name = clients[new].name
+            return [Row(stamp_class(r.request, new), stamp_outcome(r.outcome, old, new), name) for r in rows]
+
+        for group in twin_map(groups, rep_of, evaluate, stamp, jobs):
+            yield from group
             if on_group is not None:
                 on_group()
 
@@ -659,6 +643,48 @@ def _references(value: Any, path: tuple[Any, ...], ids: frozenset[str], out: dic
         out[cid].append((where, _canonical(value, cid)))
     for k, item in value.items():
         _references(item, (*path, k), ids, out)
+
+
+G = TypeVar("G")
+
+
+def twin_map(
+    groups: Sequence[tuple[str, str]],
+    rep_of: Callable[[str], str | None],
+    evaluate: Callable[[int], tuple[G, bool, frozenset[Outcome]]],
+    stamp: Callable[[G, str, str], G],
+    jobs: int,
+) -> Iterator[G]:
+    """The results of ``groups`` (application, grant type) in order, computed once per set of twins.
+
+    ``rep_of`` names the twin evaluated for an application (``None``: it has no twins). The
+    groups of applications with no twins and of each set's first member are evaluated, by up
+    to ``jobs`` processes: ``evaluate(i)`` gives the result, whether the set's witness agreed
+    (``TableContext.witnessed``) and the outcomes the group holds. The other members get
+    ``stamp(result, rep, client_id)``, when the witness agreed and stamping keeps distinct
+    outcomes distinct (so stamping cannot merge rows that the member's own table keeps
+    apart); else they are evaluated here.
+    """
+    left = Counter((rep, grant) for client_id, grant in groups if (rep := rep_of(client_id)) not in (None, client_id))
+    evaluated = [i for i, (client_id, _) in enumerate(groups) if rep_of(client_id) in (None, client_id)]
+    results = ordered_map(lambda j: evaluate(evaluated[j]), len(evaluated), jobs)
+    kept: dict[tuple[str, str], tuple[G, bool, frozenset[Outcome]]] = {}
+    for i, (client_id, grant) in enumerate(groups):
+        rep = rep_of(client_id)
+        if rep is None or rep == client_id:
+            result = next(results)
+            if rep is not None and left[(rep, grant)]:
+                kept[(rep, grant)] = result
+            yield result[0]
+            continue
+        template, exact, outcomes = kept[(rep, grant)]
+        left[(rep, grant)] -= 1
+        if not left[(rep, grant)]:
+            del kept[(rep, grant)]
+        if exact and len({stamp_outcome(o, rep, client_id) for o in outcomes}) == len(outcomes):
+            yield stamp(template, rep, client_id)
+        else:
+            yield evaluate(i)[0]
 
 
 def stamp_group(group: Mapping[RequestClass, Outcome], old: str, new: str) -> dict[RequestClass, Outcome]:

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from .parallel import ordered_map
-from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows, stamp_group
+from .table import FIELD_RULES, GRANTS, Outcome, RequestClass, TableContext, merge_rows, stamp_class, stamp_outcome, twin_map
 
 
 @dataclass(frozen=True)
@@ -82,32 +81,51 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
     domain, organization class); a class only one tenant has shows ``None`` on the other
     side. A group (application x grant type) with no change costs its two evaluations and
     one comparison; only groups with a change are merged, and unchanged classes take part
-    in that merge so that ``any`` never stands for a class that did not change.
+    in that merge so that ``any`` never stands for a class that did not change. An
+    application that has the same first twin in both tenants gets that twin's changes with
+    its client id stamped in (``table.twin_map``).
     """
     old_clients = {c.client_id: c for c in old.tenant.clients}
     new_clients = {c.client_id: c for c in new.tenant.clients}
     groups = [(client_id, grant) for client_id in dict.fromkeys([*old_clients, *new_clients]) for grant in GRANTS]
+    old_twins, new_twins = old.twins(), new.twins()
 
-    def compare(index: int) -> list[Change]:
+    def rep_of(client_id: str) -> str | None:
+        a, b = old_twins.get(client_id, ()), new_twins.get(client_id, ())
+        return a[0] if len(a) > 1 and len(b) > 1 and a[0] == b[0] else None
+
+    def evaluate(index: int) -> tuple[list[Change], bool, frozenset[Outcome]]:
         client_id, grant = groups[index]
-        # Twins' groups are their first member's stamped (TableContext.template): when both
-        # tenants stamp from the same member's equal groups, the stamped groups are equal too.
-        ra, a, memo = old.template(old_clients[client_id], grant) if client_id in old_clients else (client_id, {}, {})
-        rb, b, _ = new.template(new_clients[client_id], grant) if client_id in new_clients else (client_id, {}, {})
-        if ra == rb:
-            seen = memo.get(("equal", rb))
-            if seen is None or seen[0] is not b:
-                seen = memo[("equal", rb)] = (b, a == b)
-            if seen[1]:
-                return []
-        a, b = stamp_group(a, ra, client_id), stamp_group(b, rb, client_id)
-        if a == b:
-            return []
-        name = (new_clients.get(client_id) or old_clients[client_id]).name
-        pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
-        return [Change(cls, before, after, name) for cls, (before, after) in merge_rows(pairs) if before != after]
+        a = old.evaluate_group(old_clients[client_id], grant) if client_id in old_clients else {}
+        b = new.evaluate_group(new_clients[client_id], grant) if client_id in new_clients else {}
+        changes = _changes(a, b, (new_clients.get(client_id) or old_clients[client_id]).name)
+        if rep_of(client_id) != client_id:
+            return changes, True, frozenset()
+        exact = old.witnessed(a, old_clients[client_id], grant, old_twins[client_id][1]) and new.witnessed(
+            b, new_clients[client_id], grant, new_twins[client_id][1]
+        )
+        return changes, exact, frozenset((*a.values(), *b.values()))
 
-    for changes in ordered_map(compare, len(groups), jobs):
+    def stamp(changes: list[Change], rep: str, client_id: str) -> list[Change]:
+        name = (new_clients.get(client_id) or old_clients[client_id]).name
+        return [
+            Change(
+                stamp_class(c.request, client_id),
+                None if c.old is None else stamp_outcome(c.old, rep, client_id),
+                None if c.new is None else stamp_outcome(c.new, rep, client_id),
+                name,
+            )
+            for c in changes
+        ]
+
+    for changes in twin_map(groups, rep_of, evaluate, stamp, jobs):
         yield from changes
         if on_group is not None:
             on_group()
+
+
+def _changes(a: dict[RequestClass, Outcome], b: dict[RequestClass, Outcome], name: str) -> list[Change]:
+    if a == b:
+        return []
+    pairs = {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b])}
+    return [Change(cls, before, after, name) for cls, (before, after) in merge_rows(pairs) if before != after]
