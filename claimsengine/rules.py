@@ -215,6 +215,7 @@ class Rule(StrEnum):
     MFA_CHALLENGE_TYPE_UNSUPPORTED = "mfa.challenge_type_unsupported"
     MFA_OOB_INVALID = "mfa.oob_code_invalid"
     MFA_OOB_PENDING = "mfa.oob_pending"
+    MFA_OOB_SLOW_DOWN = "mfa.oob_slow_down"
     MFA_OOB_REJECTED = "mfa.oob_rejected"
     MFA_BINDING_CODE_INVALID = "mfa.binding_code_invalid"
     MFA_ASSOCIATED = "mfa.associated"

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from claimsengine import MfaEnrollment, Tenant
+from claimsengine.adapters.pytest_plugin import Auth0Clock
 from claimsengine.adapters.server import LiveServer, create_app, serve_in_thread
 from claimsengine.adapters.signing import KeySet
 from claimsengine.adapters.users import with_users
@@ -31,6 +32,8 @@ HENRY = ("henry@northwind.com", "fixture-password-henry")
 FRANK = ("frank@northwind.com", "fixture-password-frank")
 MFA_OOB = "http://auth0.com/oauth/grant-type/mfa-oob"
 AUTHLIB = f"Authlib {version('authlib')}"
+# The fake tenant's clock: polls of one push are behaviour.mfa_oob_interval (5 s) apart.
+CLOCK = Auth0Clock(1_767_226_500)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def server() -> Iterator[LiveServer]:
         users.append(user)
     fields = {name: getattr(base, name) for name in Tenant.model_fields}
     tenant = Tenant.model_validate({**fields, "users": users, "mfa_policy": "all-applications"})
-    app = create_app(tenant, keys=KeySet.generate(seed=11), admin=True, admin_token="test-admin-token")
+    app = create_app(tenant, keys=KeySet.generate(seed=11), admin=True, admin_token="test-admin-token", clock=CLOCK)
     with serve_in_thread(app) as live:
         yield live
 
@@ -104,8 +107,16 @@ def test_a_push_is_pending_until_the_user_approves_then_issues_once(client: str,
             poll()
         assert pending.value.error == "authorization_pending", client
         assert pending.value.description == "Authorization pending: please repeat the request in a few seconds."
+        # Polling again at once is too fast: slow_down (RFC 8628's error, as the device flow's).
+        with pytest.raises(OAuthError) as too_fast:
+            poll()
+        assert (too_fast.value.error, too_fast.value.description) == (
+            "slow_down",
+            "You are polling faster than the specified interval of 5 seconds.",
+        ), client
         # The user approves the push on the phone (by user: the SDK may hide the oob_code).
         assert phone(server, http, user_id="auth0|henry0001", action="approve").json() == {"status": "approved"}
+        CLOCK.advance(5)
         issued = poll()
         assert issued["token_type"] == "Bearer"
         assert issued["expires_in"] == 86400
@@ -115,6 +126,27 @@ def test_a_push_is_pending_until_the_user_approves_then_issues_once(client: str,
             poll()
         assert (again.value.error, again.value.description) == ("invalid_grant", "Invalid oob_code.")
     assert phone(server, http, user_id="auth0|henry0001", action="deny").status_code == 409
+
+
+def test_polling_a_push_sooner_than_the_interval_after_the_previous_poll_answers_slow_down(server: LiveServer, http: httpx.Client) -> None:
+    token = mfa_token(server, http, HENRY)
+    oob_code = challenge(server, http, token, challenge_type="oob").json()["oob_code"]
+
+    def poll() -> tuple[int, str]:
+        answer = http.post(f"{server.url}/oauth/token", data={**CLIENT, "grant_type": MFA_OOB, "mfa_token": token, "oob_code": oob_code})
+        return answer.status_code, answer.json()["error"]
+
+    assert poll() == (403, "authorization_pending")
+    CLOCK.advance(2)
+    assert poll() == (429, "slow_down")
+    # Each poll restarts the interval, a too fast one included (6 s after the first, 4 after the last).
+    CLOCK.advance(4)
+    assert poll() == (429, "slow_down")
+    CLOCK.advance(5)
+    assert poll() == (403, "authorization_pending")
+    assert phone(server, http, oob_code=oob_code, action="deny").json() == {"status": "denied"}
+    CLOCK.advance(5)
+    assert poll() == (403, "invalid_grant")
 
 
 def test_a_declined_push_is_final(server: LiveServer, http: httpx.Client) -> None:

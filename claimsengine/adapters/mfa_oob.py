@@ -3,8 +3,8 @@ starts, what the user answers on their phone, and what the ``mfa-oob`` grant is 
 
 The core decides which challenge a login gets (``MfaChallenged``) and what an ``oob_code`` is
 worth (``OobGrant`` + ``OobState``); this module only keeps the facts: a record per challenge
-(its status and, for SMS, the binding code the message carried), and the latest challenge of
-each user, so that a test can answer the push of a user whose SDK hid the ``oob_code``.
+(its status, for SMS the binding code the message carried, and when the mfa-oob grant last
+polled it), and the latest challenge of each user, so that a test can answer the push of a user whose SDK hid the ``oob_code``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from claimsengine.adapters.store import Store
 from claimsengine.auth0 import MFA_API_LIFETIME
 from claimsengine.model import OobGrant, OobState
 
-__all__ = ["OOB_TYP", "answer", "read", "start"]
+__all__ = ["OOB_TYP", "answer", "polled", "read", "start"]
 
 OOB_TYP = "claimsengine.oob"
 _CHALLENGE = "oob"
@@ -52,7 +52,9 @@ def _state(raw: str | None) -> OobState | None:
         return None
     record = json.loads(raw)
     binding = record.get("binding_code")
-    return OobState(status=record["status"], binding_code=SecretStr(binding) if binding is not None else None)
+    return OobState(
+        status=record["status"], binding_code=SecretStr(binding) if binding is not None else None, last_poll=record.get("last_poll")
+    )
 
 
 def read(store: Store, minter: Minter, oob_code: str, now: int) -> tuple[OobGrant | None, OobState | None]:
@@ -61,6 +63,24 @@ def read(store: Store, minter: Minter, oob_code: str, now: int) -> tuple[OobGran
     if grant is None or grant.challenge_id is None:
         return None, None
     return grant, _state(store.load(_CHALLENGE, grant.challenge_id, now=now))
+
+
+def polled(store: Store, grant: OobGrant, now: int) -> None:
+    """Record that the mfa-oob grant polled ``grant``'s challenge at ``now`` (the fact its next
+    poll's ``slow_down`` is decided on). Two polls at once both count; the later time stays."""
+    if grant.challenge_id is None:
+        return
+    for _ in range(_MAX_SWAPS):
+        raw = store.load(_CHALLENGE, grant.challenge_id, now=now)
+        if raw is None:
+            return
+        record = json.loads(raw)
+        if (record.get("last_poll") or 0) >= now:
+            return
+        record["last_poll"] = now
+        if store.swap(_CHALLENGE, grant.challenge_id, raw, json.dumps(record), expires=_expires(grant), now=now):
+            return
+    raise RuntimeError("the challenge's record kept changing")
 
 
 def answer(

@@ -684,6 +684,9 @@ async def token(request: Request) -> Response:
     decision = _record_lifecycle(fake, generation.tenant, req, decision, facts, now)
     if req.mfa_grant is not None and any(reason.rule is Rule.MFA_ENROLLMENT_CONFIRMED for reason in decision.trace):
         mfa_enrollment.confirm(fake.store, req.mfa_grant.user_id, now)
+    if oob_grant is not None and oob_state is not None and req.grant_type == GrantType.MFA_OOB.value:
+        # Every poll of a known challenge is a fact for the next one's slow_down.
+        mfa_oob.polled(fake.store, oob_grant, now)
     who = req.client_id or req.basic_client_id
     cors_http.for_client(request, who)
     if isinstance(decision, Rejected):

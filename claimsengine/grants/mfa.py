@@ -119,7 +119,8 @@ OOB_REJECTED_TEXT = "MFA Authorization rejected."
 
 def mfa_oob(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued | Rejected:
     """Complete a password login with an out-of-band challenge (M3): a push the user approved,
-    or the binding code an SMS carried; ``authorization_pending`` while a push waits."""
+    or the binding code an SMS carried; ``authorization_pending`` while a push waits, and
+    ``slow_down`` for a push polled again sooner than ``behaviour.mfa_oob_interval``."""
     found = mfa_login(req, client, t)
     if isinstance(found, Rejected):
         return found
@@ -138,6 +139,10 @@ def mfa_oob(req: TokenRequest, client: Client, domain: str, t: Trace) -> Issued 
         expected = state.binding_code.get_secret_value().encode() if state.binding_code is not None else None
         if expected is None or not hmac.compare_digest(given, expected):
             return t.reject(Rule.MFA_BINDING_CODE_INVALID, ErrorCode.INVALID_GRANT, "Invalid binding_code.", ref=t.index.ref(user))
+    elif state.last_poll is not None and t.now - state.last_poll < (interval := t.behaviour.mfa_oob_interval):
+        # mfa.oob_slow_down (M3): polled again sooner than the interval, as the device flow answers.
+        text = f"You are polling faster than the specified interval of {interval} seconds."
+        return t.reject(Rule.MFA_OOB_SLOW_DOWN, ErrorCode.SLOW_DOWN, text, detail=f"{t.now - state.last_poll} s after the previous poll")
     elif state.status == "denied":
         return t.reject(Rule.MFA_OOB_REJECTED, ErrorCode.INVALID_GRANT, OOB_REJECTED_TEXT, ref=t.index.ref(user))
     elif state.status == "pending":
