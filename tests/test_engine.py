@@ -306,13 +306,15 @@ WEB: dict[str, Any] = {
 }
 
 
-def _login_and_exchange(t: Tenant, *, organization: str | None = None, nonce: str | None = None) -> Issued | Rejected:
+def _login_and_exchange(
+    t: Tenant, *, organization: str | None = None, nonce: str | None = None, scope: str = "openid profile read"
+) -> Issued | Rejected:
     request = AuthorizeRequest(
         response_type="code",
         client_id="web",
         redirect_uri="https://app.example/cb",
         audience=API,
-        scope="openid profile read",
+        scope=scope,
         user_id="auth0|u",
         organization=organization,
         nonce=nonce,
@@ -750,3 +752,58 @@ def test_a_parameter_is_a_string_the_client_sent_never_a_fact_the_adapter_resolv
     assert steps.parameter(request, "audience") is None
     for fact in ("password_valid_for", "mfa_code_reused", "quota_usage", "code_grant"):
         assert steps.parameter(request, fact) is None, fact
+
+
+def _offline_login(refresh_token: dict[str, Any]) -> Issued:
+    """A code exchange with openid and offline_access for the web client with these refresh settings."""
+    t = tenant(
+        clients=[{**WEB, "grant_types": ["authorization_code", "refresh_token"], "refresh_token": refresh_token}],
+        client_grants=[],
+        apis=[{"identifier": API, "scopes": ["read"], "allow_offline_access": True}],
+    )
+    issued = _login_and_exchange(t, scope="openid offline_access read")
+    assert isinstance(issued, Issued), issued
+    return issued
+
+
+def test_a_new_refresh_family_is_forgotten_at_its_absolute_expiry_when_idle_tokens_never_expire() -> None:
+    issued = _offline_login(
+        {"rotation_type": "rotating", "expiration_type": "expiring", "token_lifetime": 86400, "infinite_idle_token_lifetime": True}
+    )
+    assert issued.refresh is not None
+    assert issued.refresh_family is not None
+    assert issued.refresh.expires_at == NOW + 1 + 86400
+    assert issued.refresh_family.expires_at == NOW + 1 + 86400, "the facts last as long as its tokens, and no longer"
+    idle = _offline_login(
+        {"rotation_type": "rotating", "expiration_type": "expiring", "token_lifetime": 86400, "idle_token_lifetime": 3600}
+    )
+    assert idle.refresh_family is not None
+    assert idle.refresh_family.expires_at == NOW + 1 + 3600
+
+
+def test_an_access_token_for_an_api_and_userinfo_carries_its_audiences_as_a_json_array() -> None:
+    issued = _offline_login({"rotation_type": "non-rotating", "expiration_type": "non-expiring"})
+    assert issued.audience == (API, "https://acme.auth0.com/userinfo")
+    assert issued.claims["aud"] == [API, "https://acme.auth0.com/userinfo"], "a list, as the signer writes it, not the tuple"
+
+
+def test_a_strict_third_party_machine_client_keeps_an_api_scope_named_like_an_oidc_scope() -> None:
+    """The strict third-party mode drops OpenID Connect scopes from user logins only: a
+    machine-to-machine token has no ID token, and an API's own scope called ``email`` is its own."""
+    t = tenant(
+        apis=[{"identifier": API, "scopes": ["read", "email"]}],
+        clients=[
+            {
+                "client_id": "m2m",
+                "client_secrets": ["m2m-secret"],
+                "app_type": "non_interactive",
+                "is_first_party": False,
+                "third_party_security_mode": "strict",
+            }
+        ],
+        client_grants=[{"client_id": "m2m", "audience": API, "scope": ["read", "email"]}],
+    )
+    issued = cc(t)
+    assert isinstance(issued, Issued), issued
+    assert issued.scope == "read email"
+    assert Rule.SCOPE_THIRD_PARTY_OIDC not in [reason.rule for reason in issued.trace]

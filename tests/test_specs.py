@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from claimsengine import (
     AuthorizeRequest,
@@ -104,6 +105,13 @@ def build_tenant(case: SpecCase) -> Tenant:
 
 def run(case: SpecCase) -> tuple[dict[str, Any], str]:
     """Run a case; return the decision's JSON dump and its full JSON text."""
+    decision = decision_of(case)
+    dumped: dict[str, Any] = decision.model_dump(mode="json")
+    return dumped, decision.model_dump_json()
+
+
+def decision_of(case: SpecCase) -> Any:
+    """Run a case; return the decision (or the CORS answer) itself."""
     tenant = build_tenant(case)
     request = dict(case.data["request"])
     kind = request.pop("kind")
@@ -131,8 +139,7 @@ def run(case: SpecCase) -> tuple[dict[str, Any], str]:
         decision = decide(MfaAssociateRequest.model_validate(request), tenant, now=now)
     else:
         raise AssertionError(f"{case.id}: unknown request kind {kind!r}")
-    dumped: dict[str, Any] = decision.model_dump(mode="json")
-    return dumped, decision.model_dump_json()
+    return decision
 
 
 def trace_of(dumped: dict[str, Any]) -> list[str]:
@@ -181,6 +188,24 @@ def test_case(case: SpecCase) -> None:
 # ---------------------------------------------------------------------------------------
 # The specs themselves
 # ---------------------------------------------------------------------------------------
+
+
+def test_every_decision_is_the_validated_value_of_the_fields_it_says_it_sets() -> None:
+    """The engine builds its decisions with ``model.trusted``, which skips validation and trusts
+    the caller to pass every required field. Rebuilt by the validating constructor from only the
+    fields it counts as set (nested values included), each case's decision is valid and equal to
+    itself: no required field was left to the template's placeholder."""
+    problems = []
+    for case in load_cases():
+        decision = decision_of(case)
+        try:
+            rebuilt = type(decision).model_validate(decision.model_dump(exclude_unset=True))
+        except ValidationError as error:
+            problems.append(f"{case.id}: {error.errors()[0]['loc']} {error.errors()[0]['msg']}")
+            continue
+        if rebuilt != decision:
+            problems.append(f"{case.id}: rebuilt from its set fields, the decision differs")
+    assert not problems, "\n".join(problems)
 
 
 def test_cases_are_well_formed() -> None:
