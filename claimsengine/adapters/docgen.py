@@ -325,6 +325,13 @@ def decision_table_page(ctx: TableContext) -> str:
             f"(client_credentials) or one the user belongs to (authorization_code); `unknown` is `{UNKNOWN_ORGANIZATION}`.",
             f"User flows log in as `{ctx.user_id}`, who consents; PKCE (S256) is used.",
             f"Audience `{NO_AUDIENCE}` sends none; `{UNKNOWN_AUDIENCE}` is an API the tenant does not have.",
+            "State: what a request presents that was issued earlier (`-` where it presents nothing of the kind):",
+            "the password (`valid`, `wrong`); the MFA grants' second factor (`valid`, `wrong`, `used`; out-of-band",
+            "`approved`, `pending`, `denied`) after a password login answered `mfa_required`; the device code",
+            "(`pending`, `approved`, `denied`, `slow_down`, `expired`); the refresh token from a login with the",
+            "`offline` scope class (`current`, `reused at once`, `reused after leeway`, `revoked`, `idle`, `expired`).",
+            "The scope class of a refresh is the scope the refresh request sends. How each request is built:",
+            "`docs/cli.md`, section `table`.",
         ]
     )
     return "".join(render_markdown(ctx.rows(), preamble=preamble))

@@ -1,10 +1,12 @@
 """Decision tables: every class of request a tenant can receive, and what ``decide`` says.
 
 This module makes no decision of its own. It enumerates request classes (application x
-grant type x audience x scope class x domain x organization class), builds one concrete
-request per class with the application's real credentials, asks ``claimsengine.decide``
-at a fixed ``now``, and groups classes whose outcome does not depend on a dimension into
-one row with ``any`` in that cell.
+grant type x audience x scope class x domain x organization class x state), builds one
+concrete request per class with the application's real credentials, asks
+``claimsengine.decide`` at a fixed ``now``, and groups classes whose outcome does not depend
+on a dimension into one row with ``any`` in that cell. The grants that present something
+issued earlier (a password login's mfa_token, a device code, a refresh token) are built in
+``table_flows``, which runs the earlier steps through ``decide`` too.
 
 Rows are produced by generators, one application and grant type at a time, so a large
 tenant is tabulated in memory bounded by the size of one such group.
@@ -62,9 +64,25 @@ GRANTS = tuple(g.grant_type.value for g in DECLARED.values() if g.table is not N
 # "offline" asks for a refresh token and an ID token with the granted scopes: "openid offline_access ...".
 SCOPE_CLASSES = ("none", "granted", "not granted", "openid", "offline")
 ORG_CLASSES = ("none", "associated", "not associated", "unknown")
-DIMENSIONS = ("client", "grant", "audience", "scope", "domain", "organization")
+DIMENSIONS = ("client", "grant", "audience", "scope", "domain", "organization", "state")
 # Dimensions merged inside a group (one application and grant type), in this order.
-MERGE_ORDER = ("domain", "organization", "scope", "audience")
+MERGE_ORDER = ("domain", "organization", "scope", "audience", "state")
+# The state of what a request presents that was issued earlier (docs/cli.md): "-" for the
+# grants that present nothing of the kind (client_credentials; the authorization code is
+# always the fresh one its /authorize gave).
+NO_STATE = "-"
+STATES: Mapping[str, tuple[str, ...]] = {
+    "password": ("valid", "wrong"),
+    "http://auth0.com/oauth/grant-type/password-realm": ("valid", "wrong"),
+    "http://auth0.com/oauth/grant-type/mfa-otp": ("valid", "wrong", "used"),
+    "http://auth0.com/oauth/grant-type/mfa-recovery-code": ("valid", "wrong", "used"),
+    "http://auth0.com/oauth/grant-type/mfa-oob": ("approved", "pending", "denied"),
+    "urn:ietf:params:oauth:grant-type:device_code": ("pending", "approved", "denied", "slow_down", "expired"),
+    "refresh_token": ("current", "reused at once", "reused after leeway", "revoked", "idle", "expired"),
+}
+# Grants whose states after the first are tabulated with the scope class "none" only: the
+# refresh request's scope narrows a usable token; the later states are about the token itself.
+FIRST_STATE_SCOPED = frozenset({"refresh_token"})
 DOMAIN_PATTERN = "{domain}"
 
 
@@ -78,6 +96,7 @@ class RequestClass:
     scope: str
     domain: str
     organization: str
+    state: str = NO_STATE
 
     def get(self, dim: str) -> str:
         value: str = getattr(self, dim)
@@ -269,12 +288,16 @@ class TableContext:
     def classes(self, client: Client, grant: str) -> Iterator[RequestClass]:
         """Every request class of one application and grant type, in table order."""
         domains = self.domains
+        states = STATES.get(grant, (NO_STATE,))
         for audience in self._once(("audiences",), self.audiences):
-            orgs = self.organizations(client.client_id, grant, audience)
+            # The device code request names no organization.
+            orgs = ("none",) if BY_WIRE[grant].table == "device" else self.organizations(client.client_id, grant, audience)
             for scope in SCOPE_CLASSES:
+                scoped = states[:1] if scope != "none" and grant in FIRST_STATE_SCOPED else states
                 for domain in domains:
                     for org in orgs:
-                        yield RequestClass(client.client_id, grant, audience, scope, domain, org)
+                        for state in scoped:
+                            yield RequestClass(client.client_id, grant, audience, scope, domain, org, state)
 
     def all_classes(self) -> Iterator[RequestClass]:
         for client in self.tenant.clients:
@@ -434,7 +457,12 @@ class TableContext:
 
     def evaluate(self, cls: RequestClass) -> Outcome:
         """Run ``decide`` on the concrete request(s) of ``cls``."""
-        if BY_WIRE[cls.grant].table == "token":
+        kind = BY_WIRE[cls.grant].table
+        if kind not in ("token", "authorize"):
+            from . import table_flows
+
+            return table_flows.evaluate(self, cls)
+        if kind == "token":
             params, authorization, assertion = self.token_params(cls)
             request = wire.token_request(params, domain=cls.domain, authorization=authorization, assertion=assertion)
             return outcome_of(decide(request, self.tenant, now=self.now), cls.domain)
@@ -460,7 +488,11 @@ class TableContext:
         return len(self.tenant.clients) * len(GRANTS)
 
     def evaluate_group(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
-        """Every class of one application and grant type, each evaluated by ``decide``."""
+        """Every class of one application and grant type, each evaluated by ``decide`` (once
+        per domain for a grant refused before its own parameters are read)."""
+        early = self.refused_early(client, grant)
+        if early is not None:
+            return {cls: early[cls.domain] for cls in self.classes(client, grant)}
         return {cls: self.evaluate(cls) for cls in self.classes(client, grant)}
 
     def raw(self, client: Client, grant: str) -> dict[RequestClass, Outcome]:
@@ -503,6 +535,36 @@ class TableContext:
             by_key.setdefault(keys[client.client_id] if keys is not None else client.client_id, []).append(client.client_id)
         return {cid: tuple(members) for members in by_key.values() for cid in members}
 
+    def refused_early(self, client: Client, grant: str) -> Mapping[str, Outcome] | None:
+        """For a grant of ``table_flows``: the answer on each domain when the grant is refused
+        before its own parameters are read (the same for every class of the domain); else ``None``."""
+        if BY_WIRE[grant].table in ("token", "authorize"):
+            return None
+        from . import table_flows
+
+        return table_flows.refused_early(self, client.client_id, grant)
+
+    def whole_group(self, client: Client, grant: str) -> RequestClass:
+        """The row that stands for every class of a group: ``any`` in each dimension with more than one value."""
+        values: dict[str, set[str]] = {d: set() for d in DIMENSIONS[2:]}
+        for audience in self._once(("audiences",), self.audiences):
+            values["audience"].add(audience)
+            orgs = ("none",) if BY_WIRE[grant].table == "device" else self.organizations(client.client_id, grant, audience)
+            values["organization"].update(orgs)
+        values["scope"].update(SCOPE_CLASSES)
+        values["domain"].update(self.domains)
+        values["state"].update(STATES.get(grant, (NO_STATE,)))
+        cells = [next(iter(v)) if len(v) == 1 else ANY for v in values.values()]
+        return RequestClass(client.client_id, grant, *cells)
+
+    def single_row(self, client: Client, grant: str) -> Row | None:
+        """The group's one merged row when its grant is refused alike on every domain before the
+        grant's own parameters are read (every class has that answer); else ``None``."""
+        early = self.refused_early(client, grant)
+        if early is None or len(set(early.values())) != 1:
+            return None
+        return Row(self.whole_group(client, grant), next(iter(early.values())), client.name)
+
     def groups(self) -> list[tuple[Client, str]]:
         """The table's groups, in order: (application, grant type)."""
         return [(client, grant) for client in self.tenant.clients for grant in GRANTS]
@@ -524,6 +586,15 @@ class TableContext:
 
         def evaluate(i: int) -> tuple[list[Row], bool, frozenset[Outcome]]:
             client_id, grant = groups[i]
+            single = self.single_row(clients[client_id], grant) if merge else None
+            if single is not None:
+                # A group refused before the grant's own parameters are read: one row; the
+                # witness is its twin's row, computed the same way.
+                if rep_of(client_id) != client_id:
+                    return [single], True, frozenset()
+                witness = self.single_row(clients[twins[client_id][1]], grant)
+                stamped = stamp_outcome(single.outcome, client_id, twins[client_id][1])
+                return [single], witness is not None and witness.outcome == stamped, frozenset({single.outcome})
             raw = self.evaluate_group(clients[client_id], grant)
             rows = [Row(k, v, clients[client_id].name) for k, v in (merge_rows(raw) if merge else raw.items())]
             if rep_of(client_id) != client_id:
@@ -541,6 +612,9 @@ class TableContext:
 
     def group_rows(self, client: Client, grant: str, *, merge: bool = True) -> list[Row]:
         """The rows of one application and grant type, evaluated."""
+        single = self.single_row(client, grant) if merge else None
+        if single is not None:
+            return [single]
         raw = self.evaluate_group(client, grant)
         pairs = merge_rows(raw) if merge else list(raw.items())
         return [Row(k, v, client.name) for k, v in pairs]
@@ -800,13 +874,13 @@ def merge_rows(raw: Mapping[RequestClass, V], order: Sequence[str] = MERGE_ORDER
     Rows are plain tuples of cells here, and each row carries how many classes it covers,
     so a merge costs one pass over the rows per dimension.
     """
-    keys = [(k.client, k.grant, k.audience, k.scope, k.domain, k.organization) for k in raw]
+    keys = [(k.client, k.grant, k.audience, k.scope, k.domain, k.organization, k.state) for k in raw]
     width = len(DIMENSIONS)
     # Per set of ``any`` dimensions: how many enumerated classes match each projection.
     counts: dict[tuple[int, ...], Counter[tuple[str, ...]]] = {}
 
     def matching(anys: tuple[int, ...], cells: tuple[str, ...]) -> int:
-        # At most five dimensions are ``any`` (client and grant never are): the rest is kept.
+        # Client and grant are never ``any``: at least those two cells are kept.
         keep = itemgetter(*(i for i in range(width) if i not in anys))
         if anys not in counts:
             counts[anys] = Counter(map(keep, keys))

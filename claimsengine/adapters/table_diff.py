@@ -78,7 +78,7 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
     """Request classes whose outcome changes from ``old`` to ``new``, group by group.
 
     Classes are compared on their key (application, grant type, audience, scope class,
-    domain, organization class); a class only one tenant has shows ``None`` on the other
+    domain, organization class, state); a class only one tenant has shows ``None`` on the other
     side. A group (application x grant type) with no change costs its two evaluations and
     one comparison; only groups with a change are merged, and unchanged classes take part
     in that merge so that ``any`` never stands for a class that did not change. An

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from .table import ANY, COLUMNS, DIMENSIONS, Row
+from .table import ANY, COLUMNS, DIMENSIONS, NO_STATE, Row
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -148,23 +148,23 @@ _HTML_TAIL = """]</script>
     return td;
   }
   function draw(r) {
-    // r: kind, name, id, grant, audience, scope, domain, organization, outcome, detail, aud, iss, token scope, claims, rules
+    // r: kind, name, id, grant, audience, scope, domain, organization, state, outcome, detail, aud, iss, token scope, claims, rules
     var tr = document.createElement("tr");
     tr.className = r[0];
     cell(tr, r[1] || r[2], "application", r[1] ? r[2] : "");
-    var names = ["grant", "audience", "scope", "domain", "organization"];
+    var names = ["grant", "audience", "scope", "domain", "organization", "state"];
     for (var i = 0; i < names.length; i++) { cell(tr, r[i + 3], names[i], ""); }
-    cell(tr, r[8], "outcome", r[9]);
-    cell(tr, r[10], "aud", "");
-    cell(tr, r[11], "iss", "");
-    cell(tr, r[12], "token_scope", r[13]);
+    cell(tr, r[9], "outcome", r[10]);
+    cell(tr, r[11], "aud", "");
+    cell(tr, r[12], "iss", "");
+    cell(tr, r[13], "token_scope", r[14]);
     var rules = cell(tr, "", "rules", "");
-    if (r[14]) {
+    if (r[15]) {
       var details = document.createElement("details");
       var summary = document.createElement("summary");
-      summary.textContent = r[14].split(" ").length;
+      summary.textContent = r[15].split(" ").length;
       details.appendChild(summary);
-      details.appendChild(document.createTextNode(r[14]));
+      details.appendChild(document.createTextNode(r[15]));
       rules.appendChild(details);
     }
     return tr;
@@ -198,7 +198,7 @@ _HTML_TAIL = """]</script>
       var asc = !th.classList.contains("asc");
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) { c.classList.remove("asc", "desc"); });
       th.classList.add(asc ? "asc" : "desc");
-      var column = [1, 3, 4, 5, 6, 7, 8, 10, 11, 12, 14][index];
+      var column = [1, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15][index];
       shown.sort(function (a, b) {
         var x = data[a][column], y = data[b][column];
         var nx = parseFloat(x), ny = parseFloat(y);
@@ -219,12 +219,13 @@ _HTML_TAIL = """]</script>
 HTML_COLUMNS: tuple[tuple[str, int], ...] = (
     ("application", 10),
     ("grant", 8),
-    ("audience", 10),
+    ("audience", 9),
     ("scope", 5),
     ("domain", 7),
     ("organization", 6),
-    ("outcome", 24),
-    ("aud", 10),
+    ("state", 5),
+    ("outcome", 21),
+    ("aud", 9),
     ("iss", 6),
     ("token scope / claims", 10),
     ("rules", 4),
@@ -314,6 +315,8 @@ def render_terminal(rows: Iterable[Row], title: str, console: Console) -> None:
             console.print(Text(f"{application(row)} · {row.request.grant}", style="bold"))
         r = row.request
         cls = f"audience {r.audience} · scope {r.scope} · domain {r.domain} · organization {r.organization}"
+        if r.state != NO_STATE:
+            cls += f" · state {r.state}"
         console.print(Padding(Text(cls), (0, 0, 0, 2), expand=False))
         style = "green" if row.outcome.kind == "issued" else "red" if row.outcome.kind == "rejected" else ""
         console.print(Padding(Text("→ " + _outcome_line(row), style=style), (0, 0, 0, 4), expand=False))

@@ -89,8 +89,11 @@ class Grant:
     token is for: the client itself or a user (it selects the client grant's subject type,
     R24, and what "associated organization" means). ``table`` is how the
     decision table builds a request of this grant: one token request (``"token"``), a
-    successful ``/authorize`` then the exchange (``"authorize"``), or not at all (``None``:
-    it needs a token issued earlier). ``fast`` is the grant's :data:`FastPath`, if it has one:
+    successful ``/authorize`` then the exchange (``"authorize"``), a token request with the
+    table user's credentials (``"password"``), a password login answered ``mfa_required``
+    then the second factor (``"mfa"``), ``/oauth/device/code``, the user's answer and a poll
+    (``"device"``), a login that gives a refresh token then its exchange (``"refresh"``), or
+    not at all (``None``). ``fast`` is the grant's :data:`FastPath`, if it has one:
     ``decide`` tries it first, with the request as it came (the grant's exact wire identifier).
     """
 
@@ -101,7 +104,7 @@ class Grant:
     required: tuple[str, ...]
     client_authentication: bool
     subject: SubjectType
-    table: Literal["token", "authorize"] | None
+    table: Literal["token", "authorize", "password", "mfa", "device", "refresh"] | None
     endpoint: str = TOKEN_ENDPOINT
     fast: FastPath | None = None
 
@@ -141,7 +144,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("refresh_token",),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="refresh",
             )
         case GrantType.DEVICE_CODE:
             return Grant(
@@ -152,7 +155,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("device_code",),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="device",
             )
         case GrantType.PASSWORD:
             return Grant(
@@ -163,7 +166,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("username", "password"),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="password",
             )
         case GrantType.PASSWORD_REALM:
             return Grant(
@@ -174,7 +177,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("username", "password", "realm"),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="password",
             )
         case GrantType.MFA_OTP:
             return Grant(
@@ -185,7 +188,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("mfa_token", "otp"),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="mfa",
             )
         case GrantType.MFA_RECOVERY_CODE:
             return Grant(
@@ -196,7 +199,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("mfa_token", "recovery_code"),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="mfa",
             )
         case GrantType.MFA_OOB:
             return Grant(
@@ -207,7 +210,7 @@ def declaration(grant_type: GrantType) -> Grant:
                 required=("mfa_token", "oob_code"),
                 client_authentication=False,
                 subject=SubjectType.USER,
-                table=None,
+                table="mfa",
             )
         case _:
             assert_never(grant_type)
