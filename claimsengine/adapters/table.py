@@ -80,9 +80,6 @@ STATES: Mapping[str, tuple[str, ...]] = {
     "urn:ietf:params:oauth:grant-type:device_code": ("pending", "approved", "denied", "slow_down", "expired"),
     "refresh_token": ("current", "reused at once", "reused after leeway", "revoked", "idle", "expired"),
 }
-# Grants whose states after the first are tabulated with the scope class "none" only: the
-# refresh request's scope narrows a usable token; the later states are about the token itself.
-FIRST_STATE_SCOPED = frozenset({"refresh_token"})
 DOMAIN_PATTERN = "{domain}"
 
 
@@ -293,10 +290,9 @@ class TableContext:
             # The device code request names no organization.
             orgs = ("none",) if BY_WIRE[grant].table == "device" else self.organizations(client.client_id, grant, audience)
             for scope in SCOPE_CLASSES:
-                scoped = states[:1] if scope != "none" and grant in FIRST_STATE_SCOPED else states
                 for domain in domains:
                     for org in orgs:
-                        for state in scoped:
+                        for state in states:
                             yield RequestClass(client.client_id, grant, audience, scope, domain, org, state)
 
     def all_classes(self) -> Iterator[RequestClass]:
@@ -770,7 +766,7 @@ def stamp_group(group: Mapping[RequestClass, Outcome], old: str, new: str) -> di
 
 def stamp_class(cls: RequestClass, client_id: str) -> RequestClass:
     """``cls`` for another application."""
-    return RequestClass(client_id, cls.grant, cls.audience, cls.scope, cls.domain, cls.organization)
+    return RequestClass(client_id, cls.grant, cls.audience, cls.scope, cls.domain, cls.organization, cls.state)
 
 
 def stamp_outcome(outcome: Outcome, old: str, new: str) -> Outcome:

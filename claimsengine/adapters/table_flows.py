@@ -108,11 +108,10 @@ def evaluate(ctx: TableContext, cls: RequestClass) -> Outcome:
         return early
     unknown = _unknown(ctx, cls)
     if unknown is not None:
-        # The request presents a value the server does not know and names no audience or
-        # organization of its own: classes that send the very same request after the same
-        # earlier steps (the states of a refresh, say) share one outcome.
-        shared, steps = unknown
-        return ctx._once(("outcome", *shared, *steps), lambda: _outcome(ctx, cls))
+        # The request presents a value the server does not know and names no audience, scope
+        # or organization of its own: classes that send the very same request after earlier
+        # steps that failed alike share one outcome.
+        return ctx._once(("outcome", *unknown), lambda: _outcome(ctx, cls))
     return _outcome(ctx, cls)
 
 
@@ -121,16 +120,31 @@ def _outcome(ctx: TableContext, cls: RequestClass) -> Outcome:
     return outcome_of(decide(request, tenant, now=now), cls.domain, endpoint=endpoint, before=before)
 
 
-def _unknown(ctx: TableContext, cls: RequestClass) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """For a class whose earlier steps gave nothing to present: what its request depends on
-    (application, grant, domain, and the refresh request's scope or the MFA code's state) and
-    what its earlier steps depend on besides (audience, scope, organization); else ``None``."""
+def _unknown(ctx: TableContext, cls: RequestClass) -> tuple[str, ...] | None:
+    """For a class whose login gave nothing to present: all its outcome depends on (the
+    application, grant, domain, the MFA code's state, and why the login gave nothing); else ``None``."""
     kind = BY_WIRE[cls.grant].table
-    if kind == "refresh" and _refresh_login(ctx, cls)[0] is None:
-        return (cls.client, cls.grant, cls.domain, cls.audience, cls.scope), (cls.organization,)
-    if kind == "mfa" and _mfa_login(ctx, cls)[0] is None:
-        return (cls.client, cls.grant, cls.domain, cls.state), (cls.audience, cls.scope, cls.organization)
+    if kind == "refresh":
+        grant, _, why = _refresh_login(ctx, cls)
+        return None if grant is not None else (cls.client, cls.grant, cls.domain, "", *why)
+    if kind == "mfa":
+        mfa, why = _mfa_login(ctx, cls)
+        return None if mfa is not None else (cls.client, cls.grant, cls.domain, cls.state, *why)
     return None
+
+
+# What a password login that issued tokens without asking for a second factor shows of itself.
+PASSWORD_LOGIN_RULES = frozenset({Rule.PASSWORD_DEFAULT_DIRECTORY, Rule.PASSWORD_REALM, Rule.PASSWORD_VALID})
+# Why a login gave no refresh token, when it issued tokens (the rest of its rules are history).
+NO_REFRESH_REASONS = frozenset({Rule.SCOPE_OFFLINE_ACCESS_DROPPED, Rule.REFRESH_OMITTED, Rule.REFRESH_SPA_NEEDS_ROTATION})
+
+
+def _why(decision: Issued | Rejected | Authorized, reasons: frozenset[Rule]) -> tuple[str, ...]:
+    """The rules that say why a login gave nothing to present: a refusal's rule, else those of
+    its rules in ``reasons``."""
+    if isinstance(decision, Rejected):
+        return (decision.rejected_by.value,)
+    return tuple(r.rule.value for r in decision.trace if r.rule in reasons)
 
 
 def refused_early(ctx: TableContext, client_id: str, grant: str) -> dict[str, Outcome] | None:
@@ -243,9 +257,12 @@ def _password_params(ctx: TableContext, grant: str) -> dict[str, str]:
     return params
 
 
-def _password(ctx: TableContext, cls: RequestClass) -> Built:
+def _password(ctx: TableContext, cls: RequestClass, scope: str | None = None) -> Built:
+    """The password request of ``cls`` (``scope``: sent instead of the class's)."""
     tenant, user = login_user(ctx)
     params = {**_password_params(ctx, cls.grant), **_targets(ctx, cls)}
+    if scope is not None:
+        params["scope"] = scope
     valid_for = (user.user_id,) if cls.state == "valid" else ()
     return _token_request(ctx, cls, params, password_valid_for=valid_for), tenant, ctx.now, "/oauth/token", ()
 
@@ -273,7 +290,10 @@ def _find_mfa_login(ctx: TableContext, cls: RequestClass) -> tuple[MfaGrant | No
     login = RequestClass(cls.client, grant, cls.audience, cls.scope, cls.domain, cls.organization, "valid")
     request, tenant, now, _, _ = _password(ctx, login)
     decision = decide(request, tenant, now=now)
-    return (decision.mfa if isinstance(decision, Rejected) else None), _rules(decision)
+    if isinstance(decision, Rejected) and decision.mfa is not None:
+        return decision.mfa, _rules(decision)
+    # Refused, or tokens issued without a second factor (the password login's own rules say so).
+    return None, _why(decision, PASSWORD_LOGIN_RULES)
 
 
 def _oob_challenge(ctx: TableContext, cls: RequestClass, grant: MfaGrant) -> tuple[OobGrant | None, tuple[str, ...]]:
@@ -385,40 +405,44 @@ def _device(ctx: TableContext, cls: RequestClass) -> Built:
 
 
 def _refresh_login(ctx: TableContext, cls: RequestClass) -> tuple[RefreshGrant | None, RefreshFamily | None, tuple[str, ...]]:
-    """The refresh token (with the family's facts) a login of ``cls`` with the ``offline``
-    scope class gets, and the login's rules."""
-    key = ("refresh login", cls.client, cls.audience, cls.domain, cls.organization)
+    """The refresh token (with the family's facts) a login of ``cls`` gets, and the login's
+    rules; or ``None`` and the rules that say why it got none."""
+    key = ("refresh login", cls.client, cls.audience, cls.scope, cls.domain, cls.organization)
     return ctx._once(key, lambda: _find_refresh_login(ctx, cls))
+
+
+def _offline(scope: str | None) -> str:
+    """A scope with ``offline_access``: without it a login gets no refresh token."""
+    return " ".join(dict.fromkeys([*(scope or "").split(), "offline_access"]))
 
 
 def _find_refresh_login(ctx: TableContext, cls: RequestClass) -> tuple[RefreshGrant | None, RefreshFamily | None, tuple[str, ...]]:
     tenant, user = login_user(ctx)
     grant = _allowed(ctx, cls.client, LOGIN_GRANTS)
-    login = RequestClass(cls.client, grant, cls.audience, "offline", cls.domain, cls.organization, "valid")
+    login = RequestClass(cls.client, grant, cls.audience, cls.scope, cls.domain, cls.organization, "valid")
+    scope = _offline(ctx.scope_value(login))
     decision: Issued | Rejected | Authorized
     if grant == GrantType.AUTHORIZATION_CODE.value:
-        authorize = ctx.authorize_request(login).model_copy(update={"user_id": user.user_id})
+        authorize = ctx.authorize_request(login).model_copy(update={"user_id": user.user_id, "scope": scope})
         decision = decide(authorize, tenant, now=ctx.now)
         before = _rules(decision)
         if isinstance(decision, Authorized):
             decision = decide(ctx.exchange_request(login, decision), tenant, now=ctx.now)
             before = (*before, *_rules(decision))
     else:
-        request, tenant, now, _, _ = _password(ctx, login)
+        request, tenant, now, _, _ = _password(ctx, login, scope)
         decision = decide(request, tenant, now=now)
         before = _rules(decision)
     if not isinstance(decision, Issued) or decision.refresh is None:
-        return None, None, before
+        return None, None, _why(decision, NO_REFRESH_REASONS)
     # The server gives every new refresh token a family and records its state (lifecycle.py).
     family = decision.refresh_family or RefreshFamily(last_used=ctx.now)
     return decision.refresh.model_copy(update={"family": FAMILY}), family, before
 
 
 def _refresh_request(ctx: TableContext, cls: RequestClass, grant: RefreshGrant | None, family: RefreshFamily | None) -> TokenRequest:
+    """The refresh request (it asks for no scope: the token keeps the login's)."""
     params = {"grant_type": GrantType.REFRESH_TOKEN.value, "refresh_token": REFRESH_TOKEN}
-    scope = ctx.scope_value(cls)
-    if scope is not None:
-        params["scope"] = scope
     return _token_request(ctx, cls, params, refresh_grant=grant).model_copy(update={"refresh_family": family})
 
 
@@ -426,12 +450,11 @@ def _after_first_refresh(
     ctx: TableContext, cls: RequestClass, grant: RefreshGrant, family: RefreshFamily
 ) -> tuple[RefreshFamily, tuple[str, ...]]:
     """The family's facts after the token was exchanged once (no scope asked), and that exchange's rules."""
-    key = ("first refresh", cls.client, cls.audience, cls.domain, cls.organization)
+    key = ("first refresh", cls.client, cls.audience, cls.scope, cls.domain, cls.organization)
 
     def compute() -> tuple[RefreshFamily, tuple[str, ...]]:
         tenant, _ = login_user(ctx)
-        first = RequestClass(cls.client, cls.grant, cls.audience, "none", cls.domain, cls.organization)
-        decision = decide(_refresh_request(ctx, first, grant, family), tenant, now=ctx.now)
+        decision = decide(_refresh_request(ctx, cls, grant, family), tenant, now=ctx.now)
         after = decision.refresh_family if isinstance(decision, Issued) and decision.refresh_family is not None else family
         return after, _rules(decision)
 
@@ -440,7 +463,7 @@ def _after_first_refresh(
 
 def _revoked(ctx: TableContext, cls: RequestClass, grant: RefreshGrant, family: RefreshFamily) -> tuple[RefreshFamily, tuple[str, ...]]:
     """The family's facts after ``POST /oauth/revoke`` of the token, and the revocation's rules."""
-    key = ("revoked", cls.client, cls.audience, cls.domain, cls.organization)
+    key = ("revoked", cls.client, cls.audience, cls.scope, cls.domain, cls.organization)
 
     def compute() -> tuple[RefreshFamily, tuple[str, ...]]:
         tenant, _ = login_user(ctx)
