@@ -618,6 +618,12 @@ def test_a_trusted_construction_equals_the_validated_one_defaults_and_set_fields
     assert first.parameters == {}
     assert first.parameters is not second.parameters
     assert first.model_fields_set == {"grant_type"}
+    # A value the caller gives for such a field is kept, not replaced by a fresh default.
+    given = {"realm": SecretStr("Username-Password-Authentication")}
+    kept = trusted(TokenRequest, grant_type="password", parameters=given)
+    assert kept == TokenRequest(grant_type="password", parameters=given)
+    assert kept.parameters is given
+    assert kept.model_fields_set == {"grant_type", "parameters"}
 
 
 def test_the_public_constructors_still_validate() -> None:
