@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from claimsengine.engine import ASSERTION_TYPE, decide
-from claimsengine.grants import BY_WIRE
+from claimsengine.grants import BY_WIRE, GrantType
 from claimsengine.grants import GRANTS as DECLARED
 from claimsengine.model import (
     AuthMethod,
@@ -282,13 +282,26 @@ class TableContext:
         }
         return tuple(c for c in ORG_CLASSES if not missing.get(c, False))
 
+    def organization_classes(self, client_id: str, grant: str, audience: str) -> tuple[str, ...]:
+        """The organization classes of a group's audience: only ``none`` for the device code
+        grant and for a refresh token a device login gave (the device code request names no
+        organization); else ``organizations``."""
+        kind = BY_WIRE[grant].table
+        if kind == "refresh":
+            from . import table_flows
+
+            if table_flows.refresh_login_grant(self, client_id) == GrantType.DEVICE_CODE.value:
+                return ("none",)
+        if kind == "device":
+            return ("none",)
+        return self.organizations(client_id, grant, audience)
+
     def classes(self, client: Client, grant: str) -> Iterator[RequestClass]:
         """Every request class of one application and grant type, in table order."""
         domains = self.domains
         states = STATES.get(grant, (NO_STATE,))
         for audience in self._once(("audiences",), self.audiences):
-            # The device code request names no organization.
-            orgs = ("none",) if BY_WIRE[grant].table == "device" else self.organizations(client.client_id, grant, audience)
+            orgs = self.organization_classes(client.client_id, grant, audience)
             for scope in SCOPE_CLASSES:
                 for domain in domains:
                     for org in orgs:
@@ -545,7 +558,7 @@ class TableContext:
         values: dict[str, set[str]] = {d: set() for d in DIMENSIONS[2:]}
         for audience in self._once(("audiences",), self.audiences):
             values["audience"].add(audience)
-            orgs = ("none",) if BY_WIRE[grant].table == "device" else self.organizations(client.client_id, grant, audience)
+            orgs = self.organization_classes(client.client_id, grant, audience)
             values["organization"].update(orgs)
         values["scope"].update(SCOPE_CLASSES)
         values["domain"].update(self.domains)

@@ -18,9 +18,11 @@ and the facts a server would hand the core, deterministically:
   with the device code's facts: ``pending``, ``approved``, ``denied``, ``slow_down`` (polled
   a moment before) or ``expired`` (polled at the end of the code's lifetime).
 - ``refresh_token``: a login with the ``offline`` scope class (``authorization_code``, else
-  ``password``, else ``password-realm``, whichever the application allows) for the class's
-  audience, domain and organization; then the refresh request with the class's scope and the
-  family's facts in the class's state: ``current``; ``reused at once`` or ``reused after
+  ``password``, else ``password-realm``, else the device code grant, whichever the application
+  allows) for the class's audience, domain and organization (a device login names none, so the
+  class has none); a password login answered ``mfa_required`` is completed with the user's
+  current one-time password when the application allows ``mfa-otp``. Then the refresh request
+  with the class's scope and the family's facts in the class's state: ``current``; ``reused at once`` or ``reused after
   leeway`` (the token presented again right after a first refresh, or the client's
   ``leeway`` seconds later); ``revoked`` (after ``POST /oauth/revoke``); ``idle`` (unused for
   the client's ``idle_token_lifetime``) or ``expired`` (presented ``token_lifetime`` seconds
@@ -77,7 +79,7 @@ from .table import NO_AUDIENCE, Outcome, RequestClass, outcome_of
 if TYPE_CHECKING:
     from .table import TableContext
 
-__all__ = ["TABLE_USER_ID", "evaluate", "login_user", "refused_early", "request_of"]
+__all__ = ["TABLE_USER_ID", "evaluate", "login_user", "refresh_login_grant", "refused_early", "request_of"]
 
 TABLE_USER_ID = "auth0|decision-table-user"
 TABLE_USER_EMAIL = "decision-table-user@example.com"
@@ -98,7 +100,7 @@ FAMILY = "decision-table-family"
 PASSWORD_GRANTS = (GrantType.PASSWORD.value, GrantType.PASSWORD_REALM.value)
 MFA_GRANTS = (GrantType.MFA_OTP.value, GrantType.MFA_RECOVERY_CODE.value, GrantType.MFA_OOB.value)
 # The login a refresh token comes from: the first of these the application allows.
-LOGIN_GRANTS = (GrantType.AUTHORIZATION_CODE.value, *PASSWORD_GRANTS)
+LOGIN_GRANTS = (GrantType.AUTHORIZATION_CODE.value, *PASSWORD_GRANTS, GrantType.DEVICE_CODE.value)
 
 
 def evaluate(ctx: TableContext, cls: RequestClass) -> Outcome:
@@ -272,10 +274,13 @@ def _password(ctx: TableContext, cls: RequestClass, scope: str | None = None) ->
 # ---------------------------------------------------------------------------------------
 
 
+def _allows(ctx: TableContext, client_id: str, grant: str) -> bool:
+    return grant in ctx.tenant.index.clients[client_id].effective_grant_types
+
+
 def _allowed(ctx: TableContext, client_id: str, grants: tuple[str, ...]) -> str:
     """The first of ``grants`` the application allows (the first of all when it allows none)."""
-    allowed = ctx.tenant.index.clients[client_id].effective_grant_types
-    return next((g for g in grants if g in allowed), grants[0])
+    return next((g for g in grants if _allows(ctx, client_id, g)), grants[0])
 
 
 def _mfa_login(ctx: TableContext, cls: RequestClass) -> tuple[MfaGrant | None, tuple[str, ...]]:
@@ -356,33 +361,38 @@ def _mfa(ctx: TableContext, cls: RequestClass) -> Built:
 # ---------------------------------------------------------------------------------------
 
 
-def _device_code(ctx: TableContext, cls: RequestClass) -> DeviceAuthorized | Rejected:
-    key = ("device code", cls.client, cls.audience, cls.scope, cls.domain)
-    return ctx._once(key, lambda: _find_device_code(ctx, cls))
+def _device_code(ctx: TableContext, cls: RequestClass, scope: str | None) -> DeviceAuthorized | Rejected:
+    key = ("device code", cls.client, cls.audience, cls.scope, cls.domain, scope or "")
+    return ctx._once(key, lambda: _find_device_code(ctx, cls, scope))
 
 
-def _find_device_code(ctx: TableContext, cls: RequestClass) -> DeviceAuthorized | Rejected:
+def _find_device_code(ctx: TableContext, cls: RequestClass, scope: str | None) -> DeviceAuthorized | Rejected:
     tenant, _ = login_user(ctx)
-    return decide(_device_code_request(ctx, cls), tenant, now=ctx.now)
+    return decide(_device_code_request(ctx, cls, scope), tenant, now=ctx.now)
 
 
-def _device_code_request(ctx: TableContext, cls: RequestClass) -> DeviceCodeRequest:
+def _device_code_request(ctx: TableContext, cls: RequestClass, scope: str | None = None) -> DeviceCodeRequest:
+    """``POST /oauth/device/code`` of ``cls`` (``scope``: sent instead of the class's)."""
     # A device sends only its client_id (no secret) with the audience and scope it wants.
-    return wire.device_code_request({"client_id": cls.client, **_targets(ctx, cls)}, domain=cls.domain)
+    params = {"client_id": cls.client, **_targets(ctx, cls)}
+    if scope is not None:
+        params["scope"] = scope
+    return wire.device_code_request(params, domain=cls.domain)
 
 
-def _device(ctx: TableContext, cls: RequestClass) -> Built:
+def _device(ctx: TableContext, cls: RequestClass, scope: str | None = None) -> Built:
+    """The poll of ``cls`` (``scope``: the device code request sends it instead of the class's)."""
     tenant, user = login_user(ctx)
-    first = _device_code(ctx, cls)
+    first = _device_code(ctx, cls, scope)
     if isinstance(first, Rejected):
-        return _device_code_request(ctx, cls), tenant, ctx.now, "/oauth/device/code", ()
+        return _device_code_request(ctx, cls, scope), tenant, ctx.now, "/oauth/device/code", ()
     before = _rules(first)
     device = first.grant
     now = ctx.now
     state = DeviceState(status="pending")
     if cls.state == "approved":
         approval = DeviceApprovalRequest(device_grant=device, user_id=user.user_id)
-        key = ("device approval", cls.client, cls.audience, cls.scope, cls.domain)
+        key = ("device approval", cls.client, cls.audience, cls.scope, cls.domain, scope or "")
         approved = ctx._once(key, lambda: decide(approval, tenant, now=now))
         if isinstance(approved, Rejected):
             return approval, tenant, now, "/activate", before
@@ -411,6 +421,12 @@ def _refresh_login(ctx: TableContext, cls: RequestClass) -> tuple[RefreshGrant |
     return ctx._once(key, lambda: _find_refresh_login(ctx, cls))
 
 
+def refresh_login_grant(ctx: TableContext, client_id: str) -> str:
+    """The grant of the login a refresh class's token comes from: the first of
+    ``LOGIN_GRANTS`` the application allows (the first of all when it allows none)."""
+    return _allowed(ctx, client_id, LOGIN_GRANTS)
+
+
 def _offline(scope: str | None) -> str:
     """A scope with ``offline_access``: without it a login gets no refresh token."""
     return " ".join(dict.fromkeys([*(scope or "").split(), "offline_access"]))
@@ -418,7 +434,7 @@ def _offline(scope: str | None) -> str:
 
 def _find_refresh_login(ctx: TableContext, cls: RequestClass) -> tuple[RefreshGrant | None, RefreshFamily | None, tuple[str, ...]]:
     tenant, user = login_user(ctx)
-    grant = _allowed(ctx, cls.client, LOGIN_GRANTS)
+    grant = refresh_login_grant(ctx, cls.client)
     login = RequestClass(cls.client, grant, cls.audience, cls.scope, cls.domain, cls.organization, "valid")
     scope = _offline(ctx.scope_value(login))
     decision: Issued | Rejected | Authorized
@@ -429,10 +445,22 @@ def _find_refresh_login(ctx: TableContext, cls: RequestClass) -> tuple[RefreshGr
         if isinstance(decision, Authorized):
             decision = decide(ctx.exchange_request(login, decision), tenant, now=ctx.now)
             before = (*before, *_rules(decision))
+    elif grant == GrantType.DEVICE_CODE.value:
+        # The device code request names no organization: a device login's classes have none.
+        device = RequestClass(cls.client, grant, cls.audience, cls.scope, cls.domain, "none", "approved")
+        request, tenant, now, _, before = _device(ctx, device, scope)
+        decision = decide(request, tenant, now=now)
+        before = (*before, *_rules(decision))
     else:
         request, tenant, now, _, _ = _password(ctx, login, scope)
         decision = decide(request, tenant, now=now)
         before = _rules(decision)
+        if isinstance(decision, Rejected) and decision.mfa is not None and _allows(ctx, cls.client, GrantType.MFA_OTP.value):
+            # The second factor a password login asks for: the user's current one-time password.
+            current, _ = _one_time_passwords(user, ctx.now)
+            params = {"grant_type": GrantType.MFA_OTP.value, "mfa_token": MFA_TOKEN, "otp": current}
+            decision = decide(_token_request(ctx, login, params, mfa_grant=decision.mfa), tenant, now=ctx.now)
+            before = (*before, *_rules(decision))
     if not isinstance(decision, Issued) or decision.refresh is None:
         return None, None, _why(decision, NO_REFRESH_REASONS)
     # The server gives every new refresh token a family and records its state (lifecycle.py).
