@@ -3,6 +3,7 @@
 tenants and requests, decision by decision and trace entry by trace entry.
 
   .venv/bin/python bench/differential.py [--commit 809f2af] [--tenants 1000] [--per-tenant 20] [--seed 0]
+  .venv/bin/python bench/differential.py --commit HEAD --general   # fast paths against the general path
 
 The cases come from ``claimsengine.testing`` (Hypothesis strategies ``tenants``,
 ``requests_for`` and ``valid_token_requests``: client credentials, password and ``/authorize``
@@ -36,10 +37,10 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOW = 1_700_000_000
 
-# Runs in each worker: argv = [source root, cases file, results file].
+# Runs in each worker: argv = [source root, cases file, results file, "general" or "fast"].
 WORKER = r"""
 import pickle, sys
-root, cases_path, out_path = sys.argv[1:4]
+root, cases_path, out_path, general = sys.argv[1:5]
 sys.path.insert(0, root)
 import claimsengine
 from claimsengine import AuthorizeRequest, Tenant, TokenRequest, decide
@@ -56,7 +57,10 @@ def counted(fast):
         return decision
     return run
 for name, fast in list(FAST_PATHS.items()):
-    FAST_PATHS[name] = counted(fast)
+    if general == "general":
+        del FAST_PATHS[name]  # --general: this engine decides everything on the general path
+    else:
+        FAST_PATHS[name] = counted(fast)
 with open(cases_path, "rb") as handle:
     cases = pickle.load(handle)
 results = []
@@ -103,9 +107,11 @@ def draw_cases(n_tenants: int, per_tenant: int, seed: int) -> list[tuple[dict[st
     return cases
 
 
-def run_worker(root: str, cases_path: str, out_path: str) -> tuple[list[dict[str, Any]], int]:
-    """Every decision of the engine under ``root``, and how many of them a fast path made."""
-    subprocess.run([sys.executable, "-c", WORKER, root, cases_path, out_path], check=True)
+def run_worker(root: str, cases_path: str, out_path: str, *, general: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """Every decision of the engine under ``root``, and how many of them a fast path made
+    (``general``: with every fast path removed, so the general path decides everything)."""
+    mode = "general" if general else "fast"
+    subprocess.run([sys.executable, "-c", WORKER, root, cases_path, out_path, mode], check=True)
     with open(out_path, "rb") as handle:
         results: tuple[list[dict[str, Any]], int] = pickle.load(handle)  # noqa: S301 - our own worker's file
     return results
@@ -140,6 +146,12 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--per-tenant", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--general",
+        action="store_true",
+        help="the old engine decides everything on the general path (grants.FAST_PATHS emptied); "
+        "with --commit HEAD this compares the fast paths with the general path",
+    )
     parser.add_argument("--show", type=int, default=5, help="mismatches to print in full")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -151,7 +163,7 @@ def main() -> int:
         cases_path = os.path.join(tmp, "cases.pickle")
         with open(cases_path, "wb") as handle:
             pickle.dump(cases, handle)
-        old, old_fast = run_worker(tmp, cases_path, os.path.join(tmp, "old.pickle"))
+        old, old_fast = run_worker(tmp, cases_path, os.path.join(tmp, "old.pickle"), general=args.general)
         new_root = ROOT
         if args.new:
             new_root = os.path.join(tmp, "new")
@@ -167,7 +179,8 @@ def main() -> int:
         f"differential: {args.commit} vs {args.new or 'working tree'}: {total} decisions ({dict(sorted(kinds.items()))}), "
         f"{entries} trace entries, {rules} distinct rules"
     )
-    print(f"decided by a grant's fast path: {old_fast} by {args.commit}, {new_fast} by {args.new or 'the working tree'}")
+    old_name = f"{args.commit} (general path only)" if args.general else args.commit
+    print(f"decided by a grant's fast path: {old_fast} by {old_name}, {new_fast} by {args.new or 'the working tree'}")
     print(f"mismatches: {len(mismatches)}")
     for i in mismatches[: args.show]:
         print(f"  case {i}: {first_difference(old[i], new[i])}")
