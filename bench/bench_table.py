@@ -10,7 +10,8 @@ Not a test: nothing here asserts a timing. Run from the repository root with the
 Each measurement runs in a fresh subprocess so that its peak memory (ru_maxrss) is its own.
 With ``--rounds N`` the cells (size x jobs x table/diff x this checkout or ``--baseline DIR``, a
 checkout of another commit put first on ``PYTHONPATH``) run in a shuffled order in every round;
-the medians and the machine's load average are printed.
+the medians (wall seconds, and CPU seconds of the child with its finished ``--jobs`` workers) and the
+machine's load average are printed.
 The diff compares the tenant with a copy whose first API has another token lifetime, so every
 group that uses that API changes and has to be merged.
 """
@@ -96,16 +97,25 @@ def _measure(what: str, clients: int, apis: int, jobs: int) -> dict[str, Any]:
 
     tenant = synthetic_tenant(clients, apis)
     start = time.perf_counter()
+    cpu_start = _cpu_seconds()
     if what == "table":
         rows = sum(1 for _ in TableContext(tenant).rows(jobs=jobs))
     else:
         changed = synthetic_tenant(clients, apis, lifetime=60)
         rows = sum(1 for _ in table_diff.diff_tables(TableContext(tenant), TableContext(changed), jobs=jobs))
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"what": what, "clients": clients, "apis": apis, "jobs": jobs, "rows": rows, "seconds": seconds,
+    return {"what": what, "clients": clients, "apis": apis, "jobs": jobs, "rows": rows, "seconds": seconds, "cpu": cpu,
             "peak_mib": peak_kib / 1024, "peak_child_mib": children / 1024}  # fmt: skip
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished children (--jobs workers):
+    the clock to read on a shared machine, where wall time includes waiting for a core."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _child(what: str, clients: int, apis: int, jobs: int, pythonpath: str | None = None) -> dict[str, Any]:
@@ -148,20 +158,35 @@ def main() -> int:
             samples[(size, jobs, what, name)].append(_child(what, clients, apis, jobs, checkouts[name]))
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {args.rounds} rounds, {os.cpu_count()} CPUs")
-    print(f"{'tenant':>10} {'code':>8} {'jobs':>4} {'what':>5} {'rows':>7} {'median s':>9} {'rows/s':>8} {'peak MiB':>9}")
+    print(
+        f"{'tenant':>10} {'code':>8} {'jobs':>4} {'what':>5} {'rows':>7} {'median s':>9} {'rows/s':>8} "
+        f"{'CPU s':>7} {'rows/CPU s':>10} {'peak MiB':>9}"
+    )
     results = []
     for key in sorted(samples):
         size, jobs, what, name = key
         runs = samples[key]
         seconds = statistics.median(r["seconds"] for r in runs)
+        cpu = statistics.median(r["cpu"] for r in runs)
         peak = max(max(r["peak_mib"], r["peak_child_mib"]) for r in runs)
         rows = runs[0]["rows"]
-        print(f"{size:>10} {name:>8} {jobs:>4} {what:>5} {rows:>7} {seconds:>9.2f} {rows / seconds:>8.0f} {peak:>9.0f}")
-        results.append({"size": size, "code": name, "jobs": jobs, "what": what, "rows": rows, "seconds": [r["seconds"] for r in runs]})
+        print(
+            f"{size:>10} {name:>8} {jobs:>4} {what:>5} {rows:>7} {seconds:>9.2f} {rows / seconds:>8.0f} "
+            f"{cpu:>7.2f} {rows / cpu:>10.0f} {peak:>9.0f}"
+        )
+        results.append(
+            {"size": size, "code": name, "jobs": jobs, "what": what, "rows": rows,
+             "seconds": [r["seconds"] for r in runs], "cpu": [r["cpu"] for r in runs]}
+        )  # fmt: skip
     for size, jobs, _, name in sorted({(c[0], c[1], "", c[3]) for c in samples}):
         table = statistics.median(r["seconds"] for r in samples[(size, jobs, "table", name)])
         diff = statistics.median(r["seconds"] for r in samples[(size, jobs, "diff", name)])
-        print(f"{size:>10} {name:>8} jobs={jobs}: diff / (2 x table) = {diff / (2 * table):.2f}")
+        table_cpu = statistics.median(r["cpu"] for r in samples[(size, jobs, "table", name)])
+        diff_cpu = statistics.median(r["cpu"] for r in samples[(size, jobs, "diff", name)])
+        print(
+            f"{size:>10} {name:>8} jobs={jobs}: diff / (2 x table) = {diff / (2 * table):.2f} (wall), "
+            f"{diff_cpu / (2 * table_cpu):.2f} (CPU)"
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from claimsengine import Tenant
 from claimsengine.adapters import table_diff
-from claimsengine.adapters.table import Outcome, Row, TableContext, twin_map
+from claimsengine.adapters.table import GRANTS, Outcome, Row, TableContext, stamp_class, twin_map
 from claimsengine.testing import secret_for, tenants
 
 
@@ -110,8 +110,13 @@ def test_a_table_that_stamps_structurally_identical_applications_equals_the_eval
         assert any(row.request.client == twin for row in stamped)
 
 
-def _tenant(ledger: str = "urn:acme:ledger", **extra: Any) -> Tenant:
+def _tenant(ledger: str = "urn:acme:ledger", *, clients_extra: bool = False, **extra: Any) -> Tenant:
     clients = [{"client_id": f"m2m-{i}", "name": f"M2M {i}", "client_secrets": [f"s-{i}"], "app_type": "non_interactive"} for i in range(3)]
+    if clients_extra:  # and a web application that may use the password grant
+        clients.append(
+            {"client_id": "web", "name": "Web", "client_secrets": ["s-web"], "app_type": "regular_web",
+             "grant_types": ["authorization_code", "refresh_token", "password"], "callbacks": ["https://web.example.com/cb"]}
+        )  # fmt: skip
     apis = [{"identifier": "https://api.example.com", "scopes": ["read", "write"]}, {"identifier": ledger, "scopes": ["read"]}]
     grants = [{"client_id": c["client_id"], "audience": "https://api.example.com", "scope": ["read"]} for c in clients]
     return Tenant.model_validate({"domain": "t.auth0.com", "apis": apis, "clients": clients, "client_grants": grants, **extra})
@@ -161,3 +166,55 @@ def test_a_twin_whose_stamped_outcomes_would_coincide_is_evaluated_not_stamped()
     out = list(twin_map(groups, lambda _: "app-a", evaluate, lambda rows, old, new: [r + " for " + new for r in rows], 1))
     assert out == [["group 0"], ["group 1"], ["group 0 for app-c"]]
     assert evaluated == [0, 1]
+
+
+def test_twins_have_one_class_shape_and_so_the_same_classes_but_for_their_client_id() -> None:
+    ctx = TableContext(_tenant(organizations=[{"id": "org_1", "name": "one"}]))
+    clients = ctx.tenant.index.clients
+    for grant in GRANTS:
+        assert ctx.class_shape(clients["m2m-0"], grant) == ctx.class_shape(clients["m2m-1"], grant)
+        assert list(ctx.classes(clients["m2m-1"], grant)) == [stamp_class(c, "m2m-1") for c in ctx.classes(clients["m2m-0"], grant)]
+
+
+def test_a_witness_of_a_group_refused_early_agrees_from_the_briefs_only_when_its_evaluated_group_does() -> None:
+    ctx = TableContext(_tenant(clients_extra=True))
+    clients = ctx.tenant.index.clients
+    rep = clients["m2m-0"]
+    briefs = {grant: ctx.early_group(rep, grant) for grant in GRANTS}
+    refused = [grant for grant, brief in briefs.items() if brief is not None]
+    assert "password" in refused
+    assert "client_credentials" not in refused
+    for grant in refused:
+        brief = briefs[grant]
+        assert brief is not None
+        assert ctx.early_witnessed(brief, "m2m-0", grant, "m2m-1")
+        assert ctx.witnessed(ctx.evaluate_group(rep, grant), rep, grant, "m2m-1")
+        # The web app may use the password grant: its group is decided, not refused early.
+        assert not ctx.early_witnessed(brief, "m2m-0", grant, "web") or ctx.witnessed(ctx.evaluate_group(rep, grant), rep, grant, "web")
+    password = briefs["password"]
+    assert password is not None
+    assert not ctx.early_witnessed(password, "m2m-0", "password", "web")
+
+
+def test_a_diff_that_skips_groups_refused_alike_early_equals_the_evaluated_diff() -> None:
+    # Most groups of machine-to-machine applications are refused before their grant's own
+    # parameters are read; a diff compares those by their answers and shapes. Each edit below
+    # changes such groups in another way (or not at all); the diff must be the evaluated one.
+    old = _tenant(clients_extra=True)
+    data = old.model_dump()
+
+    def granted(client_id: str, grant_types: list[str]) -> list[dict[str, Any]]:
+        return [{**c, "grant_types": grant_types} if c["client_id"] == client_id else c for c in data["clients"]]
+
+    edits: list[dict[str, Any]] = [
+        data,  # nothing changed
+        {**data, "organizations": [{"id": "org_1", "name": "one"}]},  # a class appears (not associated)
+        {**data, "clients": granted("m2m-1", ["client_credentials", "password"])},  # no longer refused early
+        {**data, "clients": granted("web", ["client_credentials"])},  # now refused early
+        {**data, "domain": "other.auth0.com"},
+    ]
+    for edit in edits:
+        before, after = TableContext(old), TableContext(Tenant.model_validate(edit))
+        changes = list(table_diff.diff_tables(before, after))
+        assert changes == naive_diff(before, after)
+        assert (changes == []) == (edit is data)

@@ -171,6 +171,13 @@ FIELD_RULES: dict[str, tuple[str, ...]] = {
 }
 
 
+ClassShape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]
+"""Domains, audiences, states and each audience's organization classes (``TableContext.class_shape``)."""
+
+EarlyGroup = tuple[Mapping[str, Outcome], ClassShape]
+"""A group refused early: the answer on each domain and the group's shape (``TableContext.early_group``)."""
+
+
 @dataclass(frozen=True)
 class Row:
     """A table row: a request class (cells may be ``any``) and its outcome."""
@@ -296,12 +303,18 @@ class TableContext:
             return ("none",)
         return self.organizations(client_id, grant, audience)
 
+    def class_shape(self, client: Client, grant: str) -> ClassShape:
+        """What the classes of one application and grant type are made of besides its client id:
+        the domains, the audiences, the states and each audience's organization classes. Two
+        groups of equal shape have the same classes but for the client id, in the same order."""
+        audiences = self._once(("audiences",), self.audiences)
+        orgs = tuple(self.organization_classes(client.client_id, grant, audience) for audience in audiences)
+        return self.domains, audiences, STATES.get(grant, (NO_STATE,)), orgs
+
     def classes(self, client: Client, grant: str) -> Iterator[RequestClass]:
         """Every request class of one application and grant type, in table order."""
-        domains = self.domains
-        states = STATES.get(grant, (NO_STATE,))
-        for audience in self._once(("audiences",), self.audiences):
-            orgs = self.organization_classes(client.client_id, grant, audience)
+        domains, audiences, states, orgs_of = self.class_shape(client, grant)
+        for audience, orgs in zip(audiences, orgs_of, strict=True):
             for scope in SCOPE_CLASSES:
                 for domain in domains:
                     for org in orgs:
@@ -524,6 +537,21 @@ class TableContext:
         if not exact and client.client_id != rep.client_id:
             return self.evaluate_group(client, grant)
         return stamp_group(template, rep.client_id, client.client_id)
+
+    def early_group(self, client: Client, grant: str) -> EarlyGroup | None:
+        """A group refused before its grant's own parameters are read, in brief: the answer on
+        each domain and the group's ``class_shape`` (every class of the group gets its domain's
+        answer, so two equal briefs of one application are equal groups); ``None`` otherwise."""
+        early = self.refused_early(client, grant)
+        return None if early is None else (early, self.class_shape(client, grant))
+
+    def early_witnessed(self, brief: EarlyGroup, rep_id: str, grant: str, witness_id: str) -> bool:
+        """``witnessed`` for a group refused early (``brief``: its ``early_group``), from the
+        briefs: true only when ``witnessed`` would be (the witness's group has the same shape
+        and each domain's answer stamped), without enumerating the classes."""
+        witness = self.early_group(self.tenant.index.clients[witness_id], grant)
+        answers, shape = brief
+        return witness == ({domain: stamp_outcome(o, rep_id, witness_id) for domain, o in answers.items()}, shape)
 
     def witnessed(self, template: Mapping[RequestClass, Outcome], rep: Client, grant: str, witness_id: str) -> bool:
         """Whether the group of ``witness_id``, evaluated, is ``template`` stamped with its id: the

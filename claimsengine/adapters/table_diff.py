@@ -80,8 +80,9 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
     Classes are compared on their key (application, grant type, audience, scope class,
     domain, organization class, state); a class only one tenant has shows ``None`` on the other
     side. A group (application x grant type) with no change costs its two evaluations and
-    one comparison; only groups with a change are merged, and unchanged classes take part
-    in that merge so that ``any`` never stands for a class that did not change. An
+    one comparison (a group refused alike in both before its grant's own parameters are
+    read, two briefs: ``TableContext.early_group``); only groups with a change are merged, and
+    unchanged classes take part in that merge so that ``any`` never stands for a class that did not change. An
     application that has the same first twin in both tenants gets that twin's changes with
     its client id stamped in (``table.twin_map``).
     """
@@ -96,6 +97,18 @@ def diff_tables(old: TableContext, new: TableContext, *, on_group: Callable[[], 
 
     def evaluate(index: int) -> tuple[list[Change], bool, frozenset[Outcome]]:
         client_id, grant = groups[index]
+        if client_id in old_clients and client_id in new_clients:
+            brief = old.early_group(old_clients[client_id], grant)
+            if brief is not None and brief == new.early_group(new_clients[client_id], grant):
+                # Refused alike, on every domain, before the grant's own parameters are read, with
+                # the same classes: the same group in both tenants, so no change (as the table's
+                # single row, without enumerating its classes).
+                if rep_of(client_id) != client_id:
+                    return [], True, frozenset()
+                exact = old.early_witnessed(brief, client_id, grant, old_twins[client_id][1]) and new.early_witnessed(
+                    brief, client_id, grant, new_twins[client_id][1]
+                )
+                return [], exact, frozenset(brief[0].values())
         a = old.evaluate_group(old_clients[client_id], grant) if client_id in old_clients else {}
         b = new.evaluate_group(new_clients[client_id], grant) if client_id in new_clients else {}
         changes = _changes(a, b, (new_clients.get(client_id) or old_clients[client_id]).name)
