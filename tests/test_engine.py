@@ -718,26 +718,51 @@ def test_the_sid_and_auth_time_of_a_login_carry_through_the_code_and_every_refre
     assert other.grant.id_token_auth_time is None
 
 
-def test_a_password_login_has_no_session_and_its_id_token_no_sid() -> None:
-    t = tenant(
-        clients=[{**WEB, "grant_types": ["password"]}],
-        client_grants=[],
-        default_directory="Username-Password-Authentication",
-        users=[{"user_id": "auth0|u", "connection": "Username-Password-Authentication", "profile": {"email": "u@acme.com"}}],
-    )
-    request = TokenRequest(
+# A user of the default directory, and that user's password login at the client "web".
+PASSWORD_USERS: dict[str, Any] = {
+    "default_directory": "Username-Password-Authentication",
+    "users": [{"user_id": "auth0|u", "connection": "Username-Password-Authentication", "profile": {"email": "u@acme.com"}}],
+}
+
+
+def password_login(audience: str, **fields: Any) -> TokenRequest:
+    return TokenRequest(
         grant_type="password",
         client_id="web",
         client_secret=SecretStr("w"),
-        scope="openid",
-        audience=API,
+        audience=audience,
         password_valid_for=("auth0|u",),
         parameters={"username": SecretStr("u@acme.com"), "password": SecretStr("pw")},
+        **fields,
     )
-    issued = decide(request, t, now=NOW)
+
+
+def test_a_password_login_has_no_session_and_its_id_token_no_sid() -> None:
+    t = tenant(clients=[{**WEB, "grant_types": ["password"]}], client_grants=[], **PASSWORD_USERS)
+    issued = decide(password_login(API, scope="openid"), t, now=NOW)
     assert isinstance(issued, Issued), issued
     assert issued.id_token is not None
     assert "sid" not in issued.id_token
+
+
+def test_a_configured_api_at_the_mfa_api_identifier_and_the_mfa_api_each_keep_their_own_token_facts() -> None:
+    """The compiled token facts are cached by identifier and checked by identity, since a
+    configured API and the built-in MFA API may share one: in one tenant, client credentials
+    for the configured API and a password login for the MFA API (R63) alternate, and each token
+    keeps its own lifetime rule."""
+    mfa = "https://acme.auth0.com/mfa/"
+    t = tenant(
+        apis=[*BASE["apis"], {"identifier": mfa, "scopes": ["read"], "token_lifetime": 3600}],
+        clients=[*BASE["clients"], {**WEB, "grant_types": ["password"]}],
+        client_grants=[*BASE["client_grants"], {"client_id": "m2m", "audience": mfa, "scope": ["read"]}],
+        **PASSWORD_USERS,
+    )
+    expected = [(Rule.LIFETIME_API, 3600), (Rule.LIFETIME_MFA_API, 600), (Rule.LIFETIME_API, 3600)]
+    decisions = [cc(t, audience=mfa), decide(password_login(mfa), t, now=NOW), cc(t, audience=mfa)]
+    for decision, (rule, lifetime) in zip(decisions, expected, strict=True):
+        assert isinstance(decision, Issued), decision
+        lifetime_rules = {reason.rule for reason in decision.trace} & {Rule.LIFETIME_API, Rule.LIFETIME_MFA_API}
+        assert (decision.expires_in, lifetime_rules) == (lifetime, {rule})
 
 
 def test_a_parameter_is_a_string_the_client_sent_never_a_fact_the_adapter_resolved() -> None:
