@@ -338,6 +338,18 @@ def _exchange_code(t: Tenant, authorized: Authorized) -> Issued | Rejected:
     return decide(exchange, t, now=NOW + 1)
 
 
+def _refresh_request(issued: Issued, **fields: Any) -> TokenRequest:
+    """The web client's refresh of the refresh token ``issued`` carries."""
+    return TokenRequest(
+        grant_type="refresh_token",
+        client_id="web",
+        client_secret=SecretStr("w"),
+        refresh_token=SecretStr("r"),
+        refresh_grant=issued.refresh,
+        **fields,
+    )
+
+
 def test_the_id_token_carries_the_organization_and_post_login_claims_but_no_nonce_unless_sent() -> None:
     def action(event: Any, api: ActionApi) -> None:
         api.id_token.set_custom_claim("https://acme.com/plan", "gold")
@@ -698,14 +710,7 @@ def test_the_sid_and_auth_time_of_a_login_carry_through_the_code_and_every_refre
     sid = issued.id_token["sid"]
     assert issued.id_token["auth_time"] == NOW - 100
     assert sid != "session-abc"
-    refresh = TokenRequest(
-        grant_type="refresh_token",
-        client_id="web",
-        client_secret=SecretStr("w"),
-        refresh_token=SecretStr("r"),
-        refresh_grant=issued.refresh,
-    )
-    refreshed = decide(refresh, t, now=NOW + 7200)
+    refreshed = decide(_refresh_request(issued), t, now=NOW + 7200)
     assert isinstance(refreshed, Issued), refreshed
     assert refreshed.id_token is not None
     assert (refreshed.id_token["sid"], refreshed.id_token["auth_time"]) == (sid, NOW - 100)
@@ -785,14 +790,18 @@ def test_a_parameter_is_a_string_the_client_sent_never_a_fact_the_adapter_resolv
         assert steps.parameter(request, fact) is None, fact
 
 
-def _offline_login(refresh_token: dict[str, Any]) -> Issued:
-    """A code exchange with openid and offline_access for the web client with these refresh settings."""
-    t = tenant(
+def _offline_tenant(refresh_token: dict[str, Any]) -> Tenant:
+    """The web client with these refresh settings, and an API that allows offline access."""
+    return tenant(
         clients=[{**WEB, "grant_types": ["authorization_code", "refresh_token"], "refresh_token": refresh_token}],
         client_grants=[],
         apis=[{"identifier": API, "scopes": ["read"], "allow_offline_access": True}],
     )
-    issued = _login_and_exchange(t, scope="openid offline_access read")
+
+
+def _offline_login(refresh_token: dict[str, Any]) -> Issued:
+    """A code exchange with openid and offline_access for the web client with these refresh settings."""
+    issued = _login_and_exchange(_offline_tenant(refresh_token), scope="openid offline_access read")
     assert isinstance(issued, Issued), issued
     return issued
 
@@ -810,6 +819,18 @@ def test_a_new_refresh_family_is_forgotten_at_its_absolute_expiry_when_idle_toke
     )
     assert idle.refresh_family is not None
     assert idle.refresh_family.expires_at == NOW + 1 + 3600
+
+
+def test_a_non_rotating_refresh_moves_its_familys_idle_expiry_to_the_new_last_use() -> None:
+    settings = {"rotation_type": "non-rotating", "expiration_type": "expiring", "token_lifetime": 86400, "idle_token_lifetime": 3600}
+    issued = _offline_login(settings)
+    assert issued.refresh is not None
+    assert issued.refresh_family is not None
+    assert issued.refresh_family.expires_at == NOW + 1 + 3600
+    refreshed = decide(_refresh_request(issued, refresh_family=issued.refresh_family), _offline_tenant(settings), now=NOW + 1800)
+    assert isinstance(refreshed, Issued), refreshed
+    assert refreshed.refresh is None, "non-rotating: the same refresh token stays valid"
+    assert refreshed.refresh_family == issued.refresh_family.model_copy(update={"last_used": NOW + 1800, "expires_at": NOW + 1800 + 3600})
 
 
 def test_an_access_token_for_an_api_and_userinfo_carries_its_audiences_as_a_json_array() -> None:

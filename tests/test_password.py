@@ -170,6 +170,37 @@ def test_a_secret_that_is_not_base32_fails_at_load_and_yields_no_code() -> None:
     assert totp(TOTP_SECRET, 2**64 * TOTP_STEP) is None
 
 
+def test_a_totp_secret_written_in_groups_or_lower_case_gives_the_same_codes() -> None:
+    """Authenticator apps show a secret in groups of four, often in lower case, and the model
+    accepts it so: its codes are those of the compact upper-case secret."""
+    assert totp(TOTP_SECRET, NOW) is not None
+    assert totp("JBSW Y3DP EHPK 3PXP", NOW) == totp("jbswy3dpehpk3pxp", NOW) == totp(TOTP_SECRET, NOW)
+
+
+def test_a_recovery_code_with_a_lone_surrogate_is_compared_instead_of_raising() -> None:
+    """A tenant file may hold any JSON string, "\\ud800" included: the stored recovery code is
+    compared as the given one is (surrogatepass), so the same code matches and another is refused."""
+    stored = "\ud800RECOVERY"
+    tenant = Tenant.model_validate(
+        {
+            "domain": "acme.auth0.com",
+            "clients": [{"client_id": "app", "client_secrets": ["s"], "grant_types": [RECOVERY_GRANT]}],
+            "users": [{"user_id": "auth0|u", "mfa": {"recovery_code": stored}}],
+        }
+    )
+    grant = MfaGrant(client_id="app", user_id="auth0|u", audience=None, scope=("openid",), domain="acme.auth0.com", issued_at=NOW)
+
+    def recover(code: str) -> Issued | Rejected:
+        params = {"mfa_token": SecretStr("t"), "recovery_code": SecretStr(code)}
+        request = TokenRequest(grant_type=RECOVERY_GRANT, client_id="app", client_secret=SecretStr("s"), mfa_grant=grant, parameters=params)
+        return decide(request, tenant, now=NOW)
+
+    assert isinstance(recover(stored), Issued)
+    refused = recover("\udfffRECOVERY")
+    assert isinstance(refused, Rejected)
+    assert refused.rejected_by is Rule.MFA_RECOVERY_CODE_INVALID
+
+
 def test_the_user_repr_shows_no_password_hash_and_no_second_factor() -> None:
     user = Tenant.model_validate(
         {
