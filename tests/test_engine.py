@@ -306,23 +306,55 @@ WEB: dict[str, Any] = {
 }
 
 
+def web_authorize(**fields: Any) -> AuthorizeRequest:
+    """/authorize for the client "web" at its callback and the API: a code unless ``fields`` say otherwise."""
+    defaults: dict[str, Any] = {"response_type": "code", "client_id": "web", "redirect_uri": "https://app.example/cb", "audience": API}
+    return AuthorizeRequest(**{**defaults, **fields})
+
+
 def _login_and_exchange(
     t: Tenant, *, organization: str | None = None, nonce: str | None = None, scope: str = "openid profile read"
 ) -> Issued | Rejected:
-    request = AuthorizeRequest(
-        response_type="code",
-        client_id="web",
-        redirect_uri="https://app.example/cb",
-        audience=API,
-        scope=scope,
-        user_id="auth0|u",
-        organization=organization,
-        nonce=nonce,
-        consent=True,
-    )
+    request = web_authorize(scope=scope, user_id="auth0|u", organization=organization, nonce=nonce, consent=True)
     authorized = decide(request, t, now=NOW)
     assert isinstance(authorized, Authorized), authorized
     return _exchange_code(t, authorized)
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "skipped"),
+    [
+        ("https://app.example/cb", True),
+        ("http://localhost:3000/cb", False),
+        ("http://dev.localhost:3000/cb", False),
+        ("http://DEV.LOCALHOST:3000/cb", False),
+        ("http://localhost.example/cb", True),
+    ],
+)
+def test_consent_is_skipped_for_a_first_party_app_unless_its_callback_is_on_localhost(redirect_uri: str, skipped: bool) -> None:
+    """R70: a first-party application skips consent for an API that allows it, except through a
+    callback that cannot be verified: localhost, its loopback addresses and any *.localhost name
+    (RFC 6761), in any case; a name that merely starts with localhost is verifiable."""
+    t = tenant(
+        apis=[{"identifier": API, "scopes": ["read"], "skip_consent_for_verifiable_first_party_clients": True}],
+        clients=[{**WEB, "callbacks": [redirect_uri]}],
+        client_grants=[],
+    )
+    request = web_authorize(redirect_uri=redirect_uri, scope="read", user_id="auth0|u")
+    decision = decide(request, t, now=NOW)
+    rules = [reason.rule for reason in decision.trace]
+    assert (Rule.CONSENT_SKIPPED in rules, Rule.CONSENT_REQUIRED in rules) == (skipped, not skipped), rules
+
+
+def test_prompt_none_never_shows_consent_so_an_answer_to_it_does_not_count() -> None:
+    """consent.required (R70): with prompt=none no consent page is shown, so a request that also
+    carries the user's answer (an adapter bug, or a forged one) is refused all the same."""
+    t = tenant(clients=[WEB], client_grants=[])
+    for consent in (True, False, None):
+        request = web_authorize(scope="read", user_id="auth0|u", prompt="none", consent=consent)
+        decision = decide(request, t, now=NOW)
+        assert isinstance(decision, Rejected), decision
+        assert decision.rejected_by is Rule.CONSENT_REQUIRED, consent
 
 
 def _exchange_code(t: Tenant, authorized: Authorized) -> Issued | Rejected:
@@ -387,9 +419,7 @@ def test_an_oversized_id_token_claim_from_post_login_fails_the_login() -> None:
         api.id_token.set_custom_claim("https://acme.com/blob", "x" * 200_000)
 
     t = tenant(clients=[WEB], client_grants=[], post_login_actions=[action])
-    request = AuthorizeRequest(
-        response_type="code", client_id="web", redirect_uri="https://app.example/cb", audience=API, user_id="auth0|u", consent=True
-    )
+    request = web_authorize(user_id="auth0|u", consent=True)
     decision = decide(request, t, now=NOW)
     assert isinstance(decision, Rejected)
     assert decision.rejected_by is Rule.ACTION_CLAIMS_TOO_LARGE
@@ -438,6 +468,26 @@ def test_a_token_for_an_audience_the_tenant_does_not_know_is_pinned_to_rs256() -
     verdict = validate_access_token(token, audience="https://unknown.example", domain="acme.auth0.com", tenant=tenant(), now=NOW)
     assert isinstance(verdict, Rejected)
     assert verdict.rejected_by is Rule.VALIDATE_ALG_PINNED
+
+
+@pytest.mark.parametrize(
+    ("claim", "value", "rule"),
+    [
+        ("exp", float("nan"), Rule.VALIDATE_EXPIRY),
+        ("exp", float("inf"), Rule.VALIDATE_EXPIRY),
+        ("nbf", float("nan"), Rule.VALIDATE_NOT_BEFORE),
+        ("nbf", float("-inf"), Rule.VALIDATE_NOT_BEFORE),
+    ],
+)
+def test_a_nan_or_infinite_exp_or_nbf_is_no_numeric_date(claim: str, value: float, rule: Rule) -> None:
+    """Python's json reads NaN and Infinity: RFC 7519's NumericDate is finite, so such a claim is
+    refused with its rule (an infinite exp would otherwise never expire, a NaN never compare)."""
+    claims: dict[str, Any] = {"iss": "https://acme.auth0.com/", "aud": API, "exp": NOW + 60, claim: value}
+    verdict = validate_access_token(
+        PresentedToken(header={"alg": "RS256"}, claims=claims), audience=API, domain="acme.auth0.com", tenant=tenant(), now=NOW
+    )
+    assert isinstance(verdict, Rejected), verdict
+    assert verdict.rejected_by is rule
 
 
 def test_a_third_party_clients_own_grant_outranks_the_default_grant() -> None:
@@ -686,16 +736,25 @@ def test_an_undecodable_basic_header_alone_names_no_client() -> None:
     assert decision.rejected_by is Rule.CLIENT_ID_MISSING
 
 
+@pytest.mark.parametrize("response_type", ["code", "id_token", "token", "code id_token", "code id_token token"])
+def test_every_response_type_returns_the_login_session_to_keep(response_type: str) -> None:
+    """A login through a session answers with the session the browser keeps (its last use moved
+    to now), whether /authorize returns a code, tokens (implicit) or both (hybrid)."""
+    t = tenant(clients=[{**WEB, "grant_types": ["authorization_code", "implicit"]}], client_grants=[])
+    session = Session(session_id="session-abc", user_id="auth0|u", auth_time=NOW - 100, last_seen=NOW - 50)
+    login = web_authorize(response_type=response_type, scope="openid read", nonce="n-1", consent=True, session=session)
+    authorized = decide(login, t, now=NOW)
+    assert isinstance(authorized, Authorized), authorized
+    assert authorized.session is not None
+    assert (authorized.session.session_id, authorized.session.last_seen) == ("session-abc", NOW)
+
+
 def test_the_sid_and_auth_time_of_a_login_carry_through_the_code_and_every_refresh() -> None:
     # Issue 8, item 7: the ID token of a login, and of each refresh that continues it, names the
     # same session (sid) and authentication time (auth_time, as max_age was sent).
     t = tenant(clients=[{**WEB, "grant_types": ["authorization_code", "refresh_token"]}], client_grants=[])
     t = Tenant.model_validate({**t.model_dump(), "apis": [{"identifier": API, "scopes": ["read"], "allow_offline_access": True}]})
-    login = AuthorizeRequest(
-        response_type="code",
-        client_id="web",
-        redirect_uri="https://app.example/cb",
-        audience=API,
+    login = web_authorize(
         scope="openid offline_access read",
         consent=True,
         max_age="3600",
