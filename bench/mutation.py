@@ -133,6 +133,8 @@ def main() -> int:
             diff = subprocess.run([str(mutmut), "show", name], cwd=repo, capture_output=True, text=True).stdout
             survivors.append((name, diff.strip()))
         statuses = Counter(m.group(2) for m in found)
+        # Neither killed nor survived nor left out (no tests, timeout, ...): named, to be triaged too.
+        others = sorted((m.group(2), m.group(1)) for m in found if m.group(2) not in ("killed", "survived", "skipped"))
     if run.returncode != 0 and not statuses:
         print(run.stdout[-4000:], run.stderr[-4000:], file=sys.stderr)
         return 1
@@ -142,7 +144,9 @@ def main() -> int:
     # Mutants that no test reaches or that time out count against the score too; skipped ones are outside the run.
     score = 100.0 * killed / total if total else 0.0
     options = f" --sample {args.sample} --seed {args.seed}" if args.sample else ""
+    options += f" --tests {' '.join(args.tests)}" if args.tests != TESTS else ""
     options += f" --only {' '.join(args.only)}" if args.only else ""
+    options += f" --output {output.relative_to(ROOT)}" if args.output and output.resolve().is_relative_to(ROOT) else ""
     command = f"nice -n {os.nice(0)} python bench/mutation.py --paths {' '.join(args.paths)} --max-children {args.max_children}{options}"
     scope = ""
     if args.sample:
@@ -165,6 +169,10 @@ def main() -> int:
     ]
     for name, diff in survivors:
         lines += [f"### `{name}`", "", "```diff", diff, "```", ""]
+    if others:
+        lines += ["## Neither killed nor survived", ""]
+        lines += [f"- `{name}`: {status}" for status, name in others]
+        lines += [""]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines))
     print(f"score {score:.1f}% ({killed}/{total}); {len(survivors)} survivors; {seconds / 60:.1f} min; written to {output}")

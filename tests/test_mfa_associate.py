@@ -117,6 +117,17 @@ def test_an_association_shows_a_recovery_code_exactly_when_the_user_has_none_and
     assert not decision.enrollment.confirmed
 
 
+def test_the_barcode_uri_names_the_tenant_and_the_user_as_auth0s_does() -> None:
+    """mfa.associated (specs/choices.md): otpauth://totp/{tenant}:{user}?secret=...&issuer={tenant}&...,
+    the docs' sample shape, the tenant named by the first label of its canonical domain."""
+    associated = associate(NOW)
+    assert isinstance(associated, MfaAssociated), associated
+    assert associated.barcode_uri is not None
+    assert associated.barcode_uri.get_secret_value() == (
+        "otpauth://totp/northwind%3Abob%40northwind.com?secret=JBSWY3DPEHPK3PXP&issuer=northwind&algorithm=SHA1&digits=6&period=30"
+    )
+
+
 def test_the_secret_drawn_for_an_association_must_be_base32() -> None:
     with pytest.raises(ValidationError, match="new_secret must be base32"):
         MfaAssociateRequest(client_id="x", new_secret=SecretStr("not base32!"), new_recovery_code=SecretStr("r"))
