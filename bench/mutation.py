@@ -146,7 +146,7 @@ def main() -> int:
     options = f" --sample {args.sample} --seed {args.seed}" if args.sample else ""
     options += f" --tests {' '.join(args.tests)}" if args.tests != TESTS else ""
     options += f" --only {' '.join(args.only)}" if args.only else ""
-    options += f" --output {output.relative_to(ROOT)}" if args.output and output.resolve().is_relative_to(ROOT) else ""
+    options += f" --output {args.output}" if args.output else ""
     command = f"nice -n {os.nice(0)} python bench/mutation.py --paths {' '.join(args.paths)} --max-children {args.max_children}{options}"
     scope = ""
     if args.sample:
