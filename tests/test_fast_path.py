@@ -182,7 +182,7 @@ DECLINED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"apis": [{**BASE["apis"][0], "identifier": f" {API}"}, BASE["apis"][1]], "client_grants": _grants(audience=f" {API}")},
         {"audience": f" {API}"},
     ),
-    ("an API that denies all clients", {"apis": [{**BASE["apis"][0], "client_policy": "deny_all"}]}, {}),
+    ("an API that denies all clients", {"apis": [{**BASE["apis"][0], "client_policy": "deny_all"}, BASE["apis"][1]]}, {}),
     (
         "a third-party client and the Management API",
         {"clients": _clients(is_first_party=False)},
@@ -202,7 +202,10 @@ DECLINED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 @pytest.mark.parametrize(("changes", "fields"), [case[1:] for case in DECLINED], ids=[case[0] for case in DECLINED])
 def test_the_fast_path_declines_what_the_general_path_must_decide(changes: dict[str, Any], fields: dict[str, Any]) -> None:
     tenant = _tenant(**changes)
-    decide(_request(), tenant, now=NOW)  # the tenant's host and issuer compiled, as on a running server
+    # The tenant's host and issuer compiled, as on a running server: by the plain request, or (when
+    # the change refuses it before any token is issued) by a token for the other API.
+    decide(_request(), tenant, now=NOW)
+    decide(_request(audience="https://rfc.example.com"), tenant, now=NOW)
     for _ in range(2):  # declined on the first request and again once the refusals are remembered
         assert _both_ways(_request(**fields), tenant) is None
     # The tenant's plain request still takes it where the change concerns the request only.
