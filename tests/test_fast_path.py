@@ -236,6 +236,31 @@ def test_honoured_subsets_are_remembered_per_route_up_to_a_limit(monkeypatch: py
     assert list(route.honoured) == ["read"]
 
 
+def test_issuances_are_remembered_per_host_scope_entry_and_scope_up_to_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a route's tokens share is compiled per Host header, scope entry and scope: requests
+    # that alternate between them (and beyond the limit, compiled afresh each time) must each
+    # get the general path's decision, at their own time, with claims of their own.
+    monkeypatch.setattr(importlib.import_module("claimsengine.grants.client_credentials"), "ISSUE_CACHE_LIMIT", 2)
+    for behaviour in ("requested", "grant"):
+        tenant = _tenant(behaviour={"client_credentials_scopes": behaviour})
+        issued: list[Issued] = []
+        for domain in ("acme.auth0.com", "login.acme.com", "acme.auth0.com"):
+            for scope in ("read", None, "write read", "read"):
+                fast = _both_ways(_request(domain=domain, scope=scope), tenant)
+                assert fast is not None
+                issued.append(fast)
+        plan = tenant.index.cc_plans["m2m"]
+        assert plan is not None
+        route = plan.routes[API]
+        assert route is not None
+        assert len(route.issues) == 2
+        assert len({id(i.claims) for i in issued}) == len(issued)
+        later = client_credentials_fast(_request(scope="read"), tenant, NOW + 60)
+        assert later is not None
+        assert (later.claims["iat"], later.claims["exp"]) == (NOW + 60, NOW + 60 + 86400)
+        assert later.trace == issued[0].trace
+
+
 def test_the_compiled_plans_hold_no_secret_text() -> None:
     tenant = _tenant()
     assert _both_ways(_request(), tenant) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hmac import compare_digest
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import JsonValue
 
@@ -325,6 +325,7 @@ class Route:
     gty: bool
     client_claim: str
     honoured: dict[str, Reason]
+    issues: dict[tuple[str | None, int, str], Issuance]
     header: JwtHeader
     signing_key: Literal["tenant", "api_secret"]
     needs_jti: bool
@@ -372,7 +373,7 @@ def client_credentials_fast(req: TokenRequest, tenant: Tenant, now: int) -> Issu
     # The scopes as client_credentials decides them (R29 to R33); repeats do not matter here.
     requested = (req.scope or "").split()
     scope = route.scope
-    trace: tuple[Reason, ...]
+    shape = _SCOPES_ALL
     if requested:
         held = route.held
         for name in requested:
@@ -380,28 +381,54 @@ def client_credentials_fast(req: TokenRequest, tenant: Tenant, now: int) -> Issu
                 return None
         if plan.honour_requested:
             scope = " ".join([s for s in route.granted if s in requested])
-            note = route.honoured.get(scope) or _honoured(route, scope)
-            trace = (host.reason, *route.head, note, *route.middle, issuer[1], *route.tail)
+            shape = _SCOPES_HONOURED
         elif held != set(requested):
-            trace = (host.reason, *route.head, _SUBSET_IGNORED, *route.middle, issuer[1], *route.tail)
-        else:
-            trace = (host.reason, *route.head, *route.middle, issuer[1], *route.tail)
-    else:
-        trace = (host.reason, *route.head, *route.middle, issuer[1], *route.tail)
-    iss = issuer[0]
-    audience = route.audience
-    lifetime = route.lifetime
-    claims: dict[str, JsonValue] = {"iss": iss, "sub": route.sub, "aud": audience, "iat": now, "exp": now + lifetime, "scope": scope}
+            shape = _SCOPES_IGNORED
+    # Everything but iat and exp is the same for every request of this client, API, Host
+    # header and scope: compiled once (``Issuance``), copied here with the two times written in.
+    key = (req.domain, shape, scope)
+    compiled = route.issues.get(key) or _issuance(route, plan, host.reason, issuer, key)
+    claims = {**compiled.claims, "iat": now, "exp": now + route.lifetime}
+    return trusted_fields(Issued, {**compiled.fields, "claims": claims}, _ISSUED_SET)
+
+
+# The scope entries of a request: every granted scope (no entry), an honoured subset (R30), or a
+# subset asked for and ignored (R30, behaviour.client_credentials_scopes "grant").
+_SCOPES_ALL, _SCOPES_HONOURED, _SCOPES_IGNORED = 0, 1, 2
+# Issues remembered per route: one per Host header, scope entry and scope its client asks for.
+ISSUE_CACHE_LIMIT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Issuance:
+    """What every ``Issued`` of one route, Host header and scope shares: the claims (``iat``
+    and ``exp`` are placeholders, in their places) and the model's fields in its order
+    (``claims`` a placeholder), the trace among them."""
+
+    claims: dict[str, JsonValue]
+    fields: dict[str, Any]
+
+
+def _issuance(route: Route, plan: Plan, host: Reason, issuer: tuple[str, Reason], key: tuple[str | None, int, str]) -> Issuance:
+    """Compile the :class:`Issuance` of ``key`` (Host header, scope entry, scope) on ``route``."""
+    _, shape, scope = key
+    notes: tuple[Reason, ...] = ()
+    if shape == _SCOPES_HONOURED:
+        notes = (route.honoured.get(scope) or _honoured(route, scope),)
+    elif shape == _SCOPES_IGNORED:
+        notes = (_SUBSET_IGNORED,)
+    iss, audience, lifetime = issuer[0], route.audience, route.lifetime
+    claims: dict[str, JsonValue] = {"iss": iss, "sub": route.sub, "aud": audience, "iat": 0, "exp": 0, "scope": scope}
     if route.gty:
         claims["gty"] = _GTY
     claims[route.client_claim] = plan.client_id
-    fields = {
+    fields: dict[str, Any] = {
         "kind": "issued",
         "format": _JWT,
         "issuer": iss,
         "audience": audience,
         "scope": scope,
-        "claims": claims,
+        "claims": None,
         "header": route.header,
         "signing_key": route.signing_key,
         "needs_jti": route.needs_jti,
@@ -413,9 +440,12 @@ def client_credentials_fast(req: TokenRequest, tenant: Tenant, now: int) -> Issu
         "refresh_family": None,
         "id_token": None,
         "headers": (),
-        "trace": trace,
+        "trace": (host, *route.head, *notes, *route.middle, issuer[1], *route.tail),
     }
-    return trusted_fields(Issued, fields, _ISSUED_SET)
+    issuance = Issuance(claims, fields)
+    if len(route.issues) < ISSUE_CACHE_LIMIT:
+        route.issues[key] = issuance
+    return issuance
 
 
 # scope.requested_subset_honoured entries remembered per route: the subsets its client asks for.
@@ -484,6 +514,7 @@ def _route(plan: Plan, audience: str | None, tenant: Tenant) -> Route | None:
             gty=kind.gty,
             client_claim=kind.client_claim,
             honoured={},
+            issues={},
             header=tokens.header,
             signing_key=tokens.signing_key,
             needs_jti=kind.jti,
