@@ -19,6 +19,8 @@ from claimsengine import (
     ClientAssertion,
     ClientGrant,
     CredentialsExchangeEvent,
+    DeviceAuthorized,
+    DeviceCodeRequest,
     ErrorCode,
     Issued,
     PresentedToken,
@@ -747,6 +749,44 @@ def test_every_response_type_returns_the_login_session_to_keep(response_type: st
     assert isinstance(authorized, Authorized), authorized
     assert authorized.session is not None
     assert (authorized.session.session_id, authorized.session.last_seen) == ("session-abc", NOW)
+
+
+def test_an_access_token_from_authorize_has_no_trace_of_its_own_the_authorize_trace_holds_it() -> None:
+    t = tenant(clients=[{**WEB, "grant_types": ["authorization_code", "implicit"]}], client_grants=[])
+    authorized = decide(web_authorize(response_type="token", scope="read", user_id="auth0|u", consent=True), t, now=NOW)
+    assert isinstance(authorized, Authorized), authorized
+    assert authorized.access is not None
+    assert authorized.access.trace == ()
+    assert Rule.FORMAT_JWT in [reason.rule for reason in authorized.trace]
+
+
+def test_a_consent_given_outside_an_organization_does_not_count_inside_one() -> None:
+    """consent.stored (R70): a consent is for a client, an API and an organization (or none)."""
+    t = tenant(
+        clients=[WEB],
+        client_grants=[],
+        organizations=[{"id": "org_1", "name": "one", "members": [{"user_id": "auth0|u"}]}],
+        users=[{"user_id": "auth0|u", "consents": [{"client_id": "web", "audience": API, "scopes": ["read"]}]}],
+    )
+    outside = decide(web_authorize(scope="read", user_id="auth0|u"), t, now=NOW)
+    assert isinstance(outside, Authorized), outside
+    assert Rule.CONSENT_STORED in [reason.rule for reason in outside.trace]
+    inside = decide(web_authorize(scope="read", user_id="auth0|u", organization="org_1"), t, now=NOW)
+    assert isinstance(inside, Rejected), inside
+    assert inside.rejected_by is Rule.CONSENT_REQUIRED
+
+
+@pytest.mark.parametrize(("app_type", "allowed"), [("native", True), ("spa", False), ("regular_web", False)])
+def test_only_a_native_application_may_ask_for_a_device_code(app_type: str, allowed: bool) -> None:
+    """device.client_not_allowed: a public first-party application of another type is refused too."""
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    client = {"client_id": "tv", "app_type": app_type, "token_endpoint_auth_method": "none", "grant_types": [device]}
+    decision = decide(DeviceCodeRequest(client_id="tv", audience=API, scope="read"), tenant(clients=[client], client_grants=[]), now=NOW)
+    if allowed:
+        assert isinstance(decision, DeviceAuthorized), decision
+    else:
+        assert isinstance(decision, Rejected), decision
+        assert decision.rejected_by is Rule.DEVICE_CLIENT_NOT_ALLOWED
 
 
 def test_the_sid_and_auth_time_of_a_login_carry_through_the_code_and_every_refresh() -> None:

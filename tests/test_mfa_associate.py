@@ -114,6 +114,8 @@ def test_an_association_shows_a_recovery_code_exactly_when_the_user_has_none_and
     had_code = enrollment is not None and enrollment.recovery_code is not None
     assert (decision.recovery_code is None) == had_code
     assert decision.enrollment.recovery_code is not None
+    if enrollment is not None and enrollment.recovery_code is not None:
+        assert decision.enrollment.recovery_code == enrollment.recovery_code, "the user's recovery code is kept"
     assert not decision.enrollment.confirmed
 
 
