@@ -58,3 +58,30 @@ def test_a_push_polled_sooner_than_the_interval_after_its_previous_poll_gets_slo
     else:
         expected = {"pending": Rule.MFA_OOB_PENDING, "denied": Rule.MFA_OOB_REJECTED, "approved": Rule.MFA_VERIFIED}[status]
         assert expected in [reason.rule for reason in decision.trace]
+
+
+def test_a_binding_code_with_a_lone_surrogate_is_refused_instead_of_raising() -> None:
+    """A JSON body may carry "\\ud800": the binding code is compared as bytes (surrogatepass) and
+    does not match, so the answer is mfa.binding_code_invalid, never an exception."""
+    login = MfaGrant(
+        client_id="nw-ropg-0001",
+        user_id="auth0|erin",
+        audience="https://api.northwind.com/orders",
+        scope=("openid",),
+        domain="northwind.auth0.com",
+        issued_at=NOW - 120,
+    )
+    for code in ("\ud800123456", "123456\udfff"):
+        request = TokenRequest(
+            domain="northwind.auth0.com",
+            grant_type="http://auth0.com/oauth/grant-type/mfa-oob",
+            client_id="nw-ropg-0001",
+            client_secret=SecretStr("spec-ropg-secret-JJJJ"),
+            mfa_grant=login,
+            oob_grant=OobGrant(client_id="nw-ropg-0001", user_id="auth0|erin", channel="sms", issued_at=NOW - 60),
+            oob_state=OobState(binding_code=SecretStr("123456")),
+            parameters={"mfa_token": SecretStr("t"), "oob_code": SecretStr("c"), "binding_code": SecretStr(code)},
+        )
+        decision = decide(request, TENANT, now=NOW)
+        assert isinstance(decision, Rejected), decision
+        assert decision.rejected_by is Rule.MFA_BINDING_CODE_INVALID
