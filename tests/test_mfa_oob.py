@@ -20,15 +20,20 @@ NOW = 1_767_226_500
 INTERVAL = TENANT.behaviour.mfa_oob_interval
 
 
-def poll(status: Literal["pending", "approved", "denied"], last_poll: int | None, now: int) -> Issued | Rejected:
-    login = MfaGrant(
+def mfa_login(user_id: str, issued_at: int) -> MfaGrant:
+    """The mfa_token's login of ``user_id`` at the password client."""
+    return MfaGrant(
         client_id="nw-ropg-0001",
-        user_id="auth0|alice",
+        user_id=user_id,
         audience="https://api.northwind.com/orders",
         scope=("openid",),
         domain="northwind.auth0.com",
-        issued_at=NOW - 60,
+        issued_at=issued_at,
     )
+
+
+def poll(status: Literal["pending", "approved", "denied"], last_poll: int | None, now: int) -> Issued | Rejected:
+    login = mfa_login("auth0|alice", NOW - 60)
     request = TokenRequest(
         domain="northwind.auth0.com",
         grant_type="http://auth0.com/oauth/grant-type/mfa-oob",
@@ -63,14 +68,7 @@ def test_a_push_polled_sooner_than_the_interval_after_its_previous_poll_gets_slo
 def test_a_binding_code_with_a_lone_surrogate_is_refused_instead_of_raising() -> None:
     """A JSON body may carry "\\ud800": the binding code is compared as bytes (surrogatepass) and
     does not match, so the answer is mfa.binding_code_invalid, never an exception."""
-    login = MfaGrant(
-        client_id="nw-ropg-0001",
-        user_id="auth0|erin",
-        audience="https://api.northwind.com/orders",
-        scope=("openid",),
-        domain="northwind.auth0.com",
-        issued_at=NOW - 120,
-    )
+    login = mfa_login("auth0|erin", NOW - 120)
     for code in ("\ud800123456", "123456\udfff"):
         request = TokenRequest(
             domain="northwind.auth0.com",
