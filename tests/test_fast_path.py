@@ -159,6 +159,7 @@ DECLINED: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("no secret", {}, {"client_secret": None}),
     ("an empty secret", {}, {"client_secret": SecretStr("")}),
     ("a wrong secret", {}, {"client_secret": SecretStr("wrong")}),
+    ("a secret with a lone surrogate", {}, {"client_secret": SecretStr("m2m-secret\ud800")}),
     ("no client_id", {}, {"client_id": None}),
     ("an unknown client", {}, {"client_id": "ghost"}),
     ("a client_id with blanks", {}, {"client_id": " m2m"}),
