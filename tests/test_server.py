@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenRequest, decide, served_domain
+from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenQuota, TokenRequest, decide, served_domain
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import (
     EXAMPLE_TENANT,
@@ -226,6 +226,25 @@ def test_json_body_with_nulls(local: httpx.Client) -> None:
     response = local.post("/oauth/token", json=cc(organization=None, scope=None, resource=None))
     assert response.status_code == 200, response.text
     assert_no_store(response)
+
+
+def test_a_tenant_without_quotas_still_counts_its_tokens_so_a_quota_added_by_a_reload_sees_them(tenant: Tenant, key_file: Path) -> None:
+    app = create_app(tenant, keys=KeySet.load(key_file), clock=lambda: 1_000_000)
+    fake = app.state.auth0
+    assert not fake.generation.quotas
+    with asgi_client(app) as client:
+        for _ in range(3):
+            assert client.post("/oauth/token", data=cc()).status_code == 200
+        usage = fake.quota_usage(M2M["client_id"], None, 1_000_000)
+        assert (usage.client_hour, usage.client_day) == (3, 3)
+        clients = tuple(
+            c.model_copy(update={"token_quota": TokenQuota(per_hour=3)}) if c.client_id == M2M["client_id"] else c for c in tenant.clients
+        )
+        fields = {name: getattr(tenant, name) for name in Tenant.model_fields}
+        fake.reload(Tenant.model_validate({**fields, "clients": clients}))
+        assert fake.generation.quotas
+        refused = client.post("/oauth/token", data=cc())
+        assert refused.status_code == 429, refused.text
 
 
 def test_json_number_is_a_core_rejection_not_a_crash(local: httpx.Client) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -95,3 +95,34 @@ def test_a_wire_token_request_is_the_one_the_validating_constructor_builds(param
     assert built == validated, "every field already has the type the validating constructor gives it"
     assert built.model_fields_set == validated.model_fields_set
     assert list(built.__dict__) == list(validated.__dict__) == list(TokenRequest.model_fields)
+
+
+_FORM_TEXT = st.text(alphabet=st.sampled_from(list("ab=&+%2fFe9x ;é\u00ff\U0001f600")), max_size=40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_FORM_TEXT, st.integers(min_value=0, max_value=8))
+def test_form_pairs_are_parse_qsl_s_pairs_and_errors(text: str, max_fields: int) -> None:
+    expected: list[tuple[str, str]] | type[Exception]
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields, encoding="utf-8", errors="strict")
+    except (ValueError, UnicodeDecodeError) as exc:  # UnicodeDecodeError is a ValueError: the narrower first
+        expected = type(exc)
+    try:
+        got: list[tuple[str, str]] | type[Exception] = wire.form_pairs(text, max_fields)
+    except (ValueError, UnicodeDecodeError) as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_form_pairs_decode_plus_and_percent_and_keep_blank_values() -> None:
+    assert wire.form_pairs("scope=read%3Aa+b&audience=https%3A%2F%2Fx&&flag&e=", 64) == [
+        ("scope", "read:a b"),
+        ("audience", "https://x"),
+        ("flag", ""),
+        ("e", ""),
+    ]
+    with pytest.raises(UnicodeDecodeError):
+        wire.form_pairs("a=%ff", 64)
+    with pytest.raises(ValueError, match="Max number of fields"):
+        wire.form_pairs("a=1&b=2", 1)

@@ -45,6 +45,8 @@ MAX_KEPT = 1_000
 decision_log = logging.getLogger("claimsengine.decisions")
 request_log = logging.getLogger("claimsengine.requests")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# json.dumps(..., separators=(",", ":")) builds a JSONEncoder per call; one, made once, writes the same text.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,10 +146,10 @@ class Lines:
         if answering is not None:
             answering.logged = True
             line["request"] = answering.request
-        self._write(decision_log, "decision ", json.dumps(line, separators=(",", ":")))
+        self._write(decision_log, "decision ", _compact(line))
 
     def request(self, target: str, status: int) -> None:
-        self._write(request_log, "request ", json.dumps({"request": target, "status": status}, separators=(",", ":")))
+        self._write(request_log, "request ", _compact({"request": target, "status": status}))
 
 
 class RequestLog:

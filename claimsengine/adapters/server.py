@@ -421,8 +421,13 @@ class FakeTenant:
 
     def count(self, issued: Issued, now: int, amount: int = 1) -> QuotaUsage:
         """Count an issued token atomically (``amount=-1`` takes it back); the usage just before."""
+        return _usage(self.add_counts(issued, now, amount))
+
+    def add_counts(self, issued: Issued, now: int, amount: int = 1) -> list[int]:
+        """``count`` without the ``QuotaUsage``: for a tenant without quotas, whose counts are
+        kept (a reload may add a quota) but never compared (``_single_use``)."""
         org = issued.claims.get("org_id")
-        counts = [
+        return [
             self.store.add(f"{kind}_{window}", f"{key}\0{now // seconds}", amount, expires=(now // seconds + 1) * seconds, now=now)
             - max(amount, 0)
             if key
@@ -430,7 +435,6 @@ class FakeTenant:
             for kind, key in _subjects(issued.client_id, org if isinstance(org, str) else None)
             for window, seconds in _WINDOWS
         ]
-        return _usage(counts)
 
 
 def _subjects(client_id: str | None, organization_id: str | None) -> tuple[tuple[str, str | None], ...]:
@@ -503,7 +507,7 @@ async def _token_parameters(request: Request) -> dict[str, Any]:
         except RecursionError:
             raise BodyError("Request body is not valid JSON") from None
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, encoding="utf-8", errors="strict")
+        pairs = wire.form_pairs(text, MAX_FORM_FIELDS)
     except UnicodeDecodeError:
         raise BodyError("Request body is not valid UTF-8") from None
     except ValueError:
@@ -578,8 +582,11 @@ def _single_use(
     if mfa_code is not None and not fake.store.claim("mfa_code", mfa_code[0], expires=mfa_code[1], now=now):
         # The one-time password or recovery code was used by another request meanwhile.
         return _decide_token(req.model_copy(update={"mfa_code_reused": True}), tenant, now)
+    if not quotas:
+        fake.add_counts(decision, now)  # counted all the same: a reload may add a quota
+        return decision
     before = fake.count(decision, now)
-    if quotas and before != req.quota_usage:
+    if before != req.quota_usage:
         # Others issued tokens in between: decide again with the count this token really has.
         again = _decide_token(req.model_copy(update={"quota_usage": before}), tenant, now)
         if not isinstance(again, Issued):
@@ -611,6 +618,17 @@ async def _captured_parameters(request: Request, fake: FakeTenant) -> dict[str, 
     return params
 
 
+class _TokenJSON(JSONResponse):
+    """A JSONResponse whose body is rendered by one encoder made once: Starlette's ``render``
+    calls ``json.dumps`` with its options, which builds a ``JSONEncoder`` per response. Same
+    options, same bytes."""
+
+    _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode
+
+    def render(self, content: Any) -> bytes:
+        return self._encode(content).encode("utf-8")
+
+
 def _refusal(
     fake: FakeTenant,
     endpoint: str,
@@ -622,7 +640,7 @@ def _refusal(
 ) -> JSONResponse:
     """The error response for a core's refusal, observed (logged, kept, rules header)."""
     observed = {**headers, **fake.observe(endpoint, who, decision, decision.status)}
-    return JSONResponse(wire.error_body(decision, mfa_token=mfa_token), status_code=decision.status, headers=observed)
+    return _TokenJSON(wire.error_body(decision, mfa_token=mfa_token), status_code=decision.status, headers=observed)
 
 
 async def token(request: Request) -> Response:
@@ -700,7 +718,7 @@ async def token(request: Request) -> Response:
         refresh_token=minter.refresh_token(decision.refresh) if decision.refresh is not None else None,
         id_token=minter.id_token(decision.id_token) if decision.id_token is not None else None,
     )
-    return JSONResponse(body, headers={**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, 200)})
+    return _TokenJSON(body, headers={**_decision_headers(decision, generation), **fake.observe("/oauth/token", who, decision, 200)})
 
 
 def _record_lifecycle(
@@ -1324,13 +1342,15 @@ def create_app(
         key_file=key_file,
         login_page=login_page,
     )
+    # Paths are all distinct literals, so the order changes no answer; the Router tries the routes
+    # in order (a regular expression each), and the token endpoint is the one under load.
     routes = [
+        Route("/oauth/token", token, methods=["POST"]),
         Route("/", home.home, methods=["GET"]),
         Route(login.LOGIN_PATH, login.login_submit, methods=["POST"]),
         Route(login.CONSENT_PATH, login.consent_submit, methods=["POST"]),
         Route(login.V2_LOGOUT_PATH, login.logout, methods=["GET"]),
         Route(login.OIDC_LOGOUT_PATH, login.logout, methods=["GET", "POST"]),
-        Route("/oauth/token", token, methods=["POST"]),
         Route(DEVICE_AUTHORIZATION_PATH, device_authorization, methods=["POST"]),
         Route(REVOCATION_PATH, revoke, methods=["POST"]),
         Route(MFA_CHALLENGE_PATH, mfa_challenge, methods=["POST"]),

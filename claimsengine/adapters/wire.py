@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlencode
 
 from pydantic import SecretStr
 
@@ -110,6 +110,32 @@ class Parameters(dict[str, Any]):
             else:
                 self[name] = value
         self.repeated: tuple[str, ...] = tuple(again)
+
+
+def form_pairs(text: str, max_fields: int) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a form body, exactly as ``parse_qsl(text,
+    keep_blank_values=True, max_num_fields=max_fields, encoding="utf-8", errors="strict")``
+    gives them (the same pairs, the same ``ValueError`` and ``UnicodeDecodeError``), in about
+    half its time: a field without ``+`` or ``%`` is not rewritten."""
+    if not text:
+        return []
+    if max_fields < 1 + text.count("&"):
+        raise ValueError("Max number of fields exceeded")
+    pairs: list[tuple[str, str]] = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")  # no "=": a blank value, as keep_blank_values
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name, encoding="utf-8", errors="strict")
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, encoding="utf-8", errors="strict")
+        pairs.append((name, value))
+    return pairs
 
 
 class _JsonObject(list[tuple[str, Any]]):
