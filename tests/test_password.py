@@ -3,6 +3,9 @@ it proves), and the few edges the golden cases in specs/cases/password.json do n
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyotp
 import pytest
 from hypothesis import given
@@ -218,3 +221,26 @@ def test_the_user_repr_shows_no_password_hash_and_no_second_factor() -> None:
     assert "$2b$" not in shown
     assert TOTP_SECRET not in shown
     assert "RECOVERY1" not in shown
+
+
+@pytest.mark.parametrize("username", [" ", "   ", "\t\n"])
+def test_a_blank_username_names_no_user_even_one_without_an_email(username: str) -> None:
+    spec = json.loads((Path(__file__).parent.parent / "specs" / "tenants" / "northwind.json").read_text(encoding="utf-8"))
+    # A user of the default directory with neither an e-mail nor a username: a blank username,
+    # stripped to "", must not match their missing e-mail (P4: the answer of a wrong password).
+    # An empty username is another case: a missing parameter.
+    spec["users"].insert(0, {"user_id": "auth0|no-email", "profile": {}, "connection": spec["default_directory"]})
+    tenant = Tenant.model_validate(spec)
+    request = TokenRequest(
+        domain="northwind.auth0.com",
+        grant_type="password",
+        client_id="nw-ropg-0001",
+        client_secret=SecretStr("spec-ropg-secret-JJJJ"),
+        audience="https://api.northwind.com/orders",
+        parameters={"username": SecretStr(username), "password": SecretStr("whatever")},
+        password_valid_for=("auth0|no-email",),
+    )
+    decision = decide(request, tenant, now=NOW)
+    assert isinstance(decision, Rejected), decision
+    assert decision.rejected_by is Rule.PASSWORD_INVALID
+    assert (decision.error, decision.error_description, decision.status) == (ErrorCode.INVALID_GRANT, "Wrong email or password.", 403)

@@ -62,8 +62,11 @@ def password_realm(req: TokenRequest, client: Client, domain: str, t: Trace) -> 
 
 
 def _user(username: str, connection: str, t: Trace) -> User | None:
-    """The user of ``connection`` whose e-mail (any case) or username is ``username``."""
+    """The user of ``connection`` whose e-mail (any case) or username is ``username``. A blank
+    username names nobody (it would otherwise match a user without an e-mail)."""
     wanted = username.strip()
+    if not wanted:
+        return None
     lowered = wanted.lower()
     for user in t.tenant.users:
         if user.connection == connection and ((user.email or "").lower() == lowered or user.username == wanted):
