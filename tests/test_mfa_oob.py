@@ -32,18 +32,23 @@ def mfa_login(user_id: str, issued_at: int) -> MfaGrant:
     )
 
 
-def poll(status: Literal["pending", "approved", "denied"], last_poll: int | None, now: int) -> Issued | Rejected:
-    login = mfa_login("auth0|alice", NOW - 60)
-    request = TokenRequest(
+def oob_request(user_id: str, login_at: int, challenge: OobGrant, state: OobState, **parameters: str) -> TokenRequest:
+    """An mfa-oob request of nw-ropg-0001 completing ``user_id``'s login at ``login_at``."""
+    return TokenRequest(
         domain="northwind.auth0.com",
         grant_type="http://auth0.com/oauth/grant-type/mfa-oob",
         client_id="nw-ropg-0001",
         client_secret=SecretStr("spec-ropg-secret-JJJJ"),
-        mfa_grant=login,
-        oob_grant=OobGrant(client_id="nw-ropg-0001", user_id="auth0|alice", channel="push", issued_at=NOW - 30),
-        oob_state=OobState(status=status, last_poll=last_poll),
-        parameters={"mfa_token": SecretStr("t"), "oob_code": SecretStr("c")},
+        mfa_grant=mfa_login(user_id, login_at),
+        oob_grant=challenge,
+        oob_state=state,
+        parameters={"mfa_token": SecretStr("t"), "oob_code": SecretStr("c"), **{k: SecretStr(v) for k, v in parameters.items()}},
     )
+
+
+def poll(status: Literal["pending", "approved", "denied"], last_poll: int | None, now: int) -> Issued | Rejected:
+    push = OobGrant(client_id="nw-ropg-0001", user_id="auth0|alice", channel="push", issued_at=NOW - 30)
+    request = oob_request("auth0|alice", NOW - 60, push, OobState(status=status, last_poll=last_poll))
     return decide(request, TENANT, now=now)
 
 
@@ -68,18 +73,9 @@ def test_a_push_polled_sooner_than_the_interval_after_its_previous_poll_gets_slo
 def test_a_binding_code_with_a_lone_surrogate_is_refused_instead_of_raising() -> None:
     """A JSON body may carry "\\ud800": the binding code is compared as bytes (surrogatepass) and
     does not match, so the answer is mfa.binding_code_invalid, never an exception."""
-    login = mfa_login("auth0|erin", NOW - 120)
+    sms = OobGrant(client_id="nw-ropg-0001", user_id="auth0|erin", channel="sms", issued_at=NOW - 60)
     for code in ("\ud800123456", "123456\udfff"):
-        request = TokenRequest(
-            domain="northwind.auth0.com",
-            grant_type="http://auth0.com/oauth/grant-type/mfa-oob",
-            client_id="nw-ropg-0001",
-            client_secret=SecretStr("spec-ropg-secret-JJJJ"),
-            mfa_grant=login,
-            oob_grant=OobGrant(client_id="nw-ropg-0001", user_id="auth0|erin", channel="sms", issued_at=NOW - 60),
-            oob_state=OobState(binding_code=SecretStr("123456")),
-            parameters={"mfa_token": SecretStr("t"), "oob_code": SecretStr("c"), "binding_code": SecretStr(code)},
-        )
+        request = oob_request("auth0|erin", NOW - 120, sms, OobState(binding_code=SecretStr("123456")), binding_code=code)
         decision = decide(request, TENANT, now=NOW)
         assert isinstance(decision, Rejected), decision
         assert decision.rejected_by is Rule.MFA_BINDING_CODE_INVALID
