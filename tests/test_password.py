@@ -4,7 +4,6 @@ it proves), and the few edges the golden cases in specs/cases/password.json do n
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -15,6 +14,7 @@ from pydantic import SecretStr, ValidationError
 from claimsengine import ErrorCode, Issued, MfaEnrollment, MfaGrant, Rejected, Rule, Tenant, TokenRequest, decide
 from claimsengine.grants.mfa import TOTP_STEP, totp
 from claimsengine.testing import TOTP_SECRET, password_requests, tenants
+from tests.conftest import ROOT
 
 NOW = 1_700_000_000
 OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp"
@@ -225,7 +225,7 @@ def test_the_user_repr_shows_no_password_hash_and_no_second_factor() -> None:
 
 @pytest.mark.parametrize("username", [" ", "   ", "\t\n"])
 def test_a_blank_username_names_no_user_even_one_without_an_email(username: str) -> None:
-    spec = json.loads((Path(__file__).parent.parent / "specs" / "tenants" / "northwind.json").read_text(encoding="utf-8"))
+    spec = json.loads((ROOT / "specs" / "tenants" / "northwind.json").read_text(encoding="utf-8"))
     # A user of the default directory with neither an e-mail nor a username: a blank username,
     # stripped to "", must not match their missing e-mail (P4: the answer of a wrong password).
     # An empty username is another case: a missing parameter.
