@@ -1297,6 +1297,48 @@ class _FreshKeys:
         await self.app(scope, receive, send)
 
 
+class _TokenLane:
+    """``POST /oauth/token`` straight to its endpoint when the layers between would only pass it on.
+
+    Token requests are the load a test suite puts on the fake. Without an ``Origin`` header
+    (CORS adds nothing) and with no override pending, Starlette's override, CORS and exception
+    layers and its Router only hand such a request along, at about 30 µs of CPU per request
+    (bench/README.md). This layer sits inside the request log and the key refresh, so those
+    still run, and does what the skipped layers would: the endpoint's answer, or on an
+    exception ``_server_error``'s answer and the exception raised again, as Starlette's
+    ServerErrorMiddleware does. Any other request goes through the whole stack. The answers,
+    headers, log lines and kept records are the same either way (tests/test_server.py).
+    """
+
+    def __init__(self, app: Any, overrides: control.Overrides) -> None:
+        self.app = app
+        self.overrides = overrides
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != TOKEN_ENDPOINT or scope["method"] != "POST" or len(self.overrides):
+            await self.app(scope, receive, send)
+            return
+        for name, _ in scope["headers"]:
+            if name == b"origin":
+                await self.app(scope, receive, send)
+                return
+        request = Request(scope, receive)
+        started = False
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            response = await token(request)
+            await response(scope, receive, sending)
+        except Exception as exc:
+            if not started:
+                await (await _server_error(request, exc))(scope, receive, send)
+            raise
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Never leak internals (or secrets in exception messages) to the caller; log the type only.
     server_log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
@@ -1319,12 +1361,14 @@ def create_app(
     lines: control.Lines | None = None,
     key_file: Path | None = None,
     login_page: bool = False,
+    token_lane: bool = True,
 ) -> Starlette:
     """An ASGI app serving ``tenant`` as Auth0 would. The state is ``app.state.auth0``.
 
     ``store`` holds what must be true across processes (default: a new in-memory store).
     With ``admin``, ``POST /admin/rotate-keys`` needs ``admin_token`` (generated if not given,
-    readable as ``app.state.auth0.admin_token``).
+    readable as ``app.state.auth0.admin_token``). ``token_lane=False`` sends token requests
+    through every layer too (the same answers, slower; for comparing the two).
     """
     fake = FakeTenant(
         tenant,
@@ -1371,6 +1415,8 @@ def create_app(
     app.add_middleware(control.OverrideMiddleware, overrides=fake.overrides)
     # Preflights are answered first, and every answer (overrides too) gets CORS headers.
     app.add_middleware(cors_http.CorsMiddleware)
+    if token_lane:
+        app.add_middleware(_TokenLane, overrides=fake.overrides)
     if key_file is not None:
         app.add_middleware(_FreshKeys, fake=fake)
     app.add_middleware(control.RequestLog, lines=fake.lines)  # outermost: every request gets its line
