@@ -28,14 +28,29 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from claimsengine import Client, ClientGrant, Issued, PublicKey, Rejected, Rule, Tenant, TokenQuota, TokenRequest, decide, served_domain
+from claimsengine import (
+    Client,
+    ClientGrant,
+    Issued,
+    PublicKey,
+    Rejected,
+    Rule,
+    Tenant,
+    TokenQuota,
+    TokenRequest,
+    User,
+    decide,
+    served_domain,
+)
 from claimsengine.adapters.loader import load_tenant
 from claimsengine.adapters.server import (
+    BANNER_LIMIT,
     EXAMPLE_TENANT,
     MAX_BODY_BYTES,
     LiveServer,
     add_arguments,
     asgi_client,
+    banner,
     create_app,
     serve_in_thread,
     strict_host,
@@ -856,6 +871,22 @@ def test_serve_declares_its_address_and_serve_as_in_the_banner(tmp_path: Path) -
             assert served["token_endpoint"] == "https://fake-auth0.test:9443/oauth/token"
     finally:
         stop(proc)
+
+
+def test_the_banner_of_a_large_tenant_names_the_first_applications_and_users_and_counts_the_rest(tenant: Tenant) -> None:
+    base = tenant.clients[0]
+    clients = tuple(base.model_copy(update={"client_id": f"app-{i:03}", "name": f"App {i}"}) for i in range(BANNER_LIMIT + 5))
+    users = tuple(User(user_id=f"auth0|u{i:03}") for i in range(BANNER_LIMIT + 7))
+    large = tenant.model_copy(update={"clients": clients, "users": users})
+    text = banner(large, url="http://127.0.0.1:1", domain=CANONICAL, ca_path=None)
+    listed = [line for line in text.splitlines() if line.startswith("    app-")]
+    assert [line.split()[0] for line in listed] == [f"app-{i:03}" for i in range(BANNER_LIMIT)]
+    assert "    ... and 5 more" in text.splitlines()
+    assert f"auth0|u{BANNER_LIMIT - 1:03}, ... and 7 more" in text
+    assert f"auth0|u{BANNER_LIMIT:03}" not in text
+    small = banner(tenant, url="http://127.0.0.1:1", domain=CANONICAL, ca_path=None)
+    assert "more" not in small
+    assert all(client.client_id in small for client in tenant.clients)
 
 
 # ---------------------------------------------------------------------------------------

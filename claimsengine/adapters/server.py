@@ -1805,6 +1805,10 @@ def _warn_if_shared(path: Path) -> None:
         print(f"claimsengine serve: warning: {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it", file=sys.stderr)
 
 
+# A tenant of 10,000 applications would print 10,000 lines at every start: the banner names the first.
+BANNER_LIMIT = 20
+
+
 def banner(tenant: Tenant, *, url: str, domain: str, ca_path: Path | None, admin_token: str | None = None) -> str:
     """What `claimsengine serve` prints once it listens: where, how to trust it, what it serves.
 
@@ -1822,9 +1826,14 @@ def banner(tenant: Tenant, *, url: str, domain: str, ca_path: Path | None, admin
     others = [d.domain for d in tenant.custom_domains if d.verified and d.domain != domain]
     lines.append(f"  domains: {', '.join([tenant.domain, *others])}")
     lines.append("  clients:")
-    lines.extend(f"    {c.client_id}  {c.name or ''} ({c.app_type}; {', '.join(c.grant_types or ())})" for c in tenant.clients)
+    shown = tenant.clients[:BANNER_LIMIT]
+    lines.extend(f"    {c.client_id}  {c.name or ''} ({c.app_type}; {', '.join(c.grant_types or ())})" for c in shown)
+    if len(tenant.clients) > len(shown):
+        lines.append(f"    ... and {len(tenant.clients) - len(shown):,} more")
     if tenant.users:
-        lines.append(f"  users: {', '.join(u.user_id for u in tenant.users)}")
+        users = ", ".join(u.user_id for u in tenant.users[:BANNER_LIMIT])
+        more = len(tenant.users) - BANNER_LIMIT
+        lines.append(f"  users: {users}" + (f", ... and {more:,} more" if more > 0 else ""))
     return "\n".join(lines)
 
 
