@@ -488,6 +488,28 @@ def test_the_representative_user_is_added_only_to_a_tenant_without_users(tmp_pat
     assert table_flows.login_user(with_alice) == (with_alice.tenant, with_alice.tenant.index.users["auth0|alice"])
 
 
+def test_the_table_logs_in_as_an_organization_member_with_a_connection_when_there_is_one() -> None:
+    data = flows_data(mfa=False)
+    bob = next(u for u in data["users"] if u["user_id"] == "auth0|bob")
+    # bob (listed first, no connection) and alice (a connection) are both members of acme.
+    data["users"] = [bob, *(u for u in data["users"] if u is not bob)]
+    for org in data["organizations"]:
+        if org["name"] == "acme":
+            org["members"] = [{"user_id": "auth0|bob"}, *org["members"]]
+    ctx = TableContext(Tenant.model_validate(data))
+    assert ctx.user_id == "auth0|alice"
+    assert row_of_ctx(ctx, cls_of(ROPG, PASSWORD, "valid")).outcome.kind == "issued"
+    # Without a member who has a connection, the first member still logs in (organization rows).
+    alice = next(u for u in data["users"] if u["user_id"] == "auth0|alice")
+    del alice["connection"]
+    assert TableContext(Tenant.model_validate(data)).user_id == "auth0|bob"
+    # A member comes before a non-member with a connection.
+    alice["connection"] = DEFAULT_DIRECTORY
+    for org in data["organizations"]:
+        org["members"] = [m for m in org.get("members", []) if m["user_id"] != "auth0|alice"]
+    assert TableContext(Tenant.model_validate(data)).user_id == "auth0|bob"
+
+
 def row_of_ctx(ctx: TableContext, cls: RequestClass) -> Row:
     client = ctx.tenant.index.clients[cls.client]
     [row] = [r for r in ctx.group_rows(client, cls.grant) if all(r.request.get(d) in (ANY, cls.get(d)) for d in table.DIMENSIONS)]

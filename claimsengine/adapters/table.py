@@ -253,10 +253,11 @@ class TableContext:
     now: int = NOW
 
     def __post_init__(self) -> None:
+        # The user who logs in: an organization member (organization rows need one), preferably
+        # one with a database connection (the password grants log in through it), in file order.
         members = {m.user_id for o in self.tenant.organizations for m in o.members}
-        users = self.tenant.users
-        chosen = next((u for u in users if u.user_id in members), users[0] if users else None)
-        self.user_id: str | None = chosen.user_id if chosen is not None else None
+        ranked = sorted(self.tenant.users, key=lambda u: (u.user_id not in members, u.connection is None))
+        self.user_id: str | None = ranked[0].user_id if ranked else None
         # What every class of one (application, grant type, audience) or (application, domain)
         # shares, computed once: the table asks for it once per class (issue 13, target 6).
         self._memo: dict[tuple[str, ...], Any] = {}
