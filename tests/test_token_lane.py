@@ -157,19 +157,16 @@ def test_an_exception_in_the_token_endpoint_is_a_500_without_its_message_and_is_
 def test_an_exception_after_the_answer_started_is_raised_without_a_second_answer() -> None:
     app, _ = _app(_tenant(), lane=True)
     _, _, _, body = REQUESTS[0]
+    # The keys of an HTTP scope the app reads (uvicorn sends more).
+    headers = [(b"host", CANONICAL.encode()), (b"content-type", FORM["content-type"].encode())]
     scope = {
         "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
         "method": "POST",
         "scheme": "https",
         "path": "/oauth/token",
-        "raw_path": b"/oauth/token",
         "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", CANONICAL.encode()), (b"content-type", FORM["content-type"].encode())],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 443),
+        "headers": headers,
+        "server": ("h", 443),
     }
     sent: list[dict[str, Any]] = []
 
