@@ -51,7 +51,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
@@ -141,6 +141,20 @@ def write_tenant(data: Dataset, directory: Path) -> Path:
     path = directory / "tenant.json"
     path.write_text(json.dumps(tenant))
     return path
+
+
+def serve_app(path: Path, host: str, lines: TextIO) -> Any:
+    """The ASGI app ``claimsengine serve --tenant path`` builds, served as ``host`` (plain http),
+    its log lines written to ``lines``: for driving it in-process or on another HTTP server."""
+    from claimsengine.adapters import control, server
+
+    config: dict[str, Any] = {"tenant": str(path), "keywords": {}, "domain": None, "strict_host": False}
+    for name in ("keyword_file", "credentials", "node_modules", "action_secrets", "users", "user_assignments", "default_user"):
+        config[name] = None
+    config.update(admin=False, seed=None, now=None, clock_step=0, deploy_config=None)
+    app = server.create_app(server.with_served_domains(server._load(config), [host]), lines=control.Lines(lines, enabled=True))
+    app.state.auth0.serve_as([host], scheme="http")
+    return app
 
 
 # ---------------------------------------------------------------------------------------

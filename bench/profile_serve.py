@@ -31,8 +31,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_serve  # noqa: E402 (bench/ is not a package)
 
-from claimsengine.adapters import control, server  # noqa: E402
-
 HOST = "127.0.0.1:8000"
 BATCH = 100
 
@@ -49,16 +47,9 @@ def main() -> int:
     args = parser.parse_args()
     data = bench_serve.make_dataset(args.clients)
     bodies = [body.encode() for body in data.bodies()]
-    with tempfile.TemporaryDirectory(prefix="profile-serve-") as tmp:
-        path = bench_serve.write_tenant(data, Path(tmp))
-        config: dict[str, Any] = {"tenant": str(path), "keywords": {}, "domain": None, "strict_host": False}
-        for name in ("keyword_file", "credentials", "node_modules", "action_secrets", "users", "user_assignments", "default_user"):
-            config[name] = None
-        config.update(admin=False, seed=None, now=None, clock_step=0, deploy_config=None)
-        tenant = server.with_served_domains(server._load(config), [HOST])
     sink = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the app)
-    app = server.create_app(tenant, lines=control.Lines(sink, enabled=True))
-    app.state.auth0.serve_as([HOST], scheme="http")
+    with tempfile.TemporaryDirectory(prefix="profile-serve-") as tmp:
+        app = bench_serve.serve_app(bench_serve.write_tenant(data, Path(tmp)), HOST, sink)
 
     async def one(body: bytes) -> None:
         headers = [

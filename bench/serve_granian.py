@@ -35,16 +35,7 @@ PY = sys.executable
 
 def ce_app() -> Any:
     """granian's factory for claimsengine: the app ``claimsengine serve`` builds, log lines on."""
-    from claimsengine.adapters import control, server
-
-    config: dict[str, Any] = {"tenant": os.environ["CE_TENANT"], "keywords": {}, "domain": None, "strict_host": False}
-    for name in ("keyword_file", "credentials", "node_modules", "action_secrets", "users", "user_assignments", "default_user"):
-        config[name] = None
-    config.update(admin=False, seed=None, now=None, clock_step=0, deploy_config=None)
-    host = os.environ["CE_HOST"]
-    app = server.create_app(server.with_served_domains(server._load(config), [host]), lines=control.Lines(sys.stdout))
-    app.state.auth0.serve_as([host], scheme="http")
-    return app
+    return bs.serve_app(Path(os.environ["CE_TENANT"]), os.environ["CE_HOST"], sys.stdout)
 
 
 def authlib_app() -> Any:
