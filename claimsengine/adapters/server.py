@@ -1315,13 +1315,15 @@ class _TokenLane:
         self.overrides = overrides
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != TOKEN_ENDPOINT or scope["method"] != "POST" or len(self.overrides):
+        if (
+            scope["type"] != "http"
+            or scope["path"] != TOKEN_ENDPOINT
+            or scope["method"] != "POST"
+            or len(self.overrides)
+            or any(name == b"origin" for name, _ in scope["headers"])
+        ):
             await self.app(scope, receive, send)
             return
-        for name, _ in scope["headers"]:
-            if name == b"origin":
-                await self.app(scope, receive, send)
-                return
         request = Request(scope, receive)
         started = False
 
