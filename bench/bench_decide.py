@@ -418,12 +418,13 @@ def engine_tenant(world: World) -> Any:
     return tenant
 
 
-def build_engine(world: World, keys: Keys, contract: str) -> Callable[[Any], Any]:
+def build_engine(world: World, keys: Keys, contract: str, tenant: Any = None) -> Callable[[Any], Any]:
+    """claimsengine's row of ``contract``, on ``tenant`` (default: the world's, as engine_tenant builds it)."""
     from claimsengine import Issued, TokenFormat, decide
     from claimsengine.adapters import wire
     from claimsengine.adapters.signing import Minter
 
-    tenant = engine_tenant(world)
+    tenant = tenant if tenant is not None else engine_tenant(world)
     clock = time.time
     if contract == A:
 

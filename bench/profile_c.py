@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from pydantic import SecretStr
 
-from claimsengine import Issued, SigningAlg, Tenant, decide
+from claimsengine import SigningAlg, Tenant, decide
 from claimsengine.adapters import wire
 from claimsengine.adapters.server import MAX_FORM_FIELDS
 from claimsengine.adapters.signing import Minter
@@ -104,14 +104,7 @@ def main() -> int:
     pieces["Minter.access_token above the signature"] = best_us(minter.access_token, decisions, signature_loops) - signature
     pieces["wire.success_body"] = best_us(lambda pair: wire.success_body(*pair), list(zip(decisions, tokens, strict=True)), args.loops)
     pieces["json.dumps of the answer"] = best_us(json.dumps, answers, args.loops)
-    dumps, token_request, success_body = json.dumps, wire.token_request, wire.success_body
-
-    def c_row(body: str) -> str:  # bench_decide.py's claimsengine C row, on this tenant
-        outcome = decide(token_request(wire.Parameters(wire.form_pairs(body, MAX_FORM_FIELDS)), domain=bench.DOMAIN), tenant, now=now)
-        assert isinstance(outcome, Issued)
-        return dumps(success_body(outcome, minter.access_token(outcome)))
-
-    whole = best_us(c_row, bodies, signature_loops) - signature
+    whole = best_us(bench.build_engine(world, keys, bench.C, tenant), bodies, signature_loops) - signature
     print(f"# {args.alg}, {args.clients:,} clients, 512 bodies, CPU µs per call (best of {args.loops} loops; signatures {signature_loops})")
     for name, us in pieces.items():
         print(f"{name:45s} {us:7.2f}")
